@@ -1,0 +1,20 @@
+# The README's commands. `make test` is what CI runs.
+GO ?= go
+
+.PHONY: build test vet e2e bench fuzz
+
+build:
+	$(GO) build -o bin/cassetteproxy ./cmd/cassetteproxy
+
+vet:
+	$(GO) vet ./...
+
+# Unit and end-to-end tests, with the race detector.
+test: vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+e2e:
+	$(GO) test -count=1 -v ./e2e/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

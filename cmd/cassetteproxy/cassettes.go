@@ -1,0 +1,212 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cassetteproxy/cassetteproxy/fixtures"
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
+
+func cassettesCommand() *cli.Command {
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	return &cli.Command{
+		Name:  "cassettes",
+		Usage: "list, show and remove recorded cassettes",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "ls",
+				Usage: "list cassettes",
+				Flags: []cli.Flag{jsonFlag},
+				Action: func(c *cli.Context) error {
+					return withStore(c, true, func(st *store.Store) error {
+						infos, err := st.ListCassettes()
+						if err != nil {
+							return err
+						}
+						if c.Bool("json") {
+							if infos == nil {
+								infos = []store.CassetteInfo{}
+							}
+							return printJSON(c, infos)
+						}
+						tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(tw, "NAME\tINTERACTIONS\tCREATED\tUPDATED")
+						for _, in := range infos {
+							fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", in.Name, in.Interactions, in.CreatedAt.Format(time.RFC3339), in.UpdatedAt.Format(time.RFC3339))
+						}
+						return tw.Flush()
+					})
+				},
+			},
+			{
+				Name:      "show",
+				Usage:     "show a cassette's interactions",
+				ArgsUsage: "NAME",
+				Flags:     []cli.Flag{jsonFlag},
+				Action: func(c *cli.Context) error {
+					name, err := oneArg(c, "NAME")
+					if err != nil {
+						return err
+					}
+					return withStore(c, true, func(st *store.Store) error {
+						ins, err := st.Interactions(name)
+						if err != nil {
+							return err
+						}
+						if c.Bool("json") {
+							out := make([]fixtures.ReadableInteraction, 0, len(ins))
+							for _, in := range ins {
+								out = append(out, fixtures.Readable(in))
+							}
+							return printJSON(c, map[string]any{"cassette": name, "interactions": out})
+						}
+						tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(tw, "SEQ\tMETHOD\tURL\tSTATUS\tBODY\tNOTES")
+						for _, in := range ins {
+							fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", in.Seq, in.Request.Method, in.Request.URL,
+								in.Response.Status, bodySize(in.Response), notes(in.Response))
+						}
+						return tw.Flush()
+					})
+				},
+			},
+			{
+				Name:      "rm",
+				Usage:     "remove a cassette",
+				ArgsUsage: "NAME",
+				Action: func(c *cli.Context) error {
+					name, err := oneArg(c, "NAME")
+					if err != nil {
+						return err
+					}
+					return withStore(c, false, func(st *store.Store) error {
+						if err := st.DeleteCassette(name); err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "removed cassette %s\n", name)
+						return nil
+					})
+				},
+			},
+		},
+	}
+}
+
+func bodySize(r store.Response) string {
+	if r.NotRecorded != nil {
+		return fmt.Sprintf("%dB (not kept)", r.NotRecorded.Size)
+	}
+	return fmt.Sprintf("%dB", len(r.Body))
+}
+
+// notes marks what a reader of a cassette must know about a response.
+func notes(r store.Response) string {
+	var n []string
+	if r.Streamed {
+		n = append(n, fmt.Sprintf("stream:%d events", len(r.Events)))
+	}
+	if r.Incomplete {
+		n = append(n, "incomplete")
+	}
+	if r.Upgrade {
+		n = append(n, "upgrade")
+	}
+	if r.NotRecorded != nil {
+		n = append(n, "truncated:body_not_recorded")
+	}
+	if r.ContentEncoding != "" {
+		n = append(n, "was:"+r.ContentEncoding)
+	}
+	return strings.Join(n, ",")
+}
+
+// withStore opens the store for a command. Read-only commands on a missing
+// store see an empty one rather than creating a file.
+func withStore(c *cli.Context, readOnly bool, fn func(*store.Store) error) error {
+	path := globalString(c, "db")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && readOnly {
+		return fmt.Errorf("no store at %s: record a cassette first (cassetteproxy serve --mode record --cassette NAME), or point --db at one", path)
+	}
+	st, err := store.Open(path, store.Options{ReadOnly: readOnly})
+	if err != nil {
+		return err
+	}
+	err = fn(st)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func oneArg(c *cli.Context, what string) (string, error) {
+	args, err := positionals(c)
+	if err != nil {
+		return "", err
+	}
+	if len(args) != 1 {
+		return "", fmt.Errorf("%s takes one argument, %s", c.Command.Name, what)
+	}
+	return args[0], nil
+}
+
+// positionals returns a command's positional arguments, applying any of its
+// flags typed after them: urfave/cli stops reading flags at the first
+// argument, and users write `show demo --json` as often as `show --json demo`.
+func positionals(c *cli.Context) ([]string, error) {
+	var out []string
+	args := c.Args().Slice()
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i+1:]...), nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			out = append(out, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		flag := findFlag(c.Command.Flags, name)
+		if flag == nil {
+			return nil, fmt.Errorf("flag provided but not defined: %s (see: cassetteproxy %s --help)", a, c.Command.Name)
+		}
+		if _, isBool := flag.(*cli.BoolFlag); isBool && !hasValue {
+			value = "true"
+		} else if !hasValue {
+			if i+1 >= len(args) {
+				return nil, fmt.Errorf("flag needs an argument: %s", a)
+			}
+			i++
+			value = args[i]
+		}
+		if err := c.Set(name, value); err != nil {
+			return nil, fmt.Errorf("%s: %w", a, err)
+		}
+	}
+	return out, nil
+}
+
+func findFlag(flags []cli.Flag, name string) cli.Flag {
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+func printJSON(c *cli.Context, v any) error {
+	enc := json.NewEncoder(c.App.Writer)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

@@ -1,0 +1,111 @@
+// Command cassetteproxy records what AI agents' tools answer and replays it.
+// This package only wires: flags, environment, exit codes. The work is done
+// in proxy, store, match, redact and fixtures.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+)
+
+// exitError carries an exit code other than 1 (run and replay pass on the
+// child's code, or 3 for a verdict that is not passed).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	app := newApp()
+	err := app.Run(os.Args)
+	if err == nil {
+		return
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "cassetteproxy: "+msg)
+	}
+	os.Exit(code)
+}
+
+// Global flags. urfave/cli only accepts a flag where it is declared, and
+// users type --db after the command name as often as before it, so these
+// are declared on the app and on every command; globalString reads
+// whichever the user set.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "db", Usage: "the store `FILE` [$CASSETTEPROXY_DB]", Value: "./cassettes.db"},
+		&cli.StringFlag{Name: "home", Usage: "`DIR` for the CA key and certificate [$CASSETTEPROXY_HOME]", Value: defaultHome()},
+		&cli.StringFlag{Name: "log-format", Usage: "text or json [$CASSETTEPROXY_LOG_FORMAT]", Value: "text"},
+	}
+}
+
+func defaultHome() string {
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cassetteproxy")
+	}
+	return ".cassetteproxy"
+}
+
+// globalEnv names each global flag's environment variable. They are read
+// here rather than through the flags' EnvVars, which would let the
+// variable shadow a flag typed on the other side of the command name.
+var globalEnv = map[string]string{"db": "CASSETTEPROXY_DB", "home": "CASSETTEPROXY_HOME", "log-format": "CASSETTEPROXY_LOG_FORMAT"}
+
+// globalString is the value of a global flag from wherever it was typed
+// (after the command first, then before it), else its environment
+// variable, else its default.
+func globalString(c *cli.Context, name string) string {
+	for _, ctx := range c.Lineage() {
+		for _, set := range ctx.LocalFlagNames() {
+			if set == name {
+				return ctx.String(name)
+			}
+		}
+	}
+	if v := os.Getenv(globalEnv[name]); v != "" {
+		return v
+	}
+	return c.String(name)
+}
+
+func withGlobals(cmds []*cli.Command) []*cli.Command {
+	for _, cmd := range cmds {
+		if len(cmd.Subcommands) > 0 {
+			withGlobals(cmd.Subcommands)
+			continue
+		}
+		cmd.Flags = append(cmd.Flags, globalFlags()...)
+	}
+	return cmds
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "cassetteproxy",
+		Usage:                "record what AI agents' tools answer; replay it, and block anything unrecorded",
+		Flags:                globalFlags(),
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		ExitErrHandler:       func(*cli.Context, error) {}, // main prints and exits after cleanup
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%v (see: cassetteproxy %s --help)", err, c.Command.Name)
+		},
+		Commands: withGlobals([]*cli.Command{
+			serveCommand(),
+			envCommand(),
+			caCommand(),
+			cassettesCommand(),
+		}),
+	}
+}

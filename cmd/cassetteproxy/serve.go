@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cassetteproxy/cassetteproxy/match"
+	"github.com/cassetteproxy/cassetteproxy/proxy"
+	"github.com/cassetteproxy/cassetteproxy/redact"
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
+
+// proxyFlags are shared by serve and run.
+func proxyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "mode", Usage: "record, replay, strict or live", EnvVars: []string{"CASSETTEPROXY_MODE"}, Value: "replay"},
+		&cli.StringFlag{Name: "cassette", Usage: "cassette `NAME`", EnvVars: []string{"CASSETTEPROXY_CASSETTE"}, Value: "default"},
+		&cli.StringFlag{Name: "listen", Usage: "`host:port` to listen on (port 0 picks a free one)", EnvVars: []string{"CASSETTEPROXY_LISTEN"}, Value: "127.0.0.1:8080"},
+		&cli.StringFlag{Name: "ready-file", Usage: "write the listening host:port to `FILE` once accepting"},
+		&cli.StringSliceFlag{Name: "upstream-ca", Usage: "PEM `FILE` of extra roots for verifying upstreams (repeatable)"},
+		&cli.StringFlag{Name: "rules", Usage: "matching and redaction rules `FILE` (YAML)", EnvVars: []string{"CASSETTEPROXY_RULES"}},
+		&cli.IntFlag{Name: "blocked-status", Usage: "HTTP status of a blocked answer", Value: 403},
+		&cli.BoolFlag{Name: "append", Usage: "record mode: add to the cassette instead of starting it fresh"},
+		&cli.Int64Flag{Name: "max-body", Usage: "largest body recorded, in bytes; larger ones pass through unrecorded", Value: 64 << 20},
+	}
+}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "serve",
+		Usage:     "run the proxy until interrupted",
+		UsageText: "cassetteproxy serve --mode record|replay|strict|live --cassette NAME [--listen 127.0.0.1:8080]",
+		Flags:     proxyFlags(),
+		Action: func(c *cli.Context) error {
+			p, err := startProxy(c, "")
+			if err != nil {
+				return err
+			}
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			select {
+			case sig := <-sigs:
+				p.log.Info("stopping", "signal", sig.String())
+			case err := <-p.served:
+				if err != nil {
+					p.stop()
+					return fmt.Errorf("serve on %s: %w", p.addr, err)
+				}
+			}
+			return p.stop()
+		},
+	}
+}
+
+// runningProxy is a started proxy with everything it holds open.
+type runningProxy struct {
+	addr   string
+	srv    *proxy.Server
+	st     *store.Store
+	rec    *store.Recorder
+	ca     *proxy.CA
+	log    *slog.Logger
+	served chan error
+}
+
+// startProxy opens the store, loads the cassette, listens, and serves in the
+// background. Everything it opened is closed by stop.
+func startProxy(c *cli.Context, runID string) (*runningProxy, error) {
+	mode, err := proxy.ParseMode(c.String("mode"))
+	if err != nil {
+		return nil, err
+	}
+	cassette := c.String("cassette")
+	if cassette == "" {
+		return nil, errors.New("--cassette NAME is required")
+	}
+	logger, err := newLogger(globalString(c, "log-format"), c.App.ErrWriter)
+	if err != nil {
+		return nil, err
+	}
+	status := c.Int("blocked-status")
+	if status < 100 || status > 599 {
+		return nil, fmt.Errorf("--blocked-status %d is not an HTTP status (100-599)", status)
+	}
+	ca, err := proxy.LoadOrCreateCA(globalString(c, "home"))
+	if err != nil {
+		return nil, err
+	}
+	roots, err := upstreamRoots(c.StringSlice("upstream-ca"))
+	if err != nil {
+		return nil, err
+	}
+	rules, redactCfg, err := loadRules(c.String("rules"))
+	if err != nil {
+		return nil, err
+	}
+
+	dbPath := globalString(c, "db")
+	st, err := store.Open(dbPath, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	p := &runningProxy{st: st, ca: ca, log: logger, served: make(chan error, 1)}
+	fail := func(err error) (*runningProxy, error) {
+		if p.rec != nil {
+			p.rec.Close()
+		}
+		st.Close()
+		return nil, err
+	}
+	secret, err := st.Secret("redact-hmac", 32)
+	if err != nil {
+		return fail(err)
+	}
+	redactCfg.Secret = secret
+	redactor, err := redact.New(redactCfg)
+	if err != nil {
+		return fail(fmt.Errorf("rules %s: %w", c.String("rules"), err))
+	}
+
+	var interactions []store.Interaction
+	if mode == proxy.ModeRecord {
+		if !c.Bool("append") {
+			err = st.ResetCassette(cassette)
+		} else {
+			err = st.CreateCassette(cassette)
+		}
+		if err != nil {
+			return fail(err)
+		}
+	} else {
+		if interactions, err = loadCassette(st, dbPath, cassette); err != nil {
+			return fail(err)
+		}
+	}
+	if mode.Contacts() {
+		p.rec = st.NewRecorder(store.RecorderOptions{})
+	}
+
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fail(listenError(c.String("listen"), err))
+	}
+	p.addr = ln.Addr().String()
+	p.srv, err = proxy.New(proxy.Config{
+		Mode:          mode,
+		Cassette:      cassette,
+		Interactions:  interactions,
+		Recorder:      p.rec,
+		Rules:         rules,
+		Redactor:      redactor,
+		CA:            ca,
+		UpstreamRoots: roots,
+		BlockedStatus: status,
+		MaxBody:       c.Int64("max-body"),
+		Logger:        logger,
+		RunID:         runID,
+	})
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	go func() { p.served <- p.srv.Serve(ln) }()
+	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", len(interactions), "db", dbPath, "ca", ca.CertPath)
+	if rf := c.String("ready-file"); rf != "" {
+		if err := proxy.WriteFileAtomic(rf, []byte(p.addr+"\n"), 0o644); err != nil {
+			p.stop()
+			return nil, fmt.Errorf("write ready file %s: %w", rf, err)
+		}
+	}
+	return p, nil
+}
+
+// stop shuts the proxy down in the order that loses nothing: connections
+// closed, in-flight recordings handed over, the recorder flushed, the store closed.
+func (p *runningProxy) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var errs []error
+	if err := p.srv.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if p.rec != nil {
+		if err := p.rec.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("flush recordings: %w", err))
+		}
+	}
+	if err := p.st.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// loadCassette reads a cassette for replay, or says which exist and how to
+// record the missing one.
+func loadCassette(st *store.Store, dbPath, name string) ([]store.Interaction, error) {
+	ok, err := st.HasCassette(name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		infos, err := st.ListCassettes()
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, 0, len(infos))
+		for _, in := range infos {
+			names = append(names, in.Name)
+		}
+		have := "it has none"
+		if len(names) > 0 {
+			have = "it has: " + strings.Join(names, ", ")
+		}
+		return nil, fmt.Errorf("cassette %q not found in %s (%s); record it with: cassetteproxy serve --mode record --cassette %s", name, dbPath, have, name)
+	}
+	return st.Interactions(name)
+}
+
+func loadRules(path string) (*match.Rules, redact.Config, error) {
+	if path == "" {
+		return match.DefaultRules(), redact.Config{}, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, redact.Config{}, fmt.Errorf("read rules: %w", err)
+	}
+	rules, err := match.ParseRules(data)
+	if err != nil {
+		return nil, redact.Config{}, fmt.Errorf("%s:%w", path, err)
+	}
+	cfg, err := redact.ParseConfig(data)
+	if err != nil {
+		return nil, redact.Config{}, fmt.Errorf("%s:%w", path, err)
+	}
+	return rules, cfg, nil
+}
+
+func upstreamRoots(files []string) (*x509.CertPool, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range files {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read --upstream-ca: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--upstream-ca %s: no PEM certificate in it", f)
+		}
+	}
+	return pool, nil
+}
+
+func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen on %s: address already in use (another cassetteproxy? pick another with --listen, or --listen 127.0.0.1:0 for a free port)", addr)
+	}
+	return fmt.Errorf("listen on %s: %w", addr, err)
+}
+
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("unknown --log-format %q: use text or json", format)
+}

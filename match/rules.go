@@ -1,0 +1,403 @@
+package match
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Rules decide what of a request goes into its match key. The zero value
+// and a nil *Rules behave as DefaultRules. Rules are immutable once parsed
+// and safe for concurrent use.
+type Rules struct {
+	rules []rule
+}
+
+type bodyMode uint8
+
+const (
+	bodyAuto   bodyMode = iota // JSON when it is JSON, form when it is a form, else bytes
+	bodyJSONM                  // JSON whatever the content type (bytes if it does not parse)
+	bodyExact                  // raw bytes
+	bodyIgnore                 // not in the key
+)
+
+var bodyModeNames = map[string]bodyMode{"auto": bodyAuto, "json": bodyJSONM, "exact": bodyExact, "ignore": bodyIgnore}
+
+// Modes a rule may set; the proxy interprets them.
+var validModes = map[string]bool{"replay": true, "record": true, "live": true, "strict": true}
+
+type rule struct {
+	line          int
+	host, path    string // glob patterns; "" = any
+	ignoreQuery   []string
+	ignoreHeaders []string
+	matchHeaders  []string
+	bodyPaths     []JSONPath
+	body          bodyMode
+	bodySet       bool
+	mode          string
+}
+
+// DefaultRules need no file: method, scheme, host, path, query and body are
+// keyed; no header is.
+func DefaultRules() *Rules { return &Rules{} }
+
+// Len is the number of rules.
+func (r *Rules) Len() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.rules)
+}
+
+// RulesError is a rules file that could not be used. Error() reads
+// "rules.yaml:7: invalid JSON path ...", or "line 7: ..." without a file.
+type RulesError struct {
+	File string // "" for ParseRules
+	Line int    // 0 when unknown
+	Msg  string
+}
+
+func (e *RulesError) Error() string {
+	switch {
+	case e.File != "" && e.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	case e.File != "":
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	case e.Line > 0:
+		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+	}
+	return e.Msg
+}
+
+// LoadRules reads and parses a rules file; errors name the file and line.
+func LoadRules(path string) (*Rules, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &RulesError{File: path, Msg: fmt.Sprintf("cannot read rules: %v", err)}
+	}
+	return parseRules(data, path)
+}
+
+// ParseRules parses rules YAML; errors carry the line ("line 7: ...").
+func ParseRules(data []byte) (*Rules, error) {
+	return parseRules(data, "")
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func parseRules(data []byte, file string) (*Rules, error) {
+	errAt := func(line int, format string, args ...any) error {
+		return &RulesError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		msg := err.Error()
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			if at := yamlProblemLine(data); at > line {
+				// The parser names the line where the enclosing block
+				// starts; the line that broke it helps more.
+				return nil, errAt(at, "%s (in the block starting at line %d)", m[2], line)
+			}
+			return nil, errAt(line, "%s", m[2])
+		}
+		return nil, errAt(0, "%s", strings.TrimPrefix(msg, "yaml: "))
+	}
+	rs := &Rules{}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return rs, nil // empty file
+	}
+	top := resolve(doc.Content[0])
+	if top.Kind == yaml.ScalarNode && top.Tag == "!!null" {
+		return rs, nil
+	}
+	if top.Kind != yaml.MappingNode {
+		return nil, errAt(top.Line, "rules file must be a mapping with a rules: list")
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := resolve(top.Content[i]), resolve(top.Content[i+1])
+		if prev, ok := seen[k.Value]; ok {
+			return nil, errAt(k.Line, "key %q already defined at line %d", k.Value, prev)
+		}
+		seen[k.Value] = k.Line
+		switch k.Value {
+		case "redact":
+			// Owned by package redact.
+		case "rules":
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+				continue
+			}
+			if v.Kind != yaml.SequenceNode {
+				return nil, errAt(v.Line, "rules must be a list")
+			}
+			for _, item := range v.Content {
+				ru, err := parseRule(resolve(item), errAt)
+				if err != nil {
+					return nil, err
+				}
+				rs.rules = append(rs.rules, ru)
+			}
+		default:
+			return nil, errAt(k.Line, "unknown key %q (want rules or redact)", k.Value)
+		}
+	}
+	return rs, nil
+}
+
+// yamlProblemLine finds the line a YAML syntax error is on: the one after
+// the longest prefix of whole lines that still parses. 0 if unknown.
+func yamlProblemLine(data []byte) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > 2000 {
+		return 0
+	}
+	for k := len(lines) - 1; k >= 1; k-- {
+		var n yaml.Node
+		if yaml.Unmarshal([]byte(strings.Join(lines[:k], "")), &n) == nil {
+			return k + 1
+		}
+	}
+	return 0
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+type errAtFunc func(line int, format string, args ...any) error
+
+func parseRule(n *yaml.Node, errAt errAtFunc) (rule, error) {
+	if n.Kind != yaml.MappingNode {
+		return rule{}, errAt(n.Line, "each rule must be a mapping (host:, path:, ...)")
+	}
+	ru := rule{line: n.Line}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		if prev, ok := seen[k.Value]; ok {
+			return rule{}, errAt(k.Line, "key %q already defined at line %d", k.Value, prev)
+		}
+		seen[k.Value] = k.Line
+		var err error
+		switch k.Value {
+		case "host":
+			ru.host, err = scalar(v, k.Value, errAt)
+			ru.host = strings.ToLower(ru.host)
+		case "path":
+			ru.path, err = scalar(v, k.Value, errAt)
+		case "ignore_query":
+			ru.ignoreQuery, err = stringList(v, k.Value, errAt)
+		case "ignore_headers":
+			ru.ignoreHeaders, err = stringList(v, k.Value, errAt)
+		case "match_headers":
+			ru.matchHeaders, err = stringList(v, k.Value, errAt)
+		case "ignore_body_paths":
+			var paths []string
+			if paths, err = stringList(v, k.Value, errAt); err != nil {
+				break
+			}
+			items := listItems(v)
+			for j, p := range paths {
+				jp, perr := ParseJSONPath(p)
+				if perr != nil {
+					return rule{}, errAt(items[j].Line, "%v", perr)
+				}
+				ru.bodyPaths = append(ru.bodyPaths, jp)
+			}
+		case "body":
+			var s string
+			if s, err = scalar(v, k.Value, errAt); err != nil {
+				break
+			}
+			m, ok := bodyModeNames[strings.ToLower(s)]
+			if !ok {
+				return rule{}, errAt(v.Line, "body must be auto, json, exact or ignore, not %q", s)
+			}
+			ru.body, ru.bodySet = m, true
+		case "mode":
+			var s string
+			if s, err = scalar(v, k.Value, errAt); err != nil {
+				break
+			}
+			s = strings.ToLower(s)
+			if !validModes[s] {
+				return rule{}, errAt(v.Line, "mode must be replay, record, live or strict, not %q", s)
+			}
+			ru.mode = s
+		default:
+			return rule{}, errAt(k.Line, "unknown rule key %q (want host, path, ignore_query, ignore_headers, match_headers, ignore_body_paths, body or mode)", k.Value)
+		}
+		if err != nil {
+			return rule{}, err
+		}
+	}
+	if len(ru.bodyPaths) > 0 && ru.bodySet && (ru.body == bodyExact || ru.body == bodyIgnore) {
+		return rule{}, errAt(n.Line, "ignore_body_paths needs body auto or json")
+	}
+	return ru, nil
+}
+
+func scalar(v *yaml.Node, key string, errAt errAtFunc) (string, error) {
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+		return "", errAt(v.Line, "%s must be a single value", key)
+	}
+	if strings.TrimSpace(v.Value) == "" {
+		return "", errAt(v.Line, "%s must not be empty", key)
+	}
+	return strings.TrimSpace(v.Value), nil
+}
+
+func listItems(v *yaml.Node) []*yaml.Node {
+	if v.Kind == yaml.SequenceNode {
+		return v.Content
+	}
+	return []*yaml.Node{v}
+}
+
+// stringList accepts a list of scalars, or one scalar for a one-item list.
+func stringList(v *yaml.Node, key string, errAt errAtFunc) ([]string, error) {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return nil, nil
+	}
+	if v.Kind != yaml.SequenceNode && v.Kind != yaml.ScalarNode {
+		return nil, errAt(v.Line, "%s must be a list", key)
+	}
+	var out []string
+	for _, it := range listItems(v) {
+		it = resolve(it)
+		s, err := scalar(it, key+" item", errAt)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// matches reports whether the rule applies to a request for hostname (no
+// port, lower-case), its port ("" when unknown) and its URL path. path ""
+// (not known yet, as at CONNECT) matches only rules without a path.
+func (ru *rule) matches(hostname, port, path string) bool {
+	if ru.host != "" && !hostPatternMatch(ru.host, hostname, port) {
+		return false
+	}
+	if ru.path != "" && (path == "" || !globMatch(ru.path, path, false)) {
+		return false
+	}
+	return true
+}
+
+// hostPatternMatch: a pattern with a port ("example.com:8443",
+// "[::1]:8080", "*:8080") is matched against host:port, with the scheme's
+// default port filled in; a pattern without one against the host name only.
+func hostPatternMatch(pattern, hostname, port string) bool {
+	withPort := false
+	if strings.HasPrefix(pattern, "[") {
+		if strings.Contains(pattern, "]:") {
+			withPort = true
+		} else {
+			pattern = strings.Trim(pattern, "[]")
+		}
+	} else if strings.Count(pattern, ":") == 1 {
+		withPort = true
+	}
+	if !withPort {
+		return globMatch(pattern, hostname, true)
+	}
+	if port == "" {
+		return false
+	}
+	return globMatch(pattern, net.JoinHostPort(hostname, port), true)
+}
+
+// effective is what the matching rules say about one request.
+type effective struct {
+	ignoreQuery   []string
+	ignoreHeaders []string
+	matchHeaders  []string
+	bodyPaths     []JSONPath
+	body          bodyMode
+}
+
+var defaultEffective = &effective{}
+
+// effectiveFor merges every rule that applies: the ignore and match lists
+// of all of them add up; body (like mode) comes from the first rule that
+// sets it.
+func (r *Rules) effectiveFor(hostname, port, path string) *effective {
+	if r == nil || len(r.rules) == 0 {
+		return defaultEffective
+	}
+	var e *effective
+	bodySet := false
+	for i := range r.rules {
+		ru := &r.rules[i]
+		if !ru.matches(hostname, port, path) {
+			continue
+		}
+		if e == nil {
+			e = &effective{}
+		}
+		e.ignoreQuery = append(e.ignoreQuery, ru.ignoreQuery...)
+		e.ignoreHeaders = append(e.ignoreHeaders, ru.ignoreHeaders...)
+		e.matchHeaders = append(e.matchHeaders, ru.matchHeaders...)
+		e.bodyPaths = append(e.bodyPaths, ru.bodyPaths...)
+		if ru.bodySet && !bodySet {
+			e.body, bodySet = ru.body, true
+		}
+	}
+	if e == nil {
+		return defaultEffective
+	}
+	return e
+}
+
+// ModeFor is the mode the first rule matching host and path sets, if any.
+// host is "name" or "name:port" (a Host header or CONNECT target); ports 80
+// and 443 are taken as defaults. path "" (unknown, as at CONNECT time)
+// matches only rules without a path pattern.
+func (r *Rules) ModeFor(host, path string) (string, bool) {
+	if r == nil {
+		return "", false
+	}
+	hostname, port := splitHostPort(host)
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	for i := range r.rules {
+		ru := &r.rules[i]
+		if ru.mode != "" && ru.matches(hostname, port, path) {
+			return ru.mode, true
+		}
+	}
+	return "", false
+}
+
+// splitHostPort splits "host[:port]" (IPv6 in brackets), lower-cases the
+// host and drops a trailing dot. port is "" when absent.
+func splitHostPort(hostport string) (hostname, port string) {
+	hostport = strings.TrimSpace(hostport)
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		hostname, port = h, p
+	} else {
+		hostname = strings.Trim(hostport, "[]")
+	}
+	hostname = strings.TrimSuffix(strings.ToLower(hostname), ".")
+	return hostname, port
+}

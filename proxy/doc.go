@@ -1,0 +1,15 @@
+// Package proxy is the MITM server: it accepts plain HTTP proxy requests and
+// CONNECT tunnels (intercepted with a local CA, built on goproxy), applies the
+// mode policy (record, replay, strict, live) to every request, answers from
+// the cassette or forwards upstream, and tees what upstream answered to the
+// recorder without holding up the client.
+//
+// Files, one concern each:
+//   - server.go:    the listener, goproxy wiring, shutdown of hijacked connections
+//   - handle.go:    one request's whole path, top to bottom
+//   - capture.go:   the tee that records a response body as the client reads it
+//   - normalize.go: turning a live request or response into its recorded form
+//   - blocked.go:   the answer a blocked request gets
+//   - upstream.go:  the outbound transport (and the one replay uses, which cannot dial)
+//   - ca.go:        the CA and the per-host leaf certificate cache
+package proxy

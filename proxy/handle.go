@@ -1,0 +1,274 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cassetteproxy/cassetteproxy/match"
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
+
+// Decisions, as logged and reported to the Observer.
+const (
+	DecisionRecorded  = "recorded"  // forwarded upstream and recorded
+	DecisionReplayed  = "replayed"  // answered from the cassette
+	DecisionBlocked   = "blocked"   // answered with a blocked answer
+	DecisionError     = "error"     // upstream failed; answered 502
+	DecisionTunnelled = "tunnelled" // protocol upgrade passed through
+)
+
+// Outcome is what the proxy did with one request, for logs and run records.
+type Outcome struct {
+	Method   string
+	URL      string // redacted
+	Host     string
+	Decision string
+	Reason   string // the blocked reason, or the error
+	Status   int
+	Duration time.Duration
+	Body     []byte // the redacted request body, for callers that look inside (model names)
+}
+
+// handle is the path every request takes, plain HTTP or from inside an
+// intercepted tunnel. It never returns nil and never panics: whatever goes
+// wrong, the client gets an answer.
+func (s *Server) handle(req *http.Request) (resp *http.Response) {
+	start := time.Now()
+	out := Outcome{Method: req.Method, Host: req.URL.Host}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic while handling request", "method", req.Method, "url", s.redactor.String(req.URL.String()), "panic", fmt.Sprint(p))
+			out.Decision, out.Reason = DecisionError, "internal error"
+			resp = s.errorResponse(req, http.StatusBadGateway, "cassetteproxy internal error")
+		}
+		out.Status = resp.StatusCode
+		out.Duration = time.Since(start)
+		s.report(out)
+	}()
+	out.URL = s.redactor.String(req.URL.String())
+	if s.onRequest != nil {
+		s.onRequest(req)
+	}
+
+	// 1. Read the request body whole, within bounds: matching needs all of
+	// it, and it is forwarded from this copy.
+	body, rest, err := readBody(req.Body, s.cfg.MaxBody)
+	if err != nil {
+		out.Decision, out.Reason = DecisionError, "reading request body: "+err.Error()
+		return s.errorResponse(req, http.StatusBadRequest, out.Reason)
+	}
+
+	// 2. The request as it is stored and matched: normalized, then redacted,
+	// so its key does not depend on secrets.
+	recReq := recordedRequest(req, body)
+	s.redactor.Request(&recReq)
+	out.Body = recReq.Body
+	mode := s.modeFor(req)
+
+	// 3. Protocol upgrades (WebSocket) cannot be replayed: they are tunnelled
+	// in record mode only (see upgradeTripper) and blocked elsewhere.
+	if isUpgrade(req.Header) {
+		out.Decision, out.Reason = DecisionBlocked, ReasonUpgrade
+		return s.blockedResponse(req, blockedAnswer{Reason: ReasonUpgrade, Request: blockedRequest{req.Method, out.URL},
+			Message: "protocol upgrades (WebSocket) are tunnelled in record mode but cannot be replayed"})
+	}
+
+	// 4. Record mode forwards everything, answered or not before.
+	if mode == ModeRecord {
+		out.Decision = DecisionRecorded
+		return s.forward(req, body, rest, recReq, &out)
+	}
+
+	// 5. Every other mode answers from the cassette first.
+	in, status := s.index.Next(&recReq)
+	switch {
+	case status == match.Found, status == match.Exhausted && mode != ModeStrict:
+		if in.Response.NotRecorded != nil {
+			out.Decision, out.Reason = DecisionBlocked, ReasonBodyNotRecorded
+			return s.blockedResponse(req, blockedAnswer{Reason: ReasonBodyNotRecorded, Request: blockedRequest{req.Method, out.URL},
+				Message: fmt.Sprintf("the recorded response body (%d bytes) was over --max-body and was passed through without being kept", in.Response.NotRecorded.Size),
+				Fix:     "record again with a larger --max-body"})
+		}
+		out.Decision = DecisionReplayed
+		return s.replayResponse(req, in)
+	case status == match.Exhausted:
+		out.Decision, out.Reason = DecisionBlocked, ReasonExhausted
+		return s.blockedResponse(req, blockedAnswer{Reason: ReasonExhausted, Request: blockedRequest{req.Method, out.URL},
+			Message: "every recorded answer to this request was already served; strict mode does not repeat the last one",
+			Closest: s.index.Closest(&recReq),
+			Fix:     "record the run again so the cassette holds as many answers as the client asks for, or use --mode replay to repeat the last"})
+	}
+
+	// 6. A miss. Live mode forwards safe methods and adds them to the
+	// cassette; nothing else ever reaches upstream.
+	if mode == ModeLive && isSafe(req.Method) {
+		out.Decision = DecisionRecorded
+		return s.forward(req, body, rest, recReq, &out)
+	}
+	reason, msg := ReasonUnrecorded, "this request was never recorded in the cassette"
+	if !isSafe(req.Method) {
+		reason, msg = ReasonMutation, "this "+req.Method+" was never recorded, and a mutating request is never forwarded in "+string(mode)+" mode"
+	}
+	out.Decision, out.Reason = DecisionBlocked, reason
+	return s.blockedResponse(req, blockedAnswer{Reason: reason, Request: blockedRequest{req.Method, out.URL}, Message: msg,
+		Closest: s.index.Closest(&recReq),
+		Fix:     "make the request match the closest recorded one (see differences), add a rule to ignore the differing part (--rules), or record it: cassetteproxy serve --mode record --append --cassette " + s.cfg.Cassette})
+}
+
+// forward sends the request upstream and returns its response with a body
+// that records itself as the client reads it.
+func (s *Server) forward(req *http.Request, body []byte, rest io.Reader, recReq store.Request, out *Outcome) *http.Response {
+	outReq := req.Clone(req.Context())
+	outReq.RequestURI = ""
+	stripHop(outReq.Header, false)
+	outReq.Body = io.NopCloser(bytes.NewReader(body))
+	outReq.ContentLength = int64(len(body))
+	if rest != nil { // over --max-body: stream the remainder, key on what was read
+		outReq.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), rest))
+		outReq.ContentLength = req.ContentLength
+	}
+	if len(body) == 0 && rest == nil {
+		outReq.Body = http.NoBody
+	}
+	started := time.Now()
+	resp, err := s.upstream.RoundTrip(outReq)
+	if err != nil {
+		out.Decision, out.Reason = DecisionError, "upstream: "+s.redactor.String(err.Error())
+		return s.errorResponse(req, http.StatusBadGateway, out.Reason)
+	}
+	stripHop(resp.Header, false)
+	in := store.Interaction{RecordedAt: started, Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}
+	s.inflight.Add(1)
+	resp.Body = newCapture(resp.Body, resp, s.cfg.MaxBody, func(c *capture) {
+		defer s.inflight.Done()
+		c.fill(&in.Response)
+		in.DurationMs = time.Since(started).Milliseconds()
+		s.save(in)
+	})
+	return resp
+}
+
+// save redacts a finished interaction and hands it to the recorder.
+func (s *Server) save(in store.Interaction) {
+	s.redactor.Interaction(&in)
+	in.Key = s.cfg.Rules.Key(&in.Request)
+	if s.cfg.Mode == ModeLive {
+		s.index.Add(in)
+	}
+	if err := s.cfg.Recorder.Record(s.cfg.Cassette, in); err != nil {
+		s.log.Error("recording failed", "url", s.redactor.String(in.Request.URL), "err", err)
+	}
+}
+
+// replayResponse answers from a recorded interaction.
+func (s *Server) replayResponse(req *http.Request, in *store.Interaction) *http.Response {
+	h := in.Response.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	resp := &http.Response{
+		StatusCode: in.Response.Status,
+		Status:     fmt.Sprintf("%d %s", in.Response.Status, http.StatusText(in.Response.Status)),
+		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:  h,
+		Request: req,
+	}
+	body := in.Response.Body
+	switch {
+	case req.Method == http.MethodHead || in.Response.Status == http.StatusNoContent || in.Response.Status == http.StatusNotModified:
+		resp.Body = http.NoBody
+		resp.ContentLength = 0
+	case in.Response.Streamed:
+		// A stream is served as its events, one write each, so a client
+		// reading event by event sees what it saw live.
+		resp.Body = newEventReader(in.Response.Events, in.Response.Incomplete)
+		resp.ContentLength = -1
+	default:
+		resp.Body = nopCloser{bytes.NewReader(body)}
+		resp.ContentLength = int64(len(body))
+		h.Set("Content-Length", fmt.Sprint(len(body)))
+	}
+	return resp
+}
+
+// eventReader returns one recorded event per Read, and the recorded break
+// (an unexpected EOF) at the end of an incomplete stream.
+type eventReader struct {
+	events     []store.Event
+	cur        []byte
+	incomplete bool
+}
+
+func newEventReader(events []store.Event, incomplete bool) *eventReader {
+	return &eventReader{events: events, incomplete: incomplete}
+}
+
+func (r *eventReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if len(r.events) == 0 {
+			if r.incomplete {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, io.EOF
+		}
+		r.cur, r.events = r.events[0].Data, r.events[1:]
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+func (r *eventReader) Close() error { return nil }
+
+// readBody reads up to max bytes. When the body is larger, what was read is
+// returned with the unread remainder, to be streamed on.
+func readBody(rc io.ReadCloser, max int64) (body []byte, rest io.Reader, err error) {
+	if rc == nil || rc == http.NoBody {
+		return nil, nil, nil
+	}
+	body, err = io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(len(body)) > max {
+		return body, rc, nil
+	}
+	return body, nil, nil
+}
+
+func isSafe(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// report logs the one line a request gets and tells the observer.
+func (s *Server) report(o Outcome) {
+	attrs := []any{"method", o.Method, "url", o.URL, "decision", o.Decision, "status", o.Status,
+		"ms", float64(o.Duration.Microseconds()) / 1000}
+	if o.Reason != "" {
+		attrs = append(attrs, "reason", o.Reason)
+	}
+	level := slog.LevelInfo
+	if o.Decision == DecisionError {
+		level = slog.LevelWarn
+	}
+	s.log.Log(nil, level, "request", attrs...)
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(o)
+	}
+}
+
+func hostOnly(hostport string) string {
+	if i := strings.LastIndex(hostport, ":"); i > 0 && !strings.Contains(hostport[i:], "]") {
+		return hostport[:i]
+	}
+	return hostport
+}

@@ -1,0 +1,170 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cassetteproxy/cassetteproxy/match"
+	"github.com/cassetteproxy/cassetteproxy/redact"
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
+
+// startTestServer runs a Server on loopback with the given cassette.
+func startTestServer(t *testing.T, mode Mode, ins []store.Interaction) (*Server, *http.Client) {
+	t.Helper()
+	ca, err := LoadOrCreateCA(filepath.Join(t.TempDir(), "home"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red, err := redact.New(redact.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec *store.Recorder
+	if mode.Contacts() {
+		st, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		rec = st.NewRecorder(store.RecorderOptions{})
+	}
+	s, err := New(Config{Mode: mode, Cassette: "t", Interactions: ins, Recorder: rec, Rules: match.DefaultRules(),
+		Redactor: red, CA: ca, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	pu, _ := url.Parse("http://" + ln.Addr().String())
+	return s, &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+}
+
+// TestPanicAnswers502AndKeepsServing: goproxy does not recover; handle must.
+func TestPanicAnswers502AndKeepsServing(t *testing.T) {
+	ins := []store.Interaction{{Request: store.Request{Method: "GET", URL: "http://tool.test/a"},
+		Response: store.Response{Status: 200, Body: []byte("ok")}}}
+	s, c := startTestServer(t, ModeReplay, ins)
+	s.onRequest = func(*http.Request) { panic("a handler bug") }
+	resp, err := c.Get("http://tool.test/a")
+	if err != nil {
+		t.Fatalf("a panic dropped the connection: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("panic answered %d, want 502", resp.StatusCode)
+	}
+	s.onRequest = nil
+	resp, err = c.Get("http://tool.test/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "ok" {
+		t.Fatalf("after a panic the proxy answered %q", body)
+	}
+}
+
+// TestUpstreamErrorIs502WithReason: an unreachable upstream is an answer, not a reset.
+func TestUpstreamErrorIs502WithReason(t *testing.T) {
+	_, c := startTestServer(t, ModeRecord, nil)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	resp, err := c.Get("http://" + addr + "/x?api_key=hunter2secret")
+	if err != nil {
+		t.Fatalf("upstream error dropped the connection: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Cassetteproxy-Error") == "" {
+		t.Fatalf("got %d %v", resp.StatusCode, resp.Header)
+	}
+	if !strings.Contains(string(body), "refused") {
+		t.Errorf("502 body does not say why: %s", body)
+	}
+	if strings.Contains(string(body), "hunter2secret") || strings.Contains(resp.Header.Get("X-Cassetteproxy-Error"), "hunter2secret") {
+		t.Errorf("502 echoes a secret: %s", body)
+	}
+}
+
+// TestReplayHasNoDialer: the replay transport fails without touching the network.
+func TestReplayHasNoDialer(t *testing.T) {
+	hits := 0
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits++ }))
+	defer up.Close()
+	s, _ := startTestServer(t, ModeReplay, nil)
+	req, _ := http.NewRequest("GET", up.URL, nil)
+	if _, err := s.upstream.RoundTrip(req); !errors.Is(err, errNoUpstream) {
+		t.Fatalf("replay upstream RoundTrip: %v", err)
+	}
+	if _, err := s.gp.Tr.DialContext(t.Context(), "tcp", up.Listener.Addr().String()); !errors.Is(err, errNoUpstream) {
+		t.Fatalf("goproxy's transport dialled in replay: %v", err)
+	}
+	if hits != 0 {
+		t.Fatal("upstream was contacted")
+	}
+}
+
+func TestEventReaderServesEventsThenBreak(t *testing.T) {
+	for _, incomplete := range []bool{false, true} {
+		r := newEventReader([]store.Event{{Data: []byte("data: a\n\n")}, {Data: []byte("data: b\n\n")}}, incomplete)
+		var reads []string
+		buf := make([]byte, 64)
+		var err error
+		for {
+			var n int
+			n, err = r.Read(buf)
+			if n > 0 {
+				reads = append(reads, string(buf[:n]))
+			}
+			if err != nil {
+				break
+			}
+		}
+		if strings.Join(reads, "|") != "data: a\n\n|data: b\n\n" {
+			t.Errorf("reads %q: want one per event", reads)
+		}
+		want := io.EOF
+		if incomplete {
+			want = io.ErrUnexpectedEOF
+		}
+		if err != want {
+			t.Errorf("incomplete=%v: ended with %v, want %v", incomplete, err, want)
+		}
+	}
+}
+
+func TestDecodeBody(t *testing.T) {
+	if _, err := decodeBody("gzip", []byte("not gzip")); err == nil {
+		t.Error("garbage gzip decoded without error")
+	}
+	if b, err := decodeBody("identity", []byte("x")); err != nil || !bytes.Equal(b, []byte("x")) {
+		t.Errorf("identity: %q %v", b, err)
+	}
+	if _, err := decodeBody("snappy", []byte("x")); err == nil {
+		t.Error("unknown encoding accepted")
+	}
+}
+
+func TestStripHop(t *testing.T) {
+	h := http.Header{"Connection": {"X-Hop, close"}, "X-Hop": {"1"}, "Keep-Alive": {"5"}, "X-Keep": {"1"}, "Transfer-Encoding": {"chunked"}}
+	stripHop(h, false)
+	if len(h) != 1 || h.Get("X-Keep") != "1" {
+		t.Fatalf("after stripHop: %v", h)
+	}
+}

@@ -1,0 +1,316 @@
+package proxy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/cassetteproxy/cassetteproxy/match"
+	"github.com/cassetteproxy/cassetteproxy/redact"
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
+
+// Mode is the policy the proxy applies to every request.
+type Mode string
+
+const (
+	ModeRecord Mode = "record"
+	ModeReplay Mode = "replay"
+	ModeStrict Mode = "strict"
+	ModeLive   Mode = "live"
+)
+
+// ParseMode accepts the four mode names.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeRecord, ModeReplay, ModeStrict, ModeLive:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown mode %q: use record, replay, strict or live", s)
+}
+
+// Contacts reports whether a mode may ever open an outbound connection.
+func (m Mode) Contacts() bool { return m == ModeRecord || m == ModeLive }
+
+// Config is everything a Server needs; the CLI builds it.
+type Config struct {
+	Mode          Mode
+	Cassette      string
+	Interactions  []store.Interaction // the cassette as loaded, for replay, strict and live
+	Recorder      *store.Recorder     // where record and live modes write; nil in replay and strict
+	Rules         *match.Rules
+	Redactor      *redact.Redactor
+	CA            *CA
+	UpstreamRoots *x509.CertPool // nil: the system roots
+	BlockedStatus int            // default 403
+	MaxBody       int64          // default 64 MiB
+	Logger        *slog.Logger
+	RunID         string
+	Observe       func(Outcome) // called once per request, after the answer's head is ready
+}
+
+// Server is one running proxy.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	redactor *redact.Redactor
+	index    *match.Index
+	upstream http.RoundTripper
+	gp       *goproxy.ProxyHttpServer
+	srv      *http.Server
+	inflight sync.WaitGroup // captures not yet handed to the recorder
+
+	// onRequest, when set, runs first in handle. Tests use it to make a
+	// handler fail the way a bug would.
+	onRequest func(*http.Request)
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // every accepted connection, hijacked ones included
+}
+
+// New wires a Server. It opens no socket; Serve does.
+func New(cfg Config) (*Server, error) {
+	if cfg.CA == nil || cfg.Rules == nil || cfg.Redactor == nil {
+		return nil, errors.New("proxy: CA, Rules and Redactor are required")
+	}
+	if cfg.Mode.Contacts() && cfg.Recorder == nil {
+		return nil, fmt.Errorf("proxy: %s mode needs a recorder", cfg.Mode)
+	}
+	if cfg.BlockedStatus == 0 {
+		cfg.BlockedStatus = http.StatusForbidden
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 64 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		redactor: cfg.Redactor,
+		index:    match.NewIndex(cfg.Rules, cfg.Interactions),
+		conns:    make(map[net.Conn]struct{}),
+	}
+
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = discardLogger{}
+	gp.KeepAcceptEncoding = true // the client's own encodings go upstream, bytes come back untouched
+	gp.CertStore = &leafCache{}
+	// goproxy never dials on our behalf except for upgrades in record mode;
+	// in the other modes it gets the same dial-less transport as we do.
+	if cfg.Mode.Contacts() {
+		t := newUpstreamTransport(cfg.UpstreamRoots)
+		s.upstream = t
+		gp.Tr = t
+	} else {
+		s.upstream = noUpstream{}
+		gp.Tr = &http.Transport{Proxy: nil, DialContext: refuseDial, DialTLSContext: refuseDial}
+	}
+	gp.ConnectDial = func(string, string) (net.Conn, error) { return nil, errors.New("cassetteproxy never tunnels blind") }
+
+	mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(&cfg.CA.TLS)}
+	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+		if cfg.Mode == ModeStrict && !s.index.HasHost(host) {
+			ctx.Resp = s.blockedResponse(ctx.Req, blockedAnswer{Reason: ReasonHostNotRecorded,
+				Request: blockedRequest{http.MethodConnect, host},
+				Message: "strict mode refuses tunnels to hosts the cassette never saw"})
+			s.report(Outcome{Method: http.MethodConnect, URL: host, Host: host, Decision: DecisionBlocked, Reason: ReasonHostNotRecorded, Status: cfg.BlockedStatus})
+			return goproxy.RejectConnect, host
+		}
+		return mitm, host
+	})
+	gp.OnRequest().DoFunc(func(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		if isUpgrade(req.Header) && s.modeFor(req) == ModeRecord {
+			// goproxy tunnels the upgraded connection itself; we only note it.
+			ctx.RoundTripper = goproxy.RoundTripperFunc(s.upgradeTrip)
+			return req, nil
+		}
+		return req, s.handle(req)
+	})
+	s.gp = gp
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// ServeHTTP takes plain proxy requests itself (so every response, streamed
+// or not, is flushed as upstream writes it) and hands CONNECT and upgrades
+// to goproxy. Requests with a relative URL are for the proxy itself.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodConnect, isUpgrade(r.Header) && r.URL.IsAbs():
+		s.gp.ServeHTTP(w, r)
+	case !r.URL.IsAbs():
+		s.serveSelf(w, r)
+	default:
+		writeResponse(w, s.handle(r))
+	}
+}
+
+// writeResponse copies a response to a plain-HTTP client, flushing after
+// every read so streams are never held back.
+func writeResponse(w http.ResponseWriter, resp *http.Response) {
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	if resp.ContentLength >= 0 {
+		h.Set("Content-Length", fmt.Sprint(resp.ContentLength))
+	} else {
+		h.Del("Content-Length")
+	}
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if resp.ContentLength < 0 {
+				_ = rc.Flush()
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				// Pass a broken upstream body on as a broken response.
+				panic(http.ErrAbortHandler)
+			}
+			return
+		}
+	}
+}
+
+// serveSelf answers requests addressed to the proxy itself: a health check
+// and the CA certificate, for clients that fetch it over HTTP.
+func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz", "/_cassetteproxy/health":
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status":"ok","mode":%q,"cassette":%q,"interactions":%d}`+"\n", s.cfg.Mode, s.cfg.Cassette, s.index.Len())
+	case "/ca.pem", "/_cassetteproxy/ca.pem":
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		http.ServeFile(w, r, s.cfg.CA.CertPath)
+	default:
+		http.Error(w, "cassetteproxy is a proxy: set HTTP_PROXY/HTTPS_PROXY to this address (GET /healthz, GET /ca.pem)", http.StatusBadRequest)
+	}
+}
+
+// upgradeTrip forwards a protocol upgrade in record mode and notes it in the
+// cassette. The frames that follow are tunnelled by goproxy, not recorded.
+func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	recReq := recordedRequest(req, nil)
+	s.redactor.Request(&recReq)
+	resp, err := s.upstream.RoundTrip(req)
+	out := Outcome{Method: req.Method, URL: s.redactor.String(req.URL.String()), Host: req.URL.Host, Decision: DecisionTunnelled}
+	if err != nil {
+		out.Decision, out.Reason = DecisionError, s.redactor.String(err.Error())
+		s.report(out)
+		return s.errorResponse(req, http.StatusBadGateway, "upstream: "+out.Reason), nil
+	}
+	out.Status = resp.StatusCode
+	s.report(out)
+	in := store.Interaction{RecordedAt: time.Now(), Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}
+	in.Response.Upgrade = true
+	s.save(in)
+	return resp, nil
+}
+
+// modeFor is the mode that applies to one request. Rules may override the
+// global mode per host (see match.Rules.ModeFor).
+func (s *Server) modeFor(req *http.Request) Mode {
+	return s.cfg.Mode
+}
+
+// Serve accepts connections until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(&trackingListener{Listener: ln, s: s})
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// trackingListener remembers every accepted connection until it is closed,
+// whoever closes it: net/http forgets a connection once goproxy hijacks it
+// for a CONNECT tunnel, and Shutdown must still be able to end it.
+type trackingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, s: l.s}
+	l.s.mu.Lock()
+	l.s.conns[tc] = struct{}{}
+	l.s.mu.Unlock()
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// Shutdown stops accepting, lets plain requests finish until ctx ends, then
+// closes every connection left, hijacked CONNECT tunnels included (net/http
+// forgets those), and waits for in-flight recordings to reach the recorder.
+// The caller closes the recorder and the store afterwards.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	s.mu.Lock()
+	open := make([]net.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		_ = c.Close()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		_ = s.srv.Close()
+		err = nil
+	}
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		return errors.New("some recordings were still in flight at shutdown")
+	}
+	return err
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}

@@ -1,0 +1,189 @@
+package redact
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"strings"
+	"unicode/utf8"
+)
+
+// body scrubs a decoded body and returns it (the same slice when clean).
+func (r *Redactor) body(b []byte, ct string, fp bool) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	w := r.newWriter(b, fp)
+	r.scrubBody(w, ct)
+	return w.bytes()
+}
+
+// scrubBody picks the body's form from its Content-Type, sniffing when
+// there is none: JSON (and NDJSON) by the JSON scanner, form bodies by
+// field name, SSE line by line, multipart part by part, other UTF-8 text
+// by the patterns. Binary (non-UTF-8) bodies are left alone.
+func (r *Redactor) scrubBody(w *writer, ct string) {
+	b := w.src
+	mt := ct
+	if k := strings.IndexByte(mt, ';'); k >= 0 {
+		mt = mt[:k]
+	}
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	if strings.HasPrefix(mt, "multipart/") {
+		r.scrubMultipart(w, ct)
+		return
+	}
+	if !utf8.Valid(b) {
+		return
+	}
+	switch {
+	case mt == "text/event-stream":
+		r.scrubSSE(w)
+	case mt == "application/x-www-form-urlencoded":
+		r.scrubPairs(w, 0, len(b), "field")
+	case strings.Contains(mt, "json"):
+		r.scanJSON(w, 0, len(b)) // lenient: truncated JSON and NDJSON too
+	case startsJSON(b, 0, len(b)) && json.Valid(b):
+		r.scanJSON(w, 0, len(b))
+	case mt == "" && looksLikeForm(b):
+		r.scrubPairs(w, 0, len(b), "field")
+	default:
+		r.scanText(w, 0, len(b))
+	}
+}
+
+func startsJSON(b []byte, lo, hi int) bool {
+	for i := lo; i < hi; i++ {
+		switch b[i] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{', '[':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// looksLikeForm: name=value pairs joined by &, no spaces or line breaks.
+func looksLikeForm(b []byte) bool {
+	if len(b) > 1<<16 || bytes.ContainsAny(b, " \t\r\n\"{}") {
+		return false
+	}
+	eq := bytes.IndexByte(b, '=')
+	return eq > 0 && !bytes.Contains(b, []byte("=="))
+}
+
+// scrubSSE scrubs a text/event-stream body line by line: a data: line that
+// carries JSON by the JSON scanner, every other line as text.
+func (r *Redactor) scrubSSE(w *writer) {
+	s := w.src
+	for p := 0; p < len(s); {
+		e := p
+		for e < len(s) && s[e] != '\n' && s[e] != '\r' {
+			e++
+		}
+		if hasPrefixAt(s, p, e, "data:") {
+			d := p + 5
+			if startsJSON(s, d, e) && json.Valid(s[d:e]) {
+				r.scanJSON(w, d, e)
+			} else {
+				r.scanText(w, d, e)
+			}
+		} else {
+			r.scanText(w, p, e)
+		}
+		p = e + 1
+	}
+}
+
+// scrubMultipart scrubs a multipart body part by part: a part named by a
+// secret field loses its content; UTF-8 parts are scanned by their own
+// Content-Type; binary parts are left alone.
+func (r *Redactor) scrubMultipart(w *writer, ct string) {
+	_, params, err := mime.ParseMediaType(ct)
+	s := w.src
+	if err != nil || params["boundary"] == "" {
+		if utf8.Valid(s) {
+			r.scanText(w, 0, len(s))
+		}
+		return
+	}
+	delim := []byte("--" + params["boundary"])
+	p := bytes.Index(s, delim)
+	for p >= 0 {
+		hs := p + len(delim)
+		if bytes.HasPrefix(s[hs:], []byte("--")) {
+			return // closing delimiter
+		}
+		nl := bytes.IndexByte(s[hs:], '\n')
+		if nl < 0 {
+			return
+		}
+		hs += nl + 1
+		next := bytes.Index(s[hs:], delim)
+		pe := len(s)
+		if next >= 0 {
+			pe = hs + next
+		}
+		// headers end at a blank line
+		he, bs := -1, -1
+		if k := bytes.Index(s[hs:pe], []byte("\r\n\r\n")); k >= 0 {
+			he, bs = hs+k, hs+k+4
+		} else if k := bytes.Index(s[hs:pe], []byte("\n\n")); k >= 0 {
+			he, bs = hs+k, hs+k+2
+		}
+		if he < 0 {
+			if next < 0 {
+				return
+			}
+			p = pe
+			continue
+		}
+		be := pe // the line break before the delimiter belongs to it
+		if next >= 0 {
+			if be > bs && s[be-1] == '\n' {
+				be--
+			}
+			if be > bs && s[be-1] == '\r' {
+				be--
+			}
+		}
+		name, pct := "", ""
+		for _, line := range strings.Split(string(s[hs:he]), "\n") {
+			line = strings.TrimRight(line, "\r")
+			k := strings.IndexByte(line, ':')
+			if k < 0 {
+				continue
+			}
+			switch strings.ToLower(strings.TrimSpace(line[:k])) {
+			case "content-disposition":
+				if _, dp, err := mime.ParseMediaType(strings.TrimSpace(line[k+1:])); err == nil {
+					name = dp["name"]
+				}
+			case "content-type":
+				pct = strings.TrimSpace(line[k+1:])
+			}
+		}
+		if utf8.Valid(s[hs:he]) {
+			r.scanText(w, hs, he)
+		}
+		switch {
+		case be <= bs:
+		case name != "" && r.secretField([]byte(name)):
+			if !isMarker(s[bs:be]) {
+				w.replace(span{start: bs, end: be, kind: "field"})
+			}
+		case utf8.Valid(s[bs:be]):
+			sub := &writer{r: r, fp: w.fp, src: s[bs:be]}
+			r.scrubBody(sub, pct)
+			if sub.dirty {
+				w.replace(span{start: bs, end: be, lit: sub.bytes()})
+			}
+		}
+		if next < 0 {
+			return
+		}
+		p = pe
+	}
+}

@@ -1,0 +1,259 @@
+package redact
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// The JSON scanner is a lenient byte-level tokenizer: it copies every byte
+// as it was and rewrites only string contents (and the numbers of secret
+// fields, which become marker strings). Valid JSON stays valid JSON with its
+// key order and spacing; truncated JSON, NDJSON and stray text are handled
+// as far as they go, and never rejected.
+//
+// A string followed by ':' is a key. The value of a secret key is redacted
+// when it is a string or a number; when it is an array, its scalars (and
+// those of nested arrays) are; an object under a secret key is walked like
+// any other (JSON Schemas name properties "token" or "key" and are not
+// secrets). Every other string, keys included, is scanned for patterns.
+
+type pstate struct{ p, pos int32 }
+
+type jframe struct {
+	arr    bool
+	root   bool   // the pseudo-frame around top-level values
+	secret bool   // object: the current key is secret; array: its scalars are
+	key    []byte // object: the current key (raw)
+	idx    int    // array: the current index
+	states []pstate
+}
+
+var jsonDelim = func() (t [256]bool) {
+	for _, c := range []byte(`,{}[]"`) {
+		t[c] = true
+	}
+	return
+}()
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func (r *Redactor) scanJSON(w *writer, lo, hi int) {
+	s := w.src
+	paths := len(r.paths) > 0
+	st := append(w.frames[:0], jframe{root: true, states: r.root})
+	for i := lo; i < hi; {
+		c := s[i]
+		switch {
+		case isWS(c) || c == ':':
+			i++
+		case c == '{' || c == '[':
+			top := &st[len(st)-1]
+			var states []pstate
+			if paths {
+				var final bool
+				states, final = r.child(top, true)
+				if final {
+					end := skipComposite(s, i, hi)
+					w.replace(span{start: i, end: end, kind: "field", quote: 1})
+					i = end
+					continue
+				}
+			}
+			st = append(st, jframe{arr: c == '[', secret: c == '[' && top.secret, states: states})
+			i++
+		case c == '}' || c == ']':
+			if len(st) > 1 {
+				st = st[:len(st)-1]
+			} else {
+				st[0].secret, st[0].key = false, nil
+			}
+			i++
+		case c == ',':
+			if top := &st[len(st)-1]; top.arr {
+				top.idx++
+			} else {
+				top.secret, top.key = false, nil
+			}
+			i++
+		case c == '"':
+			e, closed := stringEnd(s, i+1, hi)
+			top := &st[len(st)-1]
+			isKey := false
+			if closed && !top.arr {
+				k := e + 1
+				for k < hi && isWS(s[k]) {
+					k++
+				}
+				isKey = k < hi && s[k] == ':'
+			}
+			switch {
+			case isKey:
+				r.scanText(w, i+1, e)
+				top.key = s[i+1 : e]
+				top.secret = r.secretField(unescapeKey(top.key))
+			case e > i+1 && (top.secret || paths && r.finalHere(top)) && !isMarker(s[i+1:e]):
+				w.replace(span{start: i + 1, end: e, kind: "field"})
+			default:
+				r.scanText(w, i+1, e)
+			}
+			i = e + 1
+		default:
+			j := i
+			for j < hi && !jsonDelim[s[j]] {
+				j++
+			}
+			t := j
+			for t > i && isWS(s[t-1]) {
+				t--
+			}
+			tok := s[i:t]
+			top := &st[len(st)-1]
+			if isNumber(tok) {
+				if top.secret || paths && r.finalHere(top) {
+					w.replace(span{start: i, end: t, kind: "field", quote: 1})
+				}
+			} else if !isLiteral(tok) {
+				r.scanText(w, i, t)
+			}
+			i = j
+		}
+	}
+	w.frames = st[:0]
+}
+
+// stringEnd returns the index of the quote closing a string whose content
+// starts at from, or hi when it is not closed.
+func stringEnd(s []byte, from, hi int) (int, bool) {
+	for i := from; i < hi; {
+		k := bytes.IndexByte(s[i:hi], '"')
+		if k < 0 {
+			break
+		}
+		q := i + k
+		n := 0
+		for q-1-n >= from && s[q-1-n] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
+			return q, true
+		}
+		i = q + 1
+	}
+	return hi, false
+}
+
+// skipComposite returns the end of the object or array starting at i.
+func skipComposite(s []byte, i, hi int) int {
+	d := 0
+	for j := i; j < hi; j++ {
+		switch s[j] {
+		case '{', '[':
+			d++
+		case '}', ']':
+			d--
+			if d == 0 {
+				return j + 1
+			}
+		case '"':
+			e, closed := stringEnd(s, j+1, hi)
+			if !closed {
+				return hi
+			}
+			j = e
+		}
+	}
+	return hi
+}
+
+func isNumber(b []byte) bool {
+	if len(b) == 0 || !(b[0] == '-' || b[0] >= '0' && b[0] <= '9') {
+		return false
+	}
+	digit := false
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E':
+		default:
+			return false
+		}
+	}
+	return digit
+}
+
+func isLiteral(b []byte) bool {
+	switch string(b) {
+	case "true", "false", "null", "":
+		return true
+	}
+	return false
+}
+
+// unescapeKey decodes a raw JSON key that holds escapes.
+func unescapeKey(raw []byte) []byte {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	q := make([]byte, 0, len(raw)+2)
+	q = append(append(append(q, '"'), raw...), '"')
+	var s string
+	if json.Unmarshal(q, &s) != nil {
+		return raw
+	}
+	return []byte(s)
+}
+
+// child returns the path states for a composite value in frame f and
+// whether a JSON path ends at it.
+func (r *Redactor) child(f *jframe, want bool) ([]pstate, bool) {
+	if f.root {
+		return r.root, false
+	}
+	if len(f.states) == 0 || !f.arr && f.key == nil {
+		return nil, false
+	}
+	return r.step(f.states, unescapeKey(f.key), f.idx, f.arr, want)
+}
+
+func (r *Redactor) finalHere(f *jframe) bool {
+	_, final := r.child(f, false)
+	return final && !f.root
+}
+
+// step advances path states over one child (a key, or an index).
+func (r *Redactor) step(states []pstate, key []byte, idx int, isIdx, want bool) (next []pstate, final bool) {
+	for _, st := range states {
+		path := r.paths[st.p]
+		seg := path[st.pos]
+		var m bool
+		switch seg.kind {
+		case segName, segDescName:
+			m = !isIdx && string(key) == seg.name
+		case segAny, segDescAny:
+			m = true
+		case segIndex:
+			m = isIdx && idx == seg.idx
+		}
+		if want && (seg.kind == segDescName || seg.kind == segDescAny) {
+			next = addState(next, st)
+		}
+		if m {
+			if int(st.pos)+1 == len(path) {
+				final = true
+			} else if want {
+				next = addState(next, pstate{st.p, st.pos + 1})
+			}
+		}
+	}
+	return next, final
+}
+
+func addState(sts []pstate, s pstate) []pstate {
+	for _, x := range sts {
+		if x == s {
+			return sts
+		}
+	}
+	return append(sts, s)
+}

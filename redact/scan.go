@@ -1,0 +1,733 @@
+package redact
+
+import (
+	"bytes"
+	"sort"
+)
+
+// span is one stretch of w.src to replace.
+type span struct {
+	start, end int
+	kind       string
+	enc        bool   // write the marker percent-encoded (URL userinfo)
+	quote      int    // >0: wrap the marker as a JSON string behind quote-1 backslashes
+	lit        []byte // literal replacement instead of a marker
+}
+
+type edit struct{ start, end, newLen int }
+
+// writer rebuilds src with replacements. Until the first replacement it
+// copies nothing: a clean body costs one scan and no allocation.
+type writer struct {
+	r      *Redactor
+	fp     bool // append fingerprints
+	src    []byte
+	out    []byte
+	last   int // src[:last] is settled
+	dirty  bool
+	track  bool // record edits (to re-split stream events)
+	edits  []edit
+	spans  []span
+	frames []jframe
+}
+
+func (r *Redactor) newWriter(src []byte, fp bool) *writer {
+	return &writer{r: r, fp: fp && len(r.secret) > 0, src: src}
+}
+
+// replace writes sp. Replacements must come in increasing order; one that
+// overlaps what is already written is dropped.
+func (w *writer) replace(sp span) {
+	if sp.start < w.last || sp.end < sp.start || sp.end > len(w.src) {
+		return
+	}
+	if !w.dirty {
+		w.out = make([]byte, 0, len(w.src)+64)
+		w.dirty = true
+	}
+	w.out = append(w.out, w.src[w.last:sp.start]...)
+	n0 := len(w.out)
+	if sp.lit != nil {
+		w.out = append(w.out, sp.lit...)
+	} else {
+		q := sp.quote
+		for k := 1; k < q; k++ {
+			w.out = append(w.out, '\\')
+		}
+		if q > 0 {
+			w.out = append(w.out, '"')
+		}
+		w.out = w.r.appendMarker(w.out, sp.kind, w.src[sp.start:sp.end], sp.enc, w.fp)
+		for k := 1; k < q; k++ {
+			w.out = append(w.out, '\\')
+		}
+		if q > 0 {
+			w.out = append(w.out, '"')
+		}
+	}
+	if w.track {
+		w.edits = append(w.edits, edit{sp.start, sp.end, len(w.out) - n0})
+	}
+	w.last = sp.end
+}
+
+// bytes returns the result: src itself when nothing was replaced.
+func (w *writer) bytes() []byte {
+	if !w.dirty {
+		return w.src
+	}
+	w.out = append(w.out, w.src[w.last:]...)
+	w.last = len(w.src)
+	return w.out
+}
+
+const (
+	markerOpen    = "[REDACTED:"
+	markerOpenEnc = "%5BREDACTED%3A"
+)
+
+// appendMarker appends [REDACTED:kind] or [REDACTED:kind:fp] (or the
+// percent-encoded %5BREDACTED%3Akind%3Afp%5D) for the secret val.
+func (r *Redactor) appendMarker(dst []byte, kind string, val []byte, enc, fp bool) []byte {
+	if enc {
+		dst = append(dst, markerOpenEnc...)
+	} else {
+		dst = append(dst, markerOpen...)
+	}
+	dst = append(dst, kind...)
+	if fp && len(r.secret) > 0 {
+		if enc {
+			dst = append(dst, "%3A"...)
+		} else {
+			dst = append(dst, ':')
+		}
+		dst = r.appendFingerprint(dst, val)
+	}
+	if enc {
+		return append(dst, "%5D"...)
+	}
+	return append(dst, ']')
+}
+
+// isMarker reports whether b is exactly one marker, plain or percent-encoded.
+func isMarker(b []byte) bool {
+	var rest []byte
+	enc := false
+	switch {
+	case bytes.HasPrefix(b, []byte(markerOpen)):
+		rest = b[len(markerOpen):]
+	case len(b) >= len(markerOpenEnc) && bytes.EqualFold(b[:len(markerOpenEnc)], []byte(markerOpenEnc)):
+		rest, enc = b[len(markerOpenEnc):], true
+	default:
+		return false
+	}
+	n := 0
+	for n < len(rest) && isKindChar(rest[n]) {
+		n++
+	}
+	if n == 0 {
+		return false
+	}
+	rest = rest[n:]
+	sep, cl := ":", "]"
+	if enc {
+		sep, cl = "%3A", "%5D"
+	}
+	if len(rest) >= len(sep)+8 && bytes.EqualFold(rest[:len(sep)], []byte(sep)) && allHex(rest[len(sep):len(sep)+8]) {
+		rest = rest[len(sep)+8:]
+	}
+	return bytes.EqualFold(rest, []byte(cl))
+}
+
+func isKindChar(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' }
+
+func allHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// Byte classes.
+var (
+	trig     [256]bool // bytes where a built-in rule may fire
+	alnum    [256]bool
+	tokChar  [256]bool // [A-Za-z0-9_-]: API keys, base64url
+	b64tok   [256]bool // RFC 6750 b64token: [A-Za-z0-9-._~+/]
+	nameChar [256]bool // key names before '=' or inside quotes
+	qStop    [256]bool // ends a query-style value
+	uiStop   [256]bool // ends the authority of a URL in text
+	pemBody  [256]bool // base64 body of a PEM block (with \n escapes)
+)
+
+func init() {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		a := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+		alnum[c] = a
+		tokChar[c] = a || b == '_' || b == '-'
+		b64tok[c] = a || bytes.IndexByte([]byte("-._~+/"), b) >= 0
+		nameChar[c] = a || bytes.IndexByte([]byte("_-.[]"), b) >= 0
+		pemBody[c] = a || bytes.IndexByte([]byte("+/= \t\r\n\\"), b) >= 0
+	}
+	for _, b := range []byte("-_AJBb:=") {
+		trig[b] = true
+	}
+	for _, b := range []byte("&# \t\r\n\"'\\<>;,)") {
+		qStop[b] = true
+	}
+	for _, b := range []byte("/?# \t\r\n\"'\\<>[]{}|^`") {
+		uiStop[b] = true
+	}
+	for c := 0; c < 0x20; c++ {
+		qStop[c], uiStop[c] = true, true
+	}
+}
+
+// scanText redacts the token patterns (and the user patterns) in src[lo:hi].
+func (r *Redactor) scanText(w *writer, lo, hi int) {
+	s := w.src
+	spans := w.spans[:0]
+	last := lo
+	for i := lo; i < hi; i++ {
+		if !trig[s[i]] {
+			continue
+		}
+		sp, ok := r.matchAt(s, lo, hi, i)
+		if !ok || sp.start < last || sp.end <= sp.start {
+			continue
+		}
+		spans = append(spans, sp)
+		last = sp.end
+		if sp.end-1 > i {
+			i = sp.end - 1
+		}
+	}
+	if len(r.pats) > 0 {
+		spans = r.userSpans(s, lo, hi, spans)
+	}
+	for _, sp := range spans {
+		w.replace(sp)
+	}
+	w.spans = spans[:0]
+}
+
+func (r *Redactor) matchAt(s []byte, lo, hi, i int) (span, bool) {
+	switch s[i] {
+	case '-':
+		return matchDash(s, lo, hi, i)
+	case '_':
+		return matchUnderscore(s, lo, hi, i)
+	case 'A':
+		return matchA(s, lo, hi, i)
+	case 'J':
+		return matchJWT(s, lo, hi, i)
+	case 'B', 'b':
+		return matchAuthScheme(s, lo, hi, i)
+	case ':':
+		if sp, ok := matchUserinfo(s, lo, hi, i); ok {
+			return sp, true
+		}
+		return r.matchQuotedField(s, lo, hi, i)
+	case '=':
+		return r.matchQueryField(s, lo, hi, i)
+	}
+	return span{}, false
+}
+
+// boundary reports whether a token may start at st: at the start, after a
+// byte that is not a letter or digit, or right after a JSON escape (\n, \u0026).
+func boundary(s []byte, lo, st int) bool {
+	if st <= lo || !alnum[s[st-1]] {
+		return true
+	}
+	return escapeBefore(s, lo, st) > 0
+}
+
+// escapeBefore returns the length of a JSON escape (\n, \t, \r, \b, \f or
+// \uXXXX) that ends right before p, or 0.
+func escapeBefore(s []byte, lo, p int) int {
+	if p-2 >= lo && s[p-2] == '\\' && oddBackslashes(s, lo, p-2) {
+		switch s[p-1] {
+		case 'n', 'r', 't', 'b', 'f':
+			return 2
+		}
+	}
+	if p-6 >= lo && s[p-6] == '\\' && s[p-5] == 'u' && allHex(s[p-4:p]) && oddBackslashes(s, lo, p-6) {
+		return 6
+	}
+	return 0
+}
+
+// oddBackslashes reports whether the run of backslashes ending at p (s[p]
+// is one) is odd, that is whether s[p] escapes the byte after it.
+func oddBackslashes(s []byte, lo, p int) bool {
+	n := 0
+	for p >= lo && s[p] == '\\' {
+		n++
+		p--
+	}
+	return n%2 == 1
+}
+
+func hasPrefixAt(s []byte, i, hi int, p string) bool {
+	return hi-i >= len(p) && string(s[i:i+len(p)]) == p
+}
+
+func runOf(s []byte, i, hi int, class *[256]bool) int {
+	for i < hi && class[s[i]] {
+		i++
+	}
+	return i
+}
+
+func hasDigit(b []byte) bool {
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// keyLike accepts the part of an sk- key after "sk-": at least 8 token
+// bytes with a digit, or 32 and more. "sk-learn" and "sk-learn-tutorial"
+// stay; "sk-test-0000" and real keys (40+ random bytes) go.
+func keyLike(b []byte) bool {
+	return len(b) >= 32 || len(b) >= 8 && hasDigit(b)
+}
+
+func matchDash(s []byte, lo, hi, i int) (span, bool) {
+	// sk-…, sk-proj-…, sk-ant-…
+	if i-2 >= lo && s[i-2] == 's' && s[i-1] == 'k' && boundary(s, lo, i-2) {
+		e := runOf(s, i+1, hi, &tokChar)
+		if tok := s[i+1 : e]; keyLike(tok) {
+			kind := "openai_key"
+			if bytes.HasPrefix(tok, []byte("ant-")) {
+				kind = "anthropic_key"
+			}
+			return span{start: i - 2, end: e, kind: kind}, true
+		}
+	}
+	// xoxb- xoxa- xoxp- xoxr- xoxs-
+	if i-4 >= lo && s[i-4] == 'x' && s[i-3] == 'o' && s[i-2] == 'x' &&
+		bytes.IndexByte([]byte("abprs"), s[i-1]) >= 0 && boundary(s, lo, i-4) {
+		e := i + 1
+		for e < hi && (alnum[s[e]] || s[e] == '-') {
+			e++
+		}
+		if e-(i+1) >= 10 {
+			return span{start: i - 4, end: e, kind: "slack_token"}, true
+		}
+	}
+	if hasPrefixAt(s, i, hi, "-----BEGIN ") {
+		return matchPEM(s, hi, i)
+	}
+	return span{}, false
+}
+
+// matchPEM takes a whole -----BEGIN … PRIVATE KEY----- block; a block cut
+// short (no END) is taken to the end of its base64 body.
+func matchPEM(s []byte, hi, i int) (span, bool) {
+	ls := i + len("-----BEGIN ")
+	le := indexWithin(s, ls, hi, "-----", 80)
+	if le < 0 || !bytes.Contains(s[ls:le], []byte("PRIVATE KEY")) {
+		return span{}, false
+	}
+	body := le + 5
+	if k := bytes.Index(s[body:hi], []byte("-----END ")); k >= 0 {
+		p := body + k + len("-----END ")
+		if e := indexWithin(s, p, hi, "-----", 80); e >= 0 {
+			return span{start: i, end: e + 5, kind: "private_key"}, true
+		}
+		return span{start: i, end: runOf(s, p, hi, &nameOrSpace), kind: "private_key"}, true
+	}
+	return span{start: i, end: runOf(s, body, hi, &pemBody), kind: "private_key"}, true
+}
+
+var nameOrSpace = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'A' && c <= 'Z' || c == ' ' || c == '-'
+	}
+	return
+}()
+
+func indexWithin(s []byte, from, hi int, sub string, max int) int {
+	end := from + max
+	if end > hi {
+		end = hi
+	}
+	if k := bytes.Index(s[from:end], []byte(sub)); k >= 0 {
+		return from + k
+	}
+	return -1
+}
+
+func matchUnderscore(s []byte, lo, hi, i int) (span, bool) {
+	// Stripe: sk_live_ rk_live_ sk_test_ rk_test_
+	if i-2 >= lo && (s[i-2] == 's' || s[i-2] == 'r') && s[i-1] == 'k' && boundary(s, lo, i-2) &&
+		(hasPrefixAt(s, i+1, hi, "live_") || hasPrefixAt(s, i+1, hi, "test_")) {
+		e := runOf(s, i+6, hi, &alnum)
+		if e-(i+6) >= 8 {
+			return span{start: i - 2, end: e, kind: "stripe_key"}, true
+		}
+	}
+	// GitHub: ghp_ gho_ ghs_ ghu_ ghr_
+	if i-3 >= lo && s[i-3] == 'g' && s[i-2] == 'h' && bytes.IndexByte([]byte("pousr"), s[i-1]) >= 0 && boundary(s, lo, i-3) {
+		e := runOf(s, i+1, hi, &alnum)
+		if e-(i+1) >= 20 {
+			return span{start: i - 3, end: e, kind: "github_token"}, true
+		}
+	}
+	// GitHub fine-grained: github_pat_
+	if i-6 >= lo && string(s[i-6:i]) == "github" && hasPrefixAt(s, i+1, hi, "pat_") && boundary(s, lo, i-6) {
+		e := i + 5
+		for e < hi && (alnum[s[e]] || s[e] == '_') {
+			e++
+		}
+		if e-(i+5) >= 20 {
+			return span{start: i - 6, end: e, kind: "github_token"}, true
+		}
+	}
+	return span{}, false
+}
+
+func matchA(s []byte, lo, hi, i int) (span, bool) {
+	if hi-i < 20 || !boundary(s, lo, i) {
+		return span{}, false
+	}
+	switch string(s[i : i+4]) {
+	case "AKIA", "ASIA", "ABIA", "ACCA":
+		e := i + 4
+		for e < hi && (s[e] >= 'A' && s[e] <= 'Z' || s[e] >= '0' && s[e] <= '9') {
+			e++
+		}
+		if e-(i+4) == 16 && (e == hi || !alnum[s[e]]) {
+			return span{start: i, end: e, kind: "aws_access_key"}, true
+		}
+	case "AIza":
+		e := runOf(s, i+4, hi, &tokChar)
+		if e-(i+4) >= 30 {
+			return span{start: i, end: e, kind: "google_api_key"}, true
+		}
+	}
+	return span{}, false
+}
+
+// matchJWT takes eyJ….….… (three or more base64url segments; the last may
+// be empty, as in unsigned tokens).
+func matchJWT(s []byte, lo, hi, i int) (span, bool) {
+	st := i - 2
+	if st < lo || s[st] != 'e' || s[st+1] != 'y' || !boundary(s, lo, st) {
+		return span{}, false
+	}
+	e := runOf(s, i, hi, &tokChar)
+	if e-st < 10 || e >= hi || s[e] != '.' {
+		return span{}, false
+	}
+	e2 := runOf(s, e+1, hi, &tokChar)
+	if e2-(e+1) < 2 || e2 >= hi || s[e2] != '.' {
+		return span{}, false
+	}
+	end := runOf(s, e2+1, hi, &tokChar)
+	for n := 0; n < 2 && end+1 < hi && s[end] == '.' && tokChar[s[end+1]]; n++ { // JWE has five
+		end = runOf(s, end+1, hi, &tokChar)
+	}
+	return span{start: st, end: end, kind: "jwt"}, true
+}
+
+// matchAuthScheme takes the credentials after "Bearer " (kind bearer) and
+// "Basic " (kind basic_auth), keeping the scheme word.
+func matchAuthScheme(s []byte, lo, hi, i int) (span, bool) {
+	var kind string
+	var n int
+	switch {
+	case hi-i > 7 && bytes.EqualFold(s[i:i+6], []byte("bearer")):
+		kind, n = "bearer", 6
+	case hi-i > 6 && bytes.EqualFold(s[i:i+5], []byte("basic")):
+		kind, n = "basic_auth", 5
+	default:
+		return span{}, false
+	}
+	if !boundary(s, lo, i) || (s[i+n] != ' ' && s[i+n] != '\t') {
+		return span{}, false
+	}
+	j := i + n
+	for j < hi && (s[j] == ' ' || s[j] == '\t') {
+		j++
+	}
+	e := runOf(s, j, hi, &b64tok)
+	for e < hi && s[e] == '=' {
+		e++
+	}
+	tok := s[j:e]
+	if len(tok) < 8 {
+		return span{}, false
+	}
+	if kind == "basic_auth" {
+		// base64 of user:password: a digit, + / or padding, and no - _ . ~
+		if bytes.ContainsAny(tok, "-_.~") || !(hasDigit(tok) || bytes.ContainsAny(tok, "+/=")) {
+			return span{}, false
+		}
+	} else if len(tok) < 24 && !hasNonLetter(tok) {
+		return span{}, false // "Bearer authentication"
+	}
+	return span{start: j, end: e, kind: kind}, true
+}
+
+func hasNonLetter(b []byte) bool {
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return true
+		}
+	}
+	return false
+}
+
+// matchUserinfo takes the password of scheme://user:password@host in text
+// (also JSON-escaped, :\/\/). The marker is percent-encoded so the URL
+// still parses.
+func matchUserinfo(s []byte, lo, hi, i int) (span, bool) {
+	var p int
+	switch {
+	case hasPrefixAt(s, i, hi, "://"):
+		p = i + 3
+	case hasPrefixAt(s, i, hi, `:\/\/`):
+		p = i + 5
+	default:
+		return span{}, false
+	}
+	at := -1
+	for j := p; j < hi && j-p < 1024 && !uiStop[s[j]]; j++ {
+		if s[j] == '@' {
+			at = j
+		}
+	}
+	if at < 0 {
+		return span{}, false
+	}
+	c := bytes.IndexByte(s[p:at], ':')
+	if c < 0 || p+c+1 >= at || isMarker(s[p+c+1:at]) {
+		return span{}, false
+	}
+	return span{start: p + c + 1, end: at, kind: "url_password", enc: true}, true
+}
+
+// matchQueryField takes the value of name=value when name is a secret field
+// name and stands at the start, or after ? & # ; , a space, a quote or a
+// JSON escape: query strings and form bodies inside text, log fields.
+func (r *Redactor) matchQueryField(s []byte, lo, hi, i int) (span, bool) {
+	p := i
+	for p > lo && i-p < 64 && nameChar[s[p-1]] {
+		p--
+	}
+	if p == i {
+		return span{}, false
+	}
+	if p > lo && s[p-1] == '\\' && oddBackslashes(s, lo, p-1) { // \ntoken= or \u0026token=
+		if s[p] == 'u' && p+5 < i && allHex(s[p+1:p+5]) {
+			p += 5
+		} else if bytes.IndexByte([]byte("nrtbf"), s[p]) >= 0 {
+			p++
+		} else {
+			return span{}, false
+		}
+	} else if p > lo && bytes.IndexByte([]byte("?&#;, \t\r\n\"'"), s[p-1]) < 0 {
+		return span{}, false
+	}
+	if p >= i || !r.secretField(s[p:i]) {
+		return span{}, false
+	}
+	v := i + 1
+	if hasPrefixAt(s, v, hi, markerOpen) || hasPrefixAt(s, v, hi, markerOpenEnc) {
+		return span{}, false
+	}
+	e := runOf2(s, v, hi, &qStop)
+	if e == v {
+		return span{}, false
+	}
+	return span{start: v, end: e, kind: "query"}, true
+}
+
+// runOf2 advances while the byte is NOT in stop.
+func runOf2(s []byte, i, hi int, stop *[256]bool) int {
+	for i < hi && !stop[s[i]] {
+		i++
+	}
+	return i
+}
+
+// matchQuotedField takes the value of "name": "value" or "name": 123 when
+// name is a secret field name: JSON inside text, and JSON encoded inside a
+// JSON string (\"name\":\"value\", as in tool-call arguments).
+func (r *Redactor) matchQuotedField(s []byte, lo, hi, i int) (span, bool) {
+	j := i - 1
+	for j >= lo && (s[j] == ' ' || s[j] == '\t') {
+		j--
+	}
+	if j < lo || s[j] != '"' {
+		return span{}, false
+	}
+	k := 0 // backslashes in the quote token
+	for j-1-k >= lo && s[j-1-k] == '\\' {
+		k++
+	}
+	ne := j - k
+	p := ne
+	for p > lo && ne-p < 64 && nameChar[s[p-1]] {
+		p--
+	}
+	if p == ne || p-1-k < lo || s[p-1] != '"' {
+		return span{}, false
+	}
+	for x := p - 1 - k; x < p-1; x++ {
+		if s[x] != '\\' {
+			return span{}, false
+		}
+	}
+	if !r.secretField(s[p:ne]) {
+		return span{}, false
+	}
+	v := i + 1
+	for v < hi && (s[v] == ' ' || s[v] == '\t') {
+		v++
+	}
+	// a string value opened by the same quote token
+	if v+k < hi && s[v+k] == '"' {
+		for x := v; x < v+k; x++ {
+			if s[x] != '\\' {
+				return span{}, false
+			}
+		}
+		vs := v + k + 1
+		ve := closingQuote(s, vs, hi, k)
+		if ve == vs || isMarker(s[vs:ve]) {
+			return span{}, false
+		}
+		return span{start: vs, end: ve, kind: "field"}, true
+	}
+	if v < hi && (s[v] >= '0' && s[v] <= '9' || s[v] == '-') {
+		e := v + 1
+		for e < hi && bytes.IndexByte([]byte("0123456789.eE+-"), s[e]) >= 0 {
+			e++
+		}
+		return span{start: v, end: e, kind: "field", quote: k + 1}, true
+	}
+	return span{}, false
+}
+
+// closingQuote finds the end of a string value whose quote token is k
+// backslashes and a quote: the next quote preceded by m backslashes with
+// m ≡ k (mod 2(k+1)); the start of that run is returned. Without one, hi.
+func closingQuote(s []byte, from, hi, k int) int {
+	for i := from; i < hi; {
+		q := bytes.IndexByte(s[i:hi], '"')
+		if q < 0 {
+			break
+		}
+		q += i
+		m := 0
+		for q-1-m >= from && s[q-1-m] == '\\' {
+			m++
+		}
+		if m >= k && (m-k)%(2*(k+1)) == 0 {
+			return q - k
+		}
+		i = q + 1
+	}
+	return hi
+}
+
+// userSpans adds the user patterns' matches to spans and returns them
+// sorted, merged and clear of existing markers.
+func (r *Redactor) userSpans(s []byte, lo, hi int, spans []span) []span {
+	n0 := len(spans)
+	seg := s[lo:hi]
+	add := func(m []int, base int) {
+		st, en := m[0], m[1]
+		if len(m) >= 4 && m[2] >= 0 {
+			st, en = m[2], m[3]
+		}
+		if en > st {
+			spans = append(spans, span{start: base + st, end: base + en, kind: "pattern"})
+		}
+	}
+	for _, p := range r.pats {
+		if len(p.prefix) > 0 {
+			for off := 0; off < len(seg); {
+				k := bytes.Index(seg[off:], p.prefix)
+				if k < 0 {
+					break
+				}
+				pos := off + k
+				if m := p.anchored.FindSubmatchIndex(seg[pos:]); m != nil {
+					add(m, lo+pos)
+					off = pos + max(m[1], 1)
+				} else {
+					off = pos + 1
+				}
+			}
+			continue
+		}
+		for _, m := range p.re.FindAllSubmatchIndex(seg, -1) {
+			add(m, lo)
+		}
+	}
+	if len(spans) == n0 {
+		return spans
+	}
+	// Leave markers alone: drop user matches that touch one.
+	if bytes.Contains(seg, []byte("REDACTED")) {
+		var marks [][2]int
+		for _, open := range []string{markerOpen, markerOpenEnc} {
+			cl := "]"
+			if open == markerOpenEnc {
+				cl = "%5D"
+			}
+			for off := 0; ; {
+				k := bytes.Index(seg[off:], []byte(open))
+				if k < 0 {
+					break
+				}
+				st := off + k
+				e := bytes.Index(seg[st:], []byte(cl))
+				if e < 0 {
+					e = len(seg) - st
+				} else {
+					e += len(cl)
+				}
+				marks = append(marks, [2]int{lo + st, lo + st + e})
+				off = st + e
+			}
+		}
+		kept := spans[:n0]
+		for _, sp := range spans[n0:] {
+			clear := true
+			for _, m := range marks {
+				if sp.start < m[1] && m[0] < sp.end {
+					clear = false
+					break
+				}
+			}
+			if clear {
+				kept = append(kept, sp)
+			}
+		}
+		spans = kept
+	}
+	sort.SliceStable(spans, func(a, b int) bool { return spans[a].start < spans[b].start })
+	out := spans[:0]
+	for _, sp := range spans {
+		if n := len(out); n > 0 && sp.start < out[n-1].end {
+			if sp.end > out[n-1].end {
+				out[n-1].end = sp.end
+				out[n-1].quote = 0
+			}
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}

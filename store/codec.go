@@ -1,0 +1,419 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Value layout constants (see the package comment).
+const (
+	valueVersion1 byte = 1
+
+	compNone byte = 0
+	compZstd byte = 1
+
+	// maxDecodedValue bounds what one value may decompress to.
+	maxDecodedValue = 1 << 30
+)
+
+// ErrCorrupt is returned (wrapped) when a stored value cannot be decoded.
+var ErrCorrupt = errors.New("corrupt value")
+
+var (
+	zstdEnc     *zstd.Encoder
+	zstdDec     *zstd.Decoder
+	zstdErr     error
+	zstdInitOne sync.Once
+)
+
+// codecs returns the process-wide zstd encoder and decoder. Both are safe for
+// concurrent EncodeAll / DecodeAll.
+func codecs() (*zstd.Encoder, *zstd.Decoder, error) {
+	zstdInitOne.Do(func() {
+		zstdEnc, zstdErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
+		if zstdErr != nil {
+			return
+		}
+		zstdDec, zstdErr = zstd.NewReader(nil,
+			zstd.WithDecoderMaxMemory(maxDecodedValue),
+			zstd.WithDecoderConcurrency(0))
+	})
+	return zstdEnc, zstdDec, zstdErr
+}
+
+var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// EncodeInteraction returns the stored form of in: version byte, compression
+// byte, and the (usually zstd-compressed) binary encoding. in.Seq is not
+// encoded: the store keys values by Seq.
+func EncodeInteraction(in *Interaction) ([]byte, error) {
+	enc, _, err := codecs()
+	if err != nil {
+		return nil, err
+	}
+	bp := payloadPool.Get().(*[]byte)
+	payload, err := appendInteraction((*bp)[:0], in)
+	if err != nil {
+		payloadPool.Put(bp)
+		return nil, err
+	}
+	if len(payload) > maxDecodedValue {
+		return nil, fmt.Errorf("interaction encodes to %d bytes, over the %d limit", len(payload), maxDecodedValue)
+	}
+	out := make([]byte, 2, 2+len(payload)/3+64)
+	out[0], out[1] = valueVersion1, compZstd
+	out = enc.EncodeAll(payload, out)
+	if len(out)-2 >= len(payload) {
+		out = append(append(out[:0], valueVersion1, compNone), payload...)
+	}
+	if cap(payload) <= 1<<20 { // don't keep huge buffers around
+		*bp = payload[:0]
+		payloadPool.Put(bp)
+	}
+	return out, nil
+}
+
+// DecodeInteraction decodes a value written by EncodeInteraction. The result
+// does not alias value. Seq is left zero.
+func DecodeInteraction(value []byte) (Interaction, error) {
+	var in Interaction
+	if len(value) < 2 {
+		return in, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(value))
+	}
+	if value[0] != valueVersion1 {
+		return in, fmt.Errorf("%w: unknown format version %d", ErrCorrupt, value[0])
+	}
+	var payload []byte
+	switch value[1] {
+	case compNone:
+		payload = slices.Clone(value[2:])
+	case compZstd:
+		_, dec, err := codecs()
+		if err != nil {
+			return in, err
+		}
+		payload, err = dec.DecodeAll(value[2:], nil)
+		if err != nil {
+			return in, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+		}
+	default:
+		return in, fmt.Errorf("%w: unknown compression %d", ErrCorrupt, value[1])
+	}
+	r := reader{b: payload}
+	r.interaction(&in)
+	if r.err == nil && r.off != len(r.b) {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b)-r.off)
+	}
+	if r.err != nil {
+		return Interaction{}, fmt.Errorf("%w: %v", ErrCorrupt, r.err)
+	}
+	return in, nil
+}
+
+// ---- v1 binary encoding ----
+//
+// Integers are varints (signed) or uvarints (lengths). A "nullable" length is
+// 0 for nil and n+1 for a value of length n. Header keys are written sorted.
+
+const (
+	flagStreamed   = 1 << 0
+	flagIncomplete = 1 << 1
+	flagUpgrade    = 1 << 2
+	flagMarker     = 1 << 3
+)
+
+func appendInteraction(b []byte, in *Interaction) ([]byte, error) {
+	b = appendString(b, in.Key)
+	t, err := in.RecordedAt.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode recorded_at: %w", err)
+	}
+	b = appendBytes(b, t)
+	b = binary.AppendVarint(b, in.DurationMs)
+	b = appendString(b, in.RunID)
+
+	q := &in.Request
+	b = appendString(b, q.Method)
+	b = appendString(b, q.URL)
+	b = appendHeader(b, q.Header)
+	b = appendNullBytes(b, q.Body)
+	b = appendString(b, q.ContentEncoding)
+
+	p := &in.Response
+	b = binary.AppendVarint(b, int64(p.Status))
+	b = appendHeader(b, p.Header)
+	b = appendNullBytes(b, p.Body)
+	b = appendString(b, p.ContentEncoding)
+	var flags byte
+	if p.Streamed {
+		flags |= flagStreamed
+	}
+	if p.Incomplete {
+		flags |= flagIncomplete
+	}
+	if p.Upgrade {
+		flags |= flagUpgrade
+	}
+	if p.NotRecorded != nil {
+		flags |= flagMarker
+	}
+	b = append(b, flags)
+	if p.Events == nil {
+		b = append(b, 0)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(p.Events))+1)
+		for i := range p.Events {
+			b = binary.AppendVarint(b, p.Events[i].OffsetMs)
+			b = appendNullBytes(b, p.Events[i].Data)
+		}
+	}
+	if m := p.NotRecorded; m != nil {
+		b = binary.AppendVarint(b, m.Size)
+		b = appendString(b, m.SHA256)
+		b = appendString(b, m.Reason)
+	}
+	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+func appendNullBytes(b, v []byte) []byte {
+	if v == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(v))+1)
+	return append(b, v...)
+}
+
+func appendHeader(b []byte, h http.Header) []byte {
+	if h == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(h))+1)
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b = appendString(b, k)
+		vs := h[k]
+		if vs == nil {
+			b = append(b, 0)
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(vs))+1)
+		for _, v := range vs {
+			b = appendString(b, v)
+		}
+	}
+	return b
+}
+
+// reader decodes the v1 encoding. Errors are sticky; byte slices it returns
+// alias r.b (a buffer owned by the decoder) and are capacity-capped.
+type reader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("truncated or invalid %s at offset %d", what, r.off)
+	}
+}
+
+func (r *reader) uvarint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+func (r *reader) varint(what string) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b[r.off:])
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+func (r *reader) byte1(what string) byte {
+	if r.err != nil {
+		return 0
+	}
+	if r.off >= len(r.b) {
+		r.fail(what)
+		return 0
+	}
+	c := r.b[r.off]
+	r.off++
+	return c
+}
+
+// take returns the next n bytes.
+func (r *reader) take(n uint64, what string) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)-r.off) {
+		r.fail(what)
+		return nil
+	}
+	s := r.b[r.off : r.off+int(n) : r.off+int(n)]
+	r.off += int(n)
+	return s
+}
+
+func (r *reader) str(what string) string {
+	return string(r.take(r.uvarint(what), what))
+}
+
+func (r *reader) bytes(what string) []byte {
+	return r.take(r.uvarint(what), what)
+}
+
+func (r *reader) nullBytes(what string) []byte {
+	n := r.uvarint(what)
+	if n == 0 || r.err != nil {
+		return nil
+	}
+	return r.take(n-1, what)
+}
+
+// count reads a nullable count of items that each take at least one byte.
+func (r *reader) count(what string) (n int, isNil bool) {
+	c := r.uvarint(what)
+	if c == 0 || r.err != nil {
+		return 0, true
+	}
+	if c-1 > uint64(len(r.b)-r.off) {
+		r.fail(what)
+		return 0, true
+	}
+	return int(c - 1), false
+}
+
+func (r *reader) header(what string) http.Header {
+	n, isNil := r.count(what)
+	if isNil {
+		return nil
+	}
+	h := make(http.Header, n)
+	for range n {
+		k := r.str(what)
+		m, vnil := r.count(what)
+		if r.err != nil {
+			return nil
+		}
+		if vnil {
+			h[k] = nil
+			continue
+		}
+		vs := make([]string, m)
+		for j := range vs {
+			vs[j] = r.str(what)
+		}
+		h[k] = vs
+	}
+	return h
+}
+
+func (r *reader) interaction(in *Interaction) {
+	in.Key = r.str("key")
+	if t := r.bytes("recorded_at"); r.err == nil {
+		if err := in.RecordedAt.UnmarshalBinary(t); err != nil {
+			r.err = fmt.Errorf("recorded_at: %v", err)
+		}
+	}
+	in.DurationMs = r.varint("duration_ms")
+	in.RunID = r.str("run_id")
+
+	q := &in.Request
+	q.Method = r.str("request method")
+	q.URL = r.str("request url")
+	q.Header = r.header("request header")
+	q.Body = r.nullBytes("request body")
+	q.ContentEncoding = r.str("request content_encoding")
+
+	p := &in.Response
+	st := r.varint("status")
+	if st < math.MinInt32 || st > math.MaxInt32 {
+		r.fail("status")
+	}
+	p.Status = int(st)
+	p.Header = r.header("response header")
+	p.Body = r.nullBytes("response body")
+	p.ContentEncoding = r.str("response content_encoding")
+	flags := r.byte1("flags")
+	p.Streamed = flags&flagStreamed != 0
+	p.Incomplete = flags&flagIncomplete != 0
+	p.Upgrade = flags&flagUpgrade != 0
+	if n, isNil := r.count("events"); !isNil {
+		p.Events = make([]Event, n)
+		for i := range p.Events {
+			p.Events[i].OffsetMs = r.varint("event offset")
+			p.Events[i].Data = r.nullBytes("event data")
+		}
+	}
+	if flags&flagMarker != 0 {
+		m := &BodyMarker{}
+		m.Size = r.varint("marker size")
+		m.SHA256 = r.str("marker sha256")
+		m.Reason = r.str("marker reason")
+		p.NotRecorded = m
+	}
+	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker) != 0 && r.err == nil {
+		r.err = fmt.Errorf("unknown flags %#x", flags)
+	}
+	if r.err != nil {
+		*in = Interaction{}
+	}
+}
+
+// be64 is the big-endian form of a Seq, used as a key.
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v) }
+
+func putTime(t time.Time) []byte { return be64(uint64(t.UnixNano())) }
+
+func getTime(b []byte) time.Time {
+	if len(b) != 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b)))
+}
+
+func getUint(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}

@@ -1,0 +1,61 @@
+// Package store owns cassetteproxy's on-disk state: the bbolt schema of the
+// store file, the interaction codec (a compact versioned binary encoding,
+// compressed with zstd from klauspost/compress), and the single-writer
+// group-commit Recorder. Run records will live in the same file under their
+// own top-level bucket (reserved name "runs") with a codec of their own.
+//
+// # Schema
+//
+// One bbolt file (default ./cassettes.db, mode 0600) holds:
+//
+//	meta/                         store-wide values
+//	    schema        "cassetteproxy/1" (written at creation; a bbolt file
+//	                  without it that already has buckets is refused)
+//	    secret/<name> random key created by Secret(name, size)
+//	cassettes/
+//	    <cassette name>/          one sub-bucket per cassette
+//	        meta/
+//	            created_at    8 bytes, big-endian Unix nanoseconds
+//	            updated_at    8 bytes, big-endian Unix nanoseconds (last commit)
+//	            count         8 bytes, big-endian number of interactions
+//	        interactions/
+//	            <seq>         8 bytes big-endian Seq (1-based, recorded order,
+//	                          from the bucket's own sequence counter) → value
+//	        index/
+//	            sha256(Key) ‖ <seq>   32+8 bytes → empty value
+//
+// The index is keyed by the SHA-256 of the match key (keys may be far longer
+// than bbolt's 32 KiB key limit) followed by the big-endian Seq, so the
+// interactions sharing one match key are a contiguous, Seq-ordered range found
+// with one cursor Seek; appending costs O(log n) however often a key repeats.
+// Readers that use the index compare the decoded Interaction.Key to rule out
+// hash collisions.
+//
+// # Values
+//
+// An interaction value is
+//
+//	byte 0   format version (1)
+//	byte 1   compression: 0 none, 1 zstd
+//	rest     the v1 binary encoding of the Interaction, compressed or not
+//
+// The binary encoding keeps nil and empty apart for headers, header value
+// lists, bodies, events and event data, so values round-trip exactly. Seq is
+// not part of the value: it is the key. Values are stored uncompressed only
+// when zstd would not make them smaller. One zstd.Encoder and one
+// zstd.Decoder (bounded by WithDecoderMaxMemory) are shared by the process.
+//
+// # Concurrency and lifetime
+//
+// Open takes bbolt's file lock (exclusive for read-write, shared for
+// ReadOnly); a store held by another process yields an error naming the file
+// and, when /proc/locks tells, the holder's pid. All writes of interactions
+// go through a Recorder: one goroutine that commits up to MaxBatch records or
+// MaxDelay worth of them in one transaction. A record is durable once a Flush
+// (or Close) issued after it has returned; until then it may sit in the queue
+// for up to MaxDelay plus one commit, and is lost if the process is killed.
+// Commit errors surface through Flush, Close and RecorderOptions.OnError,
+// never through Record. Store.Close closes every Recorder still open on the
+// store (flushing it) before closing the file, so closing Recorders first is
+// optional. Values handed out by the store never alias bbolt's memory map.
+package store

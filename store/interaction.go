@@ -1,0 +1,54 @@
+package store
+
+import (
+	"net/http"
+	"time"
+)
+
+// Interaction is one request and its response, normalized and redacted.
+// Bodies are stored decoded; the encoding they travelled in is noted beside them.
+type Interaction struct {
+	Seq        uint64    `json:"seq"`         // assigned by the store: 1-based, recorded order within a cassette
+	Key        string    `json:"key"`         // match key (see package match), computed on the redacted request
+	RecordedAt time.Time `json:"recorded_at"` // when the response started
+	DurationMs int64     `json:"duration_ms"` // request sent to last body byte
+	RunID      string    `json:"run_id,omitempty"`
+	Request    Request   `json:"request"`
+	Response   Response  `json:"response"`
+}
+
+// Request is the recorded request. Hop-by-hop and proxy headers are already gone.
+type Request struct {
+	Method          string      `json:"method"`
+	URL             string      `json:"url"` // absolute: scheme://host[:port]/path?query
+	Header          http.Header `json:"header,omitempty"`
+	Body            []byte      `json:"body,omitempty"`             // decoded
+	ContentEncoding string      `json:"content_encoding,omitempty"` // encoding the body arrived in
+}
+
+// Response is the recorded response. Header never carries Content-Length,
+// Content-Encoding or Transfer-Encoding: those are derived again when it is served.
+type Response struct {
+	Status          int         `json:"status"`
+	Header          http.Header `json:"header,omitempty"`
+	Body            []byte      `json:"body,omitempty"`             // decoded, complete (concatenation of Events when streamed)
+	ContentEncoding string      `json:"content_encoding,omitempty"` // original Content-Encoding, noted only
+	Streamed        bool        `json:"streamed,omitempty"`         // body arrived as a stream (SSE, NDJSON, chunked flushes)
+	Events          []Event     `json:"events,omitempty"`           // the stream as the upstream wrote it, when Streamed
+	Incomplete      bool        `json:"incomplete,omitempty"`       // the upstream or client broke the body midway
+	Upgrade         bool        `json:"upgrade,omitempty"`          // a protocol upgrade (WebSocket) that was tunnelled, not recorded
+	NotRecorded     *BodyMarker `json:"body_not_recorded,omitempty"`
+}
+
+// Event is one upstream write of a streamed body, with its offset from the response start.
+type Event struct {
+	OffsetMs int64  `json:"offset_ms"`
+	Data     []byte `json:"data"`
+}
+
+// BodyMarker stands for a body that was passed through but not kept (over --max-body).
+type BodyMarker struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Reason string `json:"reason"` // "body_not_recorded"
+}

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// RecorderOptions tune group commit.
+type RecorderOptions struct {
+	MaxBatch int           // records per transaction, default 256
+	MaxDelay time.Duration // longest a record waits for company, default 5ms
+	Queue    int           // channel capacity, default 1024 (back-pressure beyond)
+
+	// OnError, if set, is called from the writer goroutine with every commit
+	// error as it happens (Flush and Close report them too). It must not
+	// call back into the Recorder.
+	OnError func(err error)
+}
+
+// Recorder is the single writer goroutine: Record encodes and compresses on
+// the caller's goroutine and queues the value; the writer commits queued
+// values in batches of up to MaxBatch, or whatever arrived within MaxDelay of
+// the first, in one bbolt transaction. Seq is assigned at commit, per
+// cassette, continuing after the interactions already stored.
+//
+// All methods are safe for concurrent use. Commit errors are not returned by
+// Record: they surface through Flush, Close and OnError.
+type Recorder struct {
+	s    *Store
+	opts RecorderOptions
+	ch   chan op
+	done chan struct{}
+
+	mu     sync.RWMutex // Record/Flush hold it shared while enqueueing
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// op is one queued record, or a control marker when ctl is set.
+type op struct {
+	cassette string
+	value    []byte
+	keyHash  [32]byte
+
+	ctl  chan error // flush/stop marker: receives the commit errors since the last marker
+	stop bool
+}
+
+// NewRecorder starts a Recorder on the store. A Recorder made on a closed
+// store is closed: Record returns ErrClosed. On a ReadOnly store Record
+// returns ErrReadOnly. Store.Close closes Recorders still open.
+func (s *Store) NewRecorder(opts RecorderOptions) *Recorder {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = 5 * time.Millisecond
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = 1024
+	}
+	r := &Recorder{s: s, opts: opts, ch: make(chan op, opts.Queue), done: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		r.closed = true
+		close(r.done)
+		r.closeOnce.Do(func() {})
+		return r
+	}
+	s.recorders[r] = struct{}{}
+	go r.run()
+	return r
+}
+
+func (r *Recorder) errorf(format string, args ...any) error {
+	return fmt.Errorf("store %s: recorder: "+format, append([]any{r.s.path}, args...)...)
+}
+
+// Record queues in for the cassette (created on first commit if missing).
+// in.Seq is ignored: the store assigns it. in is encoded before Record
+// returns, so the caller may reuse it. Record blocks while the queue is full
+// and returns an error after Close.
+func (r *Recorder) Record(cassette string, in Interaction) error {
+	if err := validName(cassette); err != nil {
+		return r.errorf("%w", err)
+	}
+	if r.s.readOnly {
+		return r.errorf("%w", ErrReadOnly)
+	}
+	value, err := EncodeInteraction(&in)
+	if err != nil {
+		return r.errorf("encode: %w", err)
+	}
+	o := op{cassette: cassette, value: value, keyHash: sha256.Sum256([]byte(in.Key))}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return r.errorf("%w", ErrClosed)
+	}
+	r.ch <- o
+	return nil
+}
+
+// Flush waits until everything enqueued before it is committed and returns
+// the commit errors that happened since the previous Flush (nil if none).
+// After Close it returns an error wrapping ErrClosed.
+func (r *Recorder) Flush() error {
+	ack := make(chan error, 1)
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return r.errorf("flush: %w", ErrClosed)
+	}
+	r.ch <- op{ctl: ack}
+	r.mu.RUnlock()
+	return <-ack
+}
+
+// Close flushes, stops the writer goroutine and returns the commit errors
+// since the previous Flush. It is idempotent: later calls return the same
+// result. It does not close the store.
+func (r *Recorder) Close() error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		// No Record or Flush can enqueue any more; the writer keeps draining,
+		// so this send cannot block forever.
+		ack := make(chan error, 1)
+		r.ch <- op{ctl: ack, stop: true}
+		r.closeErr = <-ack
+		<-r.done
+		r.s.mu.Lock()
+		delete(r.s.recorders, r)
+		r.s.mu.Unlock()
+	})
+	return r.closeErr
+}
+
+// run is the writer goroutine.
+func (r *Recorder) run() {
+	defer close(r.done)
+	var (
+		batch   = make([]op, 0, r.opts.MaxBatch)
+		markers []op
+		pending []error
+		timer   = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	add := func(o op) {
+		if o.ctl != nil {
+			markers = append(markers, o)
+		} else {
+			batch = append(batch, o)
+		}
+	}
+	for {
+		add(<-r.ch)
+		if len(markers) == 0 {
+			timer.Reset(r.opts.MaxDelay)
+		collect:
+			for len(batch) < r.opts.MaxBatch {
+				select {
+				case o := <-r.ch:
+					add(o)
+					if len(markers) > 0 {
+						break collect
+					}
+				case <-timer.C:
+					break collect
+				}
+			}
+			timer.Stop()
+		}
+		if len(batch) > 0 {
+			if err := r.commit(batch); err != nil {
+				err = r.errorf("commit of %d records: %w", len(batch), err)
+				pending = append(pending, err)
+				if r.opts.OnError != nil {
+					r.opts.OnError(err)
+				}
+			}
+			clear(batch) // drop references to the values
+			batch = batch[:0]
+		}
+		if len(markers) > 0 {
+			err := errors.Join(pending...)
+			pending = nil
+			stop := false
+			for _, m := range markers {
+				m.ctl <- err
+				stop = stop || m.stop
+			}
+			clear(markers)
+			markers = markers[:0]
+			if stop {
+				return
+			}
+		}
+	}
+}
+
+// commit writes one batch in one transaction.
+func (r *Recorder) commit(batch []op) error {
+	now := time.Now()
+	return r.s.db.Update(func(tx *bolt.Tx) error {
+		open := make(map[string]*cassetteTx, 1)
+		for i := range batch {
+			o := &batch[i]
+			c := open[o.cassette]
+			if c == nil {
+				var err error
+				if c, err = openCassette(tx, o.cassette, now); err != nil {
+					return err
+				}
+				open[o.cassette] = c
+			}
+			seq, err := c.items.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := c.items.Put(be64(seq), o.value); err != nil {
+				return fmt.Errorf("cassette %q seq %d: %w", o.cassette, seq, err)
+			}
+			if err := c.index.Put(indexKey(&o.keyHash, seq), []byte{}); err != nil {
+				return err
+			}
+			c.added++
+		}
+		for _, c := range open {
+			if err := c.meta.Put(keyCount, be64(getUint(c.meta.Get(keyCount))+c.added)); err != nil {
+				return err
+			}
+			if err := c.meta.Put(keyUpdatedAt, putTime(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,694 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// ErrNoCassette is returned (wrapped) when a named cassette does not exist.
+var ErrNoCassette = errors.New("no such cassette")
+
+// ErrNoInteraction is returned (wrapped) by Interaction for an unknown Seq.
+var ErrNoInteraction = errors.New("no such interaction")
+
+// ErrLocked is returned (wrapped) by Open when another process holds the
+// store's file lock beyond Options.LockTimeout.
+var ErrLocked = errors.New("locked by another process")
+
+// ErrNotStore is returned (wrapped) by Open for a file that is not a
+// cassetteproxy store. The file is left untouched.
+var ErrNotStore = errors.New("not a cassetteproxy store")
+
+// ErrClosed is returned (wrapped) by a Recorder used after Close, and by a
+// Recorder created on a closed store.
+var ErrClosed = errors.New("closed")
+
+// ErrReadOnly is returned (wrapped) for writes to a store opened ReadOnly.
+var ErrReadOnly = errors.New("store opened read-only")
+
+// Options tune Open.
+type Options struct {
+	ReadOnly    bool
+	LockTimeout time.Duration // 0 means 1s
+}
+
+// CassetteInfo summarizes one cassette for `cassettes ls`.
+type CassetteInfo struct {
+	Name         string    `json:"name"`
+	Interactions int       `json:"interactions"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Bucket and key names of the schema (see the package comment).
+var (
+	bucketMeta      = []byte("meta")
+	bucketCassettes = []byte("cassettes")
+
+	subMeta         = []byte("meta")
+	subInteractions = []byte("interactions")
+	subIndex        = []byte("index")
+
+	keySchema    = []byte("schema")
+	keyCreatedAt = []byte("created_at")
+	keyUpdatedAt = []byte("updated_at")
+	keyCount     = []byte("count")
+
+	secretPrefix = "secret/"
+)
+
+const (
+	schemaV1      = "cassetteproxy/1"
+	maxNameLen    = 1024
+	maxSecretSize = 4096
+)
+
+// Store is one bbolt file holding cassettes (and, later, run records).
+// Its methods are safe for concurrent use.
+type Store struct {
+	path     string
+	db       *bolt.DB
+	readOnly bool
+
+	mu        sync.Mutex
+	closed    bool
+	recorders map[*Recorder]struct{}
+}
+
+// Open opens or creates the store file. A missing file (and its parent
+// folder) is created unless opts.ReadOnly; a 0-byte file is initialized as a
+// new store. Open never modifies a file that is not a bbolt file. Errors name
+// the path: "open store PATH: locked by another process (pid N)",
+// "open store PATH: not a cassetteproxy store (...)".
+func Open(path string, opts Options) (*Store, error) {
+	fail := func(err error) error { return fmt.Errorf("open store %s: %w", path, err) }
+	if path == "" {
+		return nil, errors.New("open store: empty path")
+	}
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil:
+		if !fi.Mode().IsRegular() {
+			return nil, fail(fmt.Errorf("%w (not a regular file)", ErrNotStore))
+		}
+		if fi.Size() == 0 && opts.ReadOnly {
+			return nil, fail(fmt.Errorf("%w (empty file)", ErrNotStore))
+		}
+		if fi.Size() > 0 {
+			if err := checkMagic(path, fi.Size()); err != nil {
+				return nil, fail(err)
+			}
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		if opts.ReadOnly {
+			return nil, fail(err)
+		}
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fail(err)
+			}
+		}
+	default:
+		return nil, fail(err)
+	}
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fail(lockedError(path))
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch):
+			return nil, fail(fmt.Errorf("%w (bbolt: %v)", ErrNotStore, err))
+		case errors.Is(err, berrors.ErrChecksum):
+			return nil, fail(fmt.Errorf("store file is corrupt (bbolt: %v)", err))
+		}
+		return nil, fail(err)
+	}
+	s := &Store{path: path, db: db, readOnly: opts.ReadOnly, recorders: map[*Recorder]struct{}{}}
+	if err := s.initSchema(); err != nil {
+		_ = db.Close()
+		return nil, fail(err)
+	}
+	return s, nil
+}
+
+// lockedError builds "locked by another process (pid N)" from /proc/locks.
+func lockedError(path string) error {
+	pids := lockHolders(path)
+	if len(pids) == 0 {
+		return ErrLocked
+	}
+	parts := make([]string, len(pids))
+	for i, p := range pids {
+		parts[i] = strconv.Itoa(p)
+		if p == os.Getpid() {
+			parts[i] += ", this process"
+		}
+	}
+	word := "pid"
+	if len(pids) > 1 {
+		word = "pids"
+	}
+	return fmt.Errorf("%w (%s %s)", ErrLocked, word, strings.Join(parts, "; "))
+}
+
+// checkMagic verifies that the file starts like a bbolt file (a meta page
+// with bbolt's magic number at page 0, or at page 1 for any page size bbolt
+// probes) before bbolt is allowed near it.
+func checkMagic(path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// Page header: id u64, flags u16, count u16, overflow u32 (16 bytes),
+	// then the meta: magic u32, version u32, in native byte order.
+	const magic = 0xED0CDAED
+	var buf [24]byte
+	probe := func(off int64) bool {
+		if off+int64(len(buf)) > size {
+			return false
+		}
+		if _, err := f.ReadAt(buf[:], off); err != nil && err != io.EOF {
+			return false
+		}
+		return binary.NativeEndian.Uint32(buf[16:20]) == magic
+	}
+	if probe(0) {
+		return nil
+	}
+	for i := 0; i <= 14; i++ {
+		if probe(1024 << i) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w (no bbolt header)", ErrNotStore)
+}
+
+// initSchema creates the top-level buckets of a new store and refuses a bbolt
+// file that belongs to another program.
+func (s *Store) initSchema() error {
+	var schema []byte
+	var hasCassettes, empty bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if m := tx.Bucket(bucketMeta); m != nil {
+			schema = bytes.Clone(m.Get(keySchema))
+		}
+		hasCassettes = tx.Bucket(bucketCassettes) != nil
+		empty = true
+		return tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+	})
+	switch {
+	case err != nil:
+		return err
+	case schema != nil && string(schema) != schemaV1:
+		return fmt.Errorf("unsupported store schema %q (this build reads %q)", schema, schemaV1)
+	case schema == nil && !empty:
+		return fmt.Errorf("%w (a bbolt file without the cassetteproxy schema)", ErrNotStore)
+	case schema != nil && hasCassettes, s.readOnly:
+		return nil // a read-only brand-new store simply has no cassettes
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := m.Put(keySchema, []byte(schemaV1)); err != nil {
+			return err
+		}
+		_, err = tx.CreateBucketIfNotExists(bucketCassettes)
+		return err
+	})
+}
+
+// Close closes every Recorder still open on the store (each flushes what it
+// has queued), then the file. It is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	recs := make([]*Recorder, 0, len(s.recorders))
+	for r := range s.recorders {
+		recs = append(recs, r)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, r := range recs {
+		errs = append(errs, r.Close())
+	}
+	errs = append(errs, s.db.Close())
+	return s.wrap(errors.Join(errs...))
+}
+
+// Path returns the path the store was opened with.
+func (s *Store) Path() string { return s.path }
+
+// ReadOnly reports whether the store was opened read-only.
+func (s *Store) ReadOnly() bool { return s.readOnly }
+
+func (s *Store) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("store %s: %w", s.path, err)
+}
+
+// notFoundError reads `cassette "x" not found` and matches ErrNoCassette.
+type notFoundError struct{ name string }
+
+func (e *notFoundError) Error() string { return fmt.Sprintf("cassette %q not found", e.name) }
+func (e *notFoundError) Unwrap() error { return ErrNoCassette }
+
+func validName(name string) error {
+	if name == "" {
+		return errors.New("empty cassette name")
+	}
+	if len(name) > maxNameLen {
+		return fmt.Errorf("cassette name longer than %d bytes", maxNameLen)
+	}
+	return nil
+}
+
+// cassetteBucket returns the named cassette's bucket, or nil.
+func cassetteBucket(tx *bolt.Tx, name string) *bolt.Bucket {
+	root := tx.Bucket(bucketCassettes)
+	if root == nil {
+		return nil
+	}
+	return root.Bucket([]byte(name))
+}
+
+// cassetteTx holds one cassette's buckets inside a write transaction.
+type cassetteTx struct {
+	meta, items, index *bolt.Bucket
+	added              uint64
+}
+
+// openCassette creates the cassette (and its sub-buckets and meta) if needed.
+func openCassette(tx *bolt.Tx, name string, now time.Time) (*cassetteTx, error) {
+	root := tx.Bucket(bucketCassettes)
+	if root == nil {
+		return nil, errors.New("store has no cassettes bucket")
+	}
+	c, err := root.CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("cassette %q: %w", name, err)
+	}
+	ct := &cassetteTx{}
+	if ct.meta, err = c.CreateBucketIfNotExists(subMeta); err != nil {
+		return nil, err
+	}
+	if ct.items, err = c.CreateBucketIfNotExists(subInteractions); err != nil {
+		return nil, err
+	}
+	if ct.index, err = c.CreateBucketIfNotExists(subIndex); err != nil {
+		return nil, err
+	}
+	ct.items.FillPercent = 0.9 // Seq keys only ever grow
+	if ct.meta.Get(keyCreatedAt) == nil {
+		for _, kv := range [][2][]byte{
+			{keyCreatedAt, putTime(now)},
+			{keyUpdatedAt, putTime(now)},
+			{keyCount, be64(0)},
+		} {
+			if err := ct.meta.Put(kv[0], kv[1]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ct, nil
+}
+
+func (s *Store) writable() error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	return nil
+}
+
+func info(name string, c *bolt.Bucket) CassetteInfo {
+	ci := CassetteInfo{Name: name}
+	if m := c.Bucket(subMeta); m != nil {
+		ci.Interactions = int(getUint(m.Get(keyCount)))
+		ci.CreatedAt = getTime(m.Get(keyCreatedAt))
+		ci.UpdatedAt = getTime(m.Get(keyUpdatedAt))
+	}
+	return ci
+}
+
+// ListCassettes returns every cassette, sorted by name.
+func (s *Store) ListCassettes() ([]CassetteInfo, error) {
+	out := []CassetteInfo{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketCassettes)
+		if root == nil {
+			return nil
+		}
+		return root.ForEachBucket(func(k []byte) error {
+			out = append(out, info(string(k), root.Bucket(k)))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	// bbolt orders keys bytewise, which is Go's string order; sort anyway so
+	// the contract does not depend on it.
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Cassette returns the summary of one cassette (wrapped ErrNoCassette if missing).
+func (s *Store) Cassette(name string) (CassetteInfo, error) {
+	var ci CassetteInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := cassetteBucket(tx, name)
+		if c == nil {
+			return &notFoundError{name}
+		}
+		ci = info(name, c)
+		return nil
+	})
+	return ci, s.wrap(err)
+}
+
+// HasCassette reports whether the cassette exists.
+func (s *Store) HasCassette(name string) (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ok = cassetteBucket(tx, name) != nil
+		return nil
+	})
+	return ok, s.wrap(err)
+}
+
+// CreateCassette creates an empty cassette; it is a no-op if it exists.
+func (s *Store) CreateCassette(name string) error {
+	if err := validName(name); err != nil {
+		return s.wrap(err)
+	}
+	if err := s.writable(); err != nil {
+		return s.wrap(err)
+	}
+	now := time.Now()
+	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+		_, err := openCassette(tx, name, now)
+		return err
+	}))
+}
+
+// ResetCassette deletes the cassette if it exists and creates it again,
+// empty: Seq restarts at 1. Records still queued in a Recorder for it land in
+// the new cassette.
+func (s *Store) ResetCassette(name string) error {
+	if err := validName(name); err != nil {
+		return s.wrap(err)
+	}
+	if err := s.writable(); err != nil {
+		return s.wrap(err)
+	}
+	now := time.Now()
+	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+		if root := tx.Bucket(bucketCassettes); root != nil && root.Bucket([]byte(name)) != nil {
+			if err := root.DeleteBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		_, err := openCassette(tx, name, now)
+		return err
+	}))
+}
+
+// DeleteCassette removes the cassette (wrapped ErrNoCassette if missing).
+func (s *Store) DeleteCassette(name string) error {
+	if err := s.writable(); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketCassettes)
+		if root == nil || root.Bucket([]byte(name)) == nil {
+			return &notFoundError{name}
+		}
+		return root.DeleteBucket([]byte(name))
+	}))
+}
+
+// rawValue is a stored value copied out of its transaction.
+type rawValue struct {
+	seq uint64
+	val []byte
+}
+
+// Interactions returns every interaction of the cassette in Seq order,
+// decoded and independent of the store (wrapped ErrNoCassette if missing).
+func (s *Store) Interactions(name string) ([]Interaction, error) {
+	var raws []rawValue
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := cassetteBucket(tx, name)
+		if c == nil {
+			return &notFoundError{name}
+		}
+		if m := c.Bucket(subMeta); m != nil {
+			raws = make([]rawValue, 0, getUint(m.Get(keyCount)))
+		}
+		items := c.Bucket(subInteractions)
+		if items == nil {
+			return nil
+		}
+		cur := items.Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			if len(k) != 8 || v == nil {
+				continue
+			}
+			raws = append(raws, rawValue{binary.BigEndian.Uint64(k), bytes.Clone(v)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	out, err := decodeRaw(name, raws)
+	return out, s.wrap(err)
+}
+
+// decodeRaw decodes values, in parallel when there are many.
+func decodeRaw(name string, raws []rawValue) ([]Interaction, error) {
+	out := make([]Interaction, len(raws))
+	dec := func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			in, err := DecodeInteraction(raws[i].val)
+			if err != nil {
+				return fmt.Errorf("cassette %q interaction %d: %w", name, raws[i].seq, err)
+			}
+			in.Seq = raws[i].seq
+			out[i] = in
+		}
+		return nil
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(raws)/128)
+	if workers <= 1 {
+		return out, dec(0, len(raws))
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	chunk := (len(raws) + workers - 1) / workers
+	for w := range workers {
+		lo, hi := w*chunk, min((w+1)*chunk, len(raws))
+		wg.Go(func() { errs[w] = dec(lo, hi) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// indexKey is sha256(key) followed by the big-endian seq.
+func indexKey(h *[32]byte, seq uint64) []byte {
+	k := make([]byte, 40)
+	copy(k, h[:])
+	binary.BigEndian.PutUint64(k[32:], seq)
+	return k
+}
+
+// seqsTx lists the index entries of key in Seq order.
+func seqsTx(c *bolt.Bucket, key string) []uint64 {
+	idx := c.Bucket(subIndex)
+	if idx == nil {
+		return nil
+	}
+	h := sha256.Sum256([]byte(key))
+	var seqs []uint64
+	cur := idx.Cursor()
+	for k, _ := cur.Seek(h[:]); k != nil && bytes.HasPrefix(k, h[:]); k, _ = cur.Next() {
+		if len(k) == 40 {
+			seqs = append(seqs, binary.BigEndian.Uint64(k[32:]))
+		}
+	}
+	return seqs
+}
+
+// Seqs returns, in recorded order, the Seqs of the cassette's interactions
+// whose match key hashes like key (use InteractionsByKey for a verified list).
+func (s *Store) Seqs(cassette, key string) ([]uint64, error) {
+	var seqs []uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := cassetteBucket(tx, cassette)
+		if c == nil {
+			return &notFoundError{cassette}
+		}
+		seqs = seqsTx(c, key)
+		return nil
+	})
+	return seqs, s.wrap(err)
+}
+
+// InteractionsByKey returns, in recorded order, the cassette's interactions
+// whose Key equals key, found through the index.
+func (s *Store) InteractionsByKey(cassette, key string) ([]Interaction, error) {
+	var raws []rawValue
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := cassetteBucket(tx, cassette)
+		if c == nil {
+			return &notFoundError{cassette}
+		}
+		items := c.Bucket(subInteractions)
+		for _, seq := range seqsTx(c, key) {
+			if v := items.Get(be64(seq)); v != nil {
+				raws = append(raws, rawValue{seq, bytes.Clone(v)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	all, err := decodeRaw(cassette, raws)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	out := all[:0]
+	for _, in := range all {
+		if in.Key == key {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+// Interaction returns one interaction by Seq (wrapped ErrNoCassette or
+// ErrNoInteraction if missing).
+func (s *Store) Interaction(cassette string, seq uint64) (Interaction, error) {
+	var raw []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := cassetteBucket(tx, cassette)
+		if c == nil {
+			return &notFoundError{cassette}
+		}
+		if items := c.Bucket(subInteractions); items != nil {
+			raw = bytes.Clone(items.Get(be64(seq)))
+		}
+		if raw == nil {
+			return fmt.Errorf("cassette %q interaction %d: %w", cassette, seq, ErrNoInteraction)
+		}
+		return nil
+	})
+	if err != nil {
+		return Interaction{}, s.wrap(err)
+	}
+	in, err := DecodeInteraction(raw)
+	if err != nil {
+		return Interaction{}, s.wrap(fmt.Errorf("cassette %q interaction %d: %w", cassette, seq, err))
+	}
+	in.Seq = seq
+	return in, nil
+}
+
+// Secret returns the store-wide random key called name, creating it with
+// size random bytes on first use. It is stable across reopen; asking for an
+// existing name with another size is an error.
+func (s *Store) Secret(name string, size int) ([]byte, error) {
+	if name == "" || size <= 0 || size > maxSecretSize {
+		return nil, s.wrap(fmt.Errorf("secret %q: invalid name or size %d", name, size))
+	}
+	key := []byte(secretPrefix + name)
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if m := tx.Bucket(bucketMeta); m != nil {
+			out = bytes.Clone(m.Get(key))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	if out == nil {
+		if s.readOnly {
+			return nil, s.wrap(fmt.Errorf("secret %q does not exist yet: %w", name, ErrReadOnly))
+		}
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			m := tx.Bucket(bucketMeta)
+			if m == nil {
+				return errors.New("store has no meta bucket")
+			}
+			if v := m.Get(key); v != nil { // created meanwhile
+				out = bytes.Clone(v)
+				return nil
+			}
+			fresh := make([]byte, size)
+			if _, err := rand.Read(fresh); err != nil {
+				return err
+			}
+			out = fresh
+			return m.Put(key, bytes.Clone(fresh))
+		})
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+	}
+	if len(out) != size {
+		return nil, s.wrap(fmt.Errorf("secret %q has %d bytes, asked for %d", name, len(out), size))
+	}
+	return out, nil
+}
+
+// Check runs bbolt's consistency check over the whole file and returns every
+// problem found, joined.
+func (s *Store) Check() error {
+	var errs []error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			errs = append(errs, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(errors.Join(errs...))
+}
