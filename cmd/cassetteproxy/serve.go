@@ -147,7 +147,9 @@ func startProxy(c *cli.Context, runID string) (*runningProxy, error) {
 		}
 	}
 	if mode.Contacts() {
-		p.rec = st.NewRecorder(store.RecorderOptions{})
+		p.rec = st.NewRecorder(store.RecorderOptions{OnError: func(err error) {
+			logger.Error("recording not committed", "err", err)
+		}})
 	}
 
 	ln, err := net.Listen("tcp", c.String("listen"))
