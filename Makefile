@@ -18,3 +18,8 @@ e2e:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Load harness, quick mode (CI): prints the Markdown table, asserts no timings.
+.PHONY: bench-quick
+bench-quick:
+	GO="$(GO)" bench/run.sh --quick

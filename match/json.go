@@ -60,6 +60,10 @@ type jparser struct {
 	b     []byte
 	i     int
 	depth int
+	// Scratch stacks: members and elements gather here while a container
+	// is parsed, then move to a slice of the exact size.
+	mems  []jmember
+	elems []jnode
 }
 
 // parseJSON parses exactly one JSON value surrounded by optional whitespace.
@@ -195,6 +199,8 @@ func (p *jparser) object() (jnode, error) {
 		n.mem = []jmember{}
 		return n, nil
 	}
+	mark := len(p.mems)
+	defer func() { p.mems = p.mems[:mark] }()
 	for {
 		p.ws()
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
@@ -214,7 +220,7 @@ func (p *jparser) object() (jnode, error) {
 		if err != nil {
 			return jnode{}, err
 		}
-		n.mem = append(n.mem, jmember{key: k, val: v})
+		p.mems = append(p.mems, jmember{key: k, val: v})
 		p.ws()
 		if p.i >= len(p.b) {
 			return jnode{}, p.errf("unexpected end of input in object")
@@ -227,6 +233,7 @@ func (p *jparser) object() (jnode, error) {
 			p.i++
 			p.depth--
 			n.end = p.i
+			n.mem = slices.Clone(p.mems[mark:])
 			return n, nil
 		}
 		return jnode{}, p.errf("',' or '}' expected in object")
@@ -248,13 +255,15 @@ func (p *jparser) array() (jnode, error) {
 		n.arr = []jnode{}
 		return n, nil
 	}
+	mark := len(p.elems)
+	defer func() { p.elems = p.elems[:mark] }()
 	for {
 		p.ws()
 		v, err := p.value()
 		if err != nil {
 			return jnode{}, err
 		}
-		n.arr = append(n.arr, v)
+		p.elems = append(p.elems, v)
 		p.ws()
 		if p.i >= len(p.b) {
 			return jnode{}, p.errf("unexpected end of input in array")
@@ -267,6 +276,7 @@ func (p *jparser) array() (jnode, error) {
 			p.i++
 			p.depth--
 			n.end = p.i
+			n.arr = slices.Clone(p.elems[mark:])
 			return n, nil
 		}
 		return jnode{}, p.errf("',' or ']' expected in array")

@@ -121,3 +121,40 @@ func TestRewriteMCPCaptureResponses(t *testing.T) {
 		}
 	}
 }
+
+func FuzzWithJSONRPCID(f *testing.F) {
+	f.Add([]byte(`{"result":{"b":1},"jsonrpc":"2.0","id":2}`), []byte(`7`))
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r\n\r\n"), []byte(`"x"`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"id":2,"error":null}`), []byte(`null`))
+	f.Fuzz(func(t *testing.T, body, id []byte) {
+		out := WithJSONRPCID(body, id)
+		sse := RewriteJSONRPCIDInSSE(body, id)
+		old, ok := JSONRPCID(body)
+		if !ok {
+			if !bytes.Equal(out, body) {
+				t.Fatalf("not JSON-RPC but changed: %q -> %q", body, out)
+			}
+			return
+		}
+		// Putting the old id back restores the input byte for byte,
+		// unless the body repeats "id" (then all are rewritten).
+		back := WithJSONRPCID(out, old)
+		if n, _ := parseJSON(body); countKey(&n, "id") == 1 && !bytes.Equal(back, body) {
+			t.Fatalf("round trip: %q -> %q -> %q", body, out, back)
+		}
+		if _, err := parseJSON(out); err != nil {
+			t.Fatalf("output %q is not JSON: %v", out, err)
+		}
+		_ = sse
+	})
+}
+
+func countKey(n *jnode, key string) int {
+	c := 0
+	for _, m := range n.mem {
+		if m.key == key {
+			c++
+		}
+	}
+	return c
+}

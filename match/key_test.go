@@ -201,3 +201,25 @@ func TestStripFingerprints(t *testing.T) {
 		}
 	}
 }
+
+func FuzzKey(f *testing.F) {
+	f.Add("POST", "https://api.example.com:443/v1/x?b=2&a=1#f", "application/json", []byte(`{"jsonrpc":"2.0","id":1,"method":"m"}`))
+	f.Add("GET", "http://[::1]:80/%7e?q=%zz&x", "", []byte(nil))
+	f.Add("PUT", "/relative?token=[REDACTED:t:ab]", ctForm, []byte("a=%zz&b=[REDACTED:k:01]"))
+	r := mustRules(f, "rules: [{match_headers: ['*'], ignore_query: ['a*'], ignore_body_paths: ['$..id', '$.a[-1]']}]")
+	f.Fuzz(func(t *testing.T, method, url, ct string, body []byte) {
+		req := rq(method, url, ct, string(body), "X-A", url)
+		k1 := r.Key(req)
+		if k1 != r.Key(req) || !hexKey.MatchString(k1) {
+			t.Fatal("unstable or malformed key")
+		}
+		_ = DefaultRules().Key(req)
+		ix := NewIndex(r, []store.Interaction{{Request: *req}})
+		if _, st := ix.Next(req); st != Found {
+			t.Fatalf("a request does not find itself: %v", st)
+		}
+		if c := ix.Closest(req); c == nil || len(c.Differences) != 0 {
+			t.Fatalf("closest to itself: %+v", c)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -387,6 +388,21 @@ func (r *Rules) ModeFor(host, path string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Modes lists the modes the rules set, in rule order, each once. The proxy
+// uses it to know, before any request, whether some host may reach upstream.
+func (r *Rules) Modes() []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for i := range r.rules {
+		if m := r.rules[i].mode; m != "" && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // splitHostPort splits "host[:port]" (IPv6 in brackets), lower-cases the

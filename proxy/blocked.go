@@ -44,7 +44,7 @@ type blockedRequest struct {
 // a hang or a reset.
 func (s *Server) blockedResponse(req *http.Request, a blockedAnswer) *http.Response {
 	a.Blocked = true
-	a.Mode = string(s.cfg.Mode)
+	a.Mode = string(s.modeFor(req))
 	a.Cassette = s.cfg.Cassette
 	body, err := json.MarshalIndent(a, "", "  ")
 	if err != nil { // cannot happen with these types; answer anyway

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,6 +8,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
+	"sort"
 	"sync"
 	"time"
 
@@ -18,26 +19,41 @@ import (
 // errClientGone marks a body the client stopped reading before its end.
 var errClientGone = errors.New("client closed the response before its end")
 
+// spillThreshold is how much of a body the capture keeps in memory; the rest
+// goes to a temporary file until --max-body, so a large transfer never sits
+// in the proxy's memory while it streams.
+const spillThreshold = 1 << 20
+
 // capture tees a response body to the recorder as the client reads it: every
 // read is passed on at once (nothing is buffered ahead of the client), and a
-// copy is kept up to maxBody. When the body ends, fails or is closed early,
-// done runs exactly once with what arrived.
+// copy is kept up to maxBody: the first spill bytes in memory, the rest in a
+// temporary file. Past maxBody only the size and a SHA-256 are kept. When the
+// body ends, fails or is closed early, done runs exactly once with what
+// arrived.
 type capture struct {
 	src      io.ReadCloser
 	start    time.Time
 	maxBody  int64
-	streamed bool // keep each read as an event with its offset
+	spill    int  // bytes kept in memory before spilling to a file
+	streamed bool // keep each read's boundary and offset, to store events
+	sse      bool // Content-Type text/event-stream: events are SSE events when the body parses
 
 	mu      sync.Mutex
-	buf     bytes.Buffer
-	events  []store.Event
+	mem     []byte   // the body's first bytes, up to spill
+	file    *os.File // the rest, once spilled
+	reads   []readMark
 	size    int64
 	sum     hash.Hash
 	over    bool // passed maxBody: only size and hash are kept
 	err     error
-	ended   bool
 	done    func(c *capture)
 	doneRan sync.Once
+}
+
+// readMark is where one upstream read ended in the body, and when it arrived.
+type readMark struct {
+	end int64
+	ms  int64
 }
 
 func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func(*capture)) *capture {
@@ -45,7 +61,9 @@ func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func
 		src:      src,
 		start:    time.Now(),
 		maxBody:  maxBody,
+		spill:    spillThreshold,
 		streamed: isStreamed(resp),
+		sse:      isSSE(resp.Header.Get("Content-Type")),
 		sum:      sha256.New(),
 		done:     done,
 	}
@@ -87,16 +105,37 @@ func (c *capture) keep(b []byte) {
 	}
 	if c.size > c.maxBody {
 		c.over = true
-		c.buf = bytes.Buffer{}
-		c.events = nil
+		c.mem, c.reads = nil, nil
+		c.dropFile()
 		return
 	}
-	c.buf.Write(b)
+	if c.file == nil && len(c.mem)+len(b) > c.spill {
+		f, err := os.CreateTemp("", "cassetteproxy-body-*")
+		if err == nil {
+			c.file = f
+		} // else: keep it in memory rather than lose it
+	}
+	if c.file != nil {
+		if _, err := c.file.Write(b); err != nil {
+			// A full disk loses the copy, never the client's stream.
+			c.over = true
+			c.mem, c.reads = nil, nil
+			c.dropFile()
+			return
+		}
+	} else {
+		c.mem = append(c.mem, b...)
+	}
 	if c.streamed {
-		c.events = append(c.events, store.Event{
-			OffsetMs: time.Since(c.start).Milliseconds(),
-			Data:     append([]byte(nil), b...),
-		})
+		c.reads = append(c.reads, readMark{end: c.size, ms: time.Since(c.start).Milliseconds()})
+	}
+}
+
+func (c *capture) dropFile() {
+	if c.file != nil {
+		c.file.Close()
+		os.Remove(c.file.Name())
+		c.file = nil
 	}
 }
 
@@ -110,10 +149,25 @@ func (c *capture) finish(err error) {
 	c.doneRan.Do(func() {
 		c.mu.Lock()
 		c.err = err
-		c.ended = true
 		c.mu.Unlock()
 		c.done(c)
 	})
+}
+
+// body is the whole kept body: memory then file. The file is removed.
+func (c *capture) body() ([]byte, error) {
+	if c.file == nil {
+		return c.mem, nil
+	}
+	defer c.dropFile()
+	if _, err := c.file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	rest, err := io.ReadAll(c.file)
+	if err != nil {
+		return nil, err
+	}
+	return append(c.mem, rest...), nil
 }
 
 // fill completes a recorded response with what the capture kept.
@@ -121,22 +175,67 @@ func (c *capture) fill(r *store.Response) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.Incomplete = c.err != nil
-	if c.over {
+	marker := func() {
 		r.NotRecorded = &store.BodyMarker{Size: c.size, SHA256: hex.EncodeToString(c.sum.Sum(nil)), Reason: "body_not_recorded"}
+	}
+	if c.over {
+		marker()
 		return
 	}
-	body := c.buf.Bytes()
+	body, err := c.body()
+	if err != nil {
+		marker()
+		return
+	}
+	events := c.streamed
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && len(body) > 0 {
 		if decoded, err := decodeBody(enc, body); err == nil {
 			body = decoded
 			r.ContentEncoding = enc
 			r.Header.Del("Content-Encoding")
-			c.events = nil // events were encoded bytes; the decoded body stands alone
+			events = false // reads were encoded bytes; the decoded body stands alone
 		}
 	}
-	r.Body = append([]byte(nil), body...)
-	if c.streamed && len(c.events) > 0 {
+	r.Body = body
+	if events && (len(body) > 0 || r.Incomplete) {
 		r.Streamed = true
-		r.Events = c.events
+		r.Events = c.events(body)
 	}
+}
+
+// events cuts the body into stored events: SSE events when the body is an
+// event stream (each stamped with the arrival of the read that completed
+// it), else the upstream's reads as they came. Event data shares the body's
+// bytes.
+func (c *capture) events(body []byte) []store.Event {
+	if c.sse {
+		if ends, ok := sseEventEnds(body); ok {
+			out := make([]store.Event, 0, len(ends))
+			start := 0
+			for _, end := range ends {
+				out = append(out, store.Event{OffsetMs: c.arrival(int64(end)), Data: body[start:end:end]})
+				start = end
+			}
+			return out
+		}
+	}
+	out := make([]store.Event, 0, len(c.reads))
+	var start int64
+	for _, m := range c.reads {
+		out = append(out, store.Event{OffsetMs: m.ms, Data: body[start:m.end:m.end]})
+		start = m.end
+	}
+	return out
+}
+
+// arrival is the offset (ms) of the read that brought the body's byte end-1.
+func (c *capture) arrival(end int64) int64 {
+	i := sort.Search(len(c.reads), func(i int) bool { return c.reads[i].end >= end })
+	if i == len(c.reads) {
+		if len(c.reads) == 0 {
+			return 0
+		}
+		i = len(c.reads) - 1
+	}
+	return c.reads[i].ms
 }

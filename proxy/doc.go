@@ -8,6 +8,8 @@
 //   - server.go:    the listener, goproxy wiring, shutdown of hijacked connections
 //   - handle.go:    one request's whole path, top to bottom
 //   - capture.go:   the tee that records a response body as the client reads it
+//     (spilling to a temporary file past 1 MiB, a marker past --max-body)
+//   - sse.go:       splitting a recorded event stream into its SSE events
 //   - normalize.go: turning a live request or response into its recorded form
 //   - blocked.go:   the answer a blocked request gets
 //   - upstream.go:  the outbound transport (and the one replay uses, which cannot dial)

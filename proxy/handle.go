@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -81,7 +82,7 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 	// 4. Record mode forwards everything, answered or not before.
 	if mode == ModeRecord {
 		out.Decision = DecisionRecorded
-		return s.forward(req, body, rest, recReq, &out)
+		return s.forward(req, mode, body, rest, recReq, &out)
 	}
 
 	// 5. Every other mode answers from the cassette first.
@@ -95,7 +96,7 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 				Fix:     "record again with a larger --max-body"})
 		}
 		out.Decision = DecisionReplayed
-		return s.replayResponse(req, in)
+		return s.replayResponse(req, &recReq, in)
 	case status == match.Exhausted:
 		out.Decision, out.Reason = DecisionBlocked, ReasonExhausted
 		return s.blockedResponse(req, blockedAnswer{Reason: ReasonExhausted, Request: blockedRequest{req.Method, out.URL},
@@ -108,7 +109,7 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 	// cassette; nothing else ever reaches upstream.
 	if mode == ModeLive && isSafe(req.Method) {
 		out.Decision = DecisionRecorded
-		return s.forward(req, body, rest, recReq, &out)
+		return s.forward(req, mode, body, rest, recReq, &out)
 	}
 	reason, msg := ReasonUnrecorded, "this request was never recorded in the cassette"
 	if !isSafe(req.Method) {
@@ -121,8 +122,10 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 }
 
 // forward sends the request upstream and returns its response with a body
-// that records itself as the client reads it.
-func (s *Server) forward(req *http.Request, body []byte, rest io.Reader, recReq store.Request, out *Outcome) *http.Response {
+// that records itself as the client reads it. The upstream request lives as
+// long as the client's: when the client goes, it is cancelled, and the
+// partial recording is kept, marked incomplete.
+func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Reader, recReq store.Request, out *Outcome) *http.Response {
 	outReq := req.Clone(req.Context())
 	outReq.RequestURI = ""
 	stripHop(outReq.Header, false)
@@ -136,7 +139,7 @@ func (s *Server) forward(req *http.Request, body []byte, rest io.Reader, recReq 
 		outReq.Body = http.NoBody
 	}
 	started := time.Now()
-	resp, err := s.upstream.RoundTrip(outReq)
+	resp, err := s.upstreamFor(mode).RoundTrip(outReq)
 	if err != nil {
 		out.Decision, out.Reason = DecisionError, "upstream: "+s.redactor.String(err.Error())
 		return s.errorResponse(req, http.StatusBadGateway, out.Reason)
@@ -148,16 +151,17 @@ func (s *Server) forward(req *http.Request, body []byte, rest io.Reader, recReq 
 		defer s.inflight.Done()
 		c.fill(&in.Response)
 		in.DurationMs = time.Since(started).Milliseconds()
-		s.save(in)
+		s.save(in, mode)
 	})
 	return resp
 }
 
-// save redacts a finished interaction and hands it to the recorder.
-func (s *Server) save(in store.Interaction) {
+// save redacts a finished interaction and hands it to the recorder. In live
+// mode it also joins the index, so the next identical request is replayed.
+func (s *Server) save(in store.Interaction, mode Mode) {
 	s.redactor.Interaction(&in)
 	in.Key = s.cfg.Rules.Key(&in.Request)
-	if s.cfg.Mode == ModeLive {
+	if mode == ModeLive {
 		s.index.Add(in)
 	}
 	if err := s.cfg.Recorder.Record(s.cfg.Cassette, in); err != nil {
@@ -165,8 +169,9 @@ func (s *Server) save(in store.Interaction) {
 	}
 }
 
-// replayResponse answers from a recorded interaction.
-func (s *Server) replayResponse(req *http.Request, in *store.Interaction) *http.Response {
+// replayResponse answers from a recorded interaction. A JSON-RPC answer
+// carries the live request's id, not the recorded one (see jsonrpcAnswer).
+func (s *Server) replayResponse(req *http.Request, live *store.Request, in *store.Interaction) *http.Response {
 	h := in.Response.Header.Clone()
 	if h == nil {
 		h = http.Header{}
@@ -178,7 +183,7 @@ func (s *Server) replayResponse(req *http.Request, in *store.Interaction) *http.
 		Header:  h,
 		Request: req,
 	}
-	body := in.Response.Body
+	body, events := jsonrpcAnswer(live, in)
 	switch {
 	case req.Method == http.MethodHead || in.Response.Status == http.StatusNoContent || in.Response.Status == http.StatusNotModified:
 		resp.Body = http.NoBody
@@ -186,7 +191,7 @@ func (s *Server) replayResponse(req *http.Request, in *store.Interaction) *http.
 	case in.Response.Streamed:
 		// A stream is served as its events, one write each, so a client
 		// reading event by event sees what it saw live.
-		resp.Body = newEventReader(in.Response.Events, in.Response.Incomplete)
+		resp.Body = newEventReader(req.Context(), events, in.Response.Incomplete, s.cfg.ReplayTiming)
 		resp.ContentLength = -1
 	default:
 		resp.Body = nopCloser{bytes.NewReader(body)}
@@ -196,16 +201,52 @@ func (s *Server) replayResponse(req *http.Request, in *store.Interaction) *http.
 	return resp
 }
 
+// jsonrpcAnswer is the recorded body and events, with the id of a JSON-RPC
+// response replaced by the live request's id when the two requests were
+// numbered differently (keys leave JSON-RPC ids out, so they matched). An
+// SSE stream is rewritten event by event: every JSON-RPC response on a
+// data: line gets the id; server requests and notifications keep theirs.
+// Nothing else changes, and the recorded interaction is not touched.
+func jsonrpcAnswer(live *store.Request, in *store.Interaction) ([]byte, []store.Event) {
+	body, events := in.Response.Body, in.Response.Events
+	liveID, ok := match.JSONRPCID(live.Body)
+	if !ok {
+		return body, events
+	}
+	recID, ok := match.JSONRPCID(in.Request.Body)
+	if !ok || bytes.Equal(liveID, recID) {
+		return body, events
+	}
+	if !isSSE(in.Response.Header.Get("Content-Type")) {
+		return match.WithJSONRPCID(body, liveID), events
+	}
+	body = match.RewriteJSONRPCIDInSSE(body, liveID)
+	if len(events) > 0 {
+		ev := make([]store.Event, len(events))
+		for i, e := range events {
+			ev[i] = store.Event{OffsetMs: e.OffsetMs, Data: match.RewriteJSONRPCIDInSSE(e.Data, liveID)}
+		}
+		events = ev
+	}
+	return body, events
+}
+
 // eventReader returns one recorded event per Read, and the recorded break
-// (an unexpected EOF) at the end of an incomplete stream.
+// (an unexpected EOF) at the end of an incomplete stream. With a timing
+// scale above 0 it waits until each event's recorded offset (times the
+// scale) from when the response began; at 0 events come as fast as the
+// client reads.
 type eventReader struct {
+	ctx        context.Context
 	events     []store.Event
 	cur        []byte
 	incomplete bool
+	scale      float64
+	start      time.Time
 }
 
-func newEventReader(events []store.Event, incomplete bool) *eventReader {
-	return &eventReader{events: events, incomplete: incomplete}
+func newEventReader(ctx context.Context, events []store.Event, incomplete bool, scale float64) *eventReader {
+	return &eventReader{ctx: ctx, events: events, incomplete: incomplete, scale: scale, start: time.Now()}
 }
 
 func (r *eventReader) Read(p []byte) (int, error) {
@@ -216,11 +257,32 @@ func (r *eventReader) Read(p []byte) (int, error) {
 			}
 			return 0, io.EOF
 		}
+		if r.scale > 0 {
+			if err := r.wait(time.Duration(float64(r.events[0].OffsetMs) * r.scale * float64(time.Millisecond))); err != nil {
+				return 0, err
+			}
+		}
 		r.cur, r.events = r.events[0].Data, r.events[1:]
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
 	return n, nil
+}
+
+// wait sleeps until offset after the response began, or until the client goes.
+func (r *eventReader) wait(offset time.Duration) error {
+	d := time.Until(r.start.Add(offset))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
 }
 
 func (r *eventReader) Close() error { return nil }

@@ -19,7 +19,7 @@ import (
 )
 
 // startTestServer runs a Server on loopback with the given cassette.
-func startTestServer(t *testing.T, mode Mode, ins []store.Interaction) (*Server, *http.Client) {
+func startTestServer(t testing.TB, mode Mode, ins []store.Interaction) (*Server, *http.Client) {
 	t.Helper()
 	ca, err := LoadOrCreateCA(filepath.Join(t.TempDir(), "home"))
 	if err != nil {
@@ -122,7 +122,7 @@ func TestReplayHasNoDialer(t *testing.T) {
 
 func TestEventReaderServesEventsThenBreak(t *testing.T) {
 	for _, incomplete := range []bool{false, true} {
-		r := newEventReader([]store.Event{{Data: []byte("data: a\n\n")}, {Data: []byte("data: b\n\n")}}, incomplete)
+		r := newEventReader(t.Context(), []store.Event{{Data: []byte("data: a\n\n")}, {Data: []byte("data: b\n\n")}}, incomplete, 0)
 		var reads []string
 		buf := make([]byte, 64)
 		var err error

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +59,43 @@ type Config struct {
 	Logger        *slog.Logger
 	RunID         string
 	Observe       func(Outcome) // called once per request, after the answer's head is ready
+	// ReplayTiming paces replayed streams: 0 serves events as fast as the
+	// client reads, 1 at their recorded offsets, F at F times them (see
+	// ParseReplayTiming).
+	ReplayTiming float64
+}
+
+// ParseReplayTiming reads --replay-timing: "fast" (or ""), "recorded", or
+// "scale:F" with F > 0 multiplying the recorded offsets (scale:2 is half
+// speed, scale:0.1 ten times faster).
+func ParseReplayTiming(s string) (float64, error) {
+	switch s {
+	case "", "fast":
+		return 0, nil
+	case "recorded":
+		return 1, nil
+	}
+	if f, ok := strings.CutPrefix(s, "scale:"); ok {
+		v, err := strconv.ParseFloat(f, 64)
+		if err == nil && v > 0 && !math.IsInf(v, 0) {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown --replay-timing %q: use fast, recorded or scale:F (F > 0, e.g. scale:0.5)", s)
+}
+
+// contacts reports whether any request could be forwarded upstream: the
+// global mode, or a per-host rule, is record or live.
+func contacts(cfg *Config) bool {
+	if cfg.Mode.Contacts() {
+		return true
+	}
+	for _, m := range cfg.Rules.Modes() {
+		if Mode(m).Contacts() {
+			return true
+		}
+	}
+	return false
 }
 
 // Server is one running proxy.
@@ -82,8 +122,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CA == nil || cfg.Rules == nil || cfg.Redactor == nil {
 		return nil, errors.New("proxy: CA, Rules and Redactor are required")
 	}
-	if cfg.Mode.Contacts() && cfg.Recorder == nil {
-		return nil, fmt.Errorf("proxy: %s mode needs a recorder", cfg.Mode)
+	if contacts(&cfg) && cfg.Recorder == nil {
+		return nil, fmt.Errorf("proxy: %s mode (or a rule's mode) needs a recorder", cfg.Mode)
 	}
 	if cfg.BlockedStatus == 0 {
 		cfg.BlockedStatus = http.StatusForbidden
@@ -106,21 +146,25 @@ func New(cfg Config) (*Server, error) {
 	gp.Logger = discardLogger{}
 	gp.KeepAcceptEncoding = true // the client's own encodings go upstream, bytes come back untouched
 	gp.CertStore = &leafCache{}
-	// goproxy never dials on our behalf except for upgrades in record mode;
-	// in the other modes it gets the same dial-less transport as we do.
-	if cfg.Mode.Contacts() {
-		t := newUpstreamTransport(cfg.UpstreamRoots)
-		s.upstream = t
-		gp.Tr = t
+	// The real transport exists only when some request may go upstream:
+	// the global mode is record or live, or a rule gives some host one of
+	// those modes (e.g. --mode replay with `mode: live` for tool hosts).
+	// Even then each request gets it only when its own mode contacts
+	// (upstreamFor): a host in replay or strict is handed the dial-less
+	// noUpstream, so per-host overrides never open a path out for them.
+	// goproxy itself never dials: every request is answered by handle, and
+	// upgrades go through upgradeTrip, so its transport cannot dial either.
+	if contacts(&cfg) {
+		s.upstream = newUpstreamTransport(cfg.UpstreamRoots)
 	} else {
 		s.upstream = noUpstream{}
-		gp.Tr = &http.Transport{Proxy: nil, DialContext: refuseDial, DialTLSContext: refuseDial}
 	}
+	gp.Tr = &http.Transport{Proxy: nil, DialContext: refuseDial, DialTLSContext: refuseDial}
 	gp.ConnectDial = func(string, string) (net.Conn, error) { return nil, errors.New("cassetteproxy never tunnels blind") }
 
 	mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(&cfg.CA.TLS)}
 	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		if cfg.Mode == ModeStrict && !s.index.HasHost(host) {
+		if s.modeForHost(host) == ModeStrict && !s.index.HasHost(host) {
 			ctx.Resp = s.blockedResponse(ctx.Req, blockedAnswer{Reason: ReasonHostNotRecorded,
 				Request: blockedRequest{http.MethodConnect, host},
 				Message: "strict mode refuses tunnels to hosts the cassette never saw"})
@@ -217,7 +261,7 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 	recReq := recordedRequest(req, nil)
 	s.redactor.Request(&recReq)
-	resp, err := s.upstream.RoundTrip(req)
+	resp, err := s.upstreamFor(ModeRecord).RoundTrip(req)
 	out := Outcome{Method: req.Method, URL: s.redactor.String(req.URL.String()), Host: req.URL.Host, Decision: DecisionTunnelled}
 	if err != nil {
 		out.Decision, out.Reason = DecisionError, s.redactor.String(err.Error())
@@ -228,14 +272,40 @@ func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Resp
 	s.report(out)
 	in := store.Interaction{RecordedAt: time.Now(), Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}
 	in.Response.Upgrade = true
-	s.save(in)
+	s.save(in, ModeRecord)
 	return resp, nil
 }
 
-// modeFor is the mode that applies to one request. Rules may override the
-// global mode per host (see match.Rules.ModeFor).
+// modeFor is the mode that applies to one request: the first rule whose
+// host and path match it and that sets a mode (match.Rules.ModeFor), else
+// the global --mode.
 func (s *Server) modeFor(req *http.Request) Mode {
+	host := req.URL.Host
+	if host == "" {
+		host = req.Host
+	}
+	if m, ok := s.cfg.Rules.ModeFor(host, req.URL.Path); ok {
+		return Mode(m)
+	}
 	return s.cfg.Mode
+}
+
+// modeForHost is the mode for a CONNECT target, before any path is known:
+// only rules without a path pattern apply.
+func (s *Server) modeForHost(host string) Mode {
+	if m, ok := s.cfg.Rules.ModeFor(host, ""); ok {
+		return Mode(m)
+	}
+	return s.cfg.Mode
+}
+
+// upstreamFor is the transport a request in mode m may use: the real one
+// for record and live, the dial-less one for replay and strict.
+func (s *Server) upstreamFor(m Mode) http.RoundTripper {
+	if m.Contacts() {
+		return s.upstream
+	}
+	return noUpstream{}
 }
 
 // Serve accepts connections until Shutdown.

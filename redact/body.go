@@ -65,13 +65,24 @@ func startsJSON(b []byte, lo, hi int) bool {
 	return false
 }
 
-// looksLikeForm: name=value pairs joined by &, no spaces or line breaks.
+// looksLikeForm: name=value pairs joined by &, no spaces or line breaks,
+// names of name characters (so a bare URL is not a form).
 func looksLikeForm(b []byte) bool {
 	if len(b) > 1<<16 || bytes.ContainsAny(b, " \t\r\n\"{}") {
 		return false
 	}
-	eq := bytes.IndexByte(b, '=')
-	return eq > 0 && !bytes.Contains(b, []byte("=="))
+	if bytes.IndexByte(b, '=') <= 0 {
+		return false
+	}
+	for _, pair := range bytes.Split(b, []byte("&")) {
+		name, _, _ := bytes.Cut(pair, []byte("="))
+		for _, c := range name {
+			if !nameChar[c] && c != '%' && c != '+' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // scrubSSE scrubs a text/event-stream body line by line: a data: line that

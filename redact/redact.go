@@ -42,6 +42,7 @@ type Redactor struct {
 	secret  []byte
 	hpool   sync.Pool
 	fields  map[string]bool // normalized secret field names (query, form, JSON), allow-list applied
+	fbloom  [256]uint64     // first byte of a field name -> bit (length mod 64): skips most map lookups
 	headers map[string]bool // normalized secret header names, allow-list applied
 	allow   map[string]bool
 	paths   [][]pseg
@@ -76,6 +77,9 @@ func New(cfg Config) (*Redactor, error) {
 	addTo(r.fields, defaultFields)
 	addTo(r.fields, defaultHeaders) // {"Authorization": "…"} in a JSON body is a credential too
 	addTo(r.fields, cfg.Fields)
+	for f := range r.fields {
+		r.fbloom[f[0]] |= 1 << (len(f) & 63)
+	}
 	addTo(r.headers, defaultHeaders)
 	addTo(r.headers, cfg.Headers)
 	for _, p := range cfg.JSONPaths {
@@ -153,6 +157,9 @@ func (r *Redactor) secretField(name []byte) bool {
 		default:
 			b = append(b, c)
 		}
+	}
+	if len(b) == 0 || r.fbloom[b[0]]&(1<<(len(b)&63)) == 0 {
+		return false
 	}
 	return r.fields[string(b)]
 }
@@ -275,19 +282,33 @@ var authSchemes = map[string]string{
 func (r *Redactor) scrubHeader(h http.Header, fp bool) {
 	for name, vals := range h {
 		secret := r.secretHeader(name)
+		var out []string // copy on write: the value slice may be shared
 		for i, v := range vals {
-			if v == "" {
-				continue
+			nv := v
+			switch {
+			case v == "":
+			case secret:
+				nv = r.secretHeaderValue(v, fp)
+			default:
+				w := r.newWriter([]byte(v), fp)
+				if looksLikeURL(v) { // Location, Referer, Link
+					r.scrubURL(w)
+				} else {
+					r.scanText(w, 0, len(v))
+				}
+				if w.dirty {
+					nv = string(w.bytes())
+				}
 			}
-			if secret {
-				vals[i] = r.secretHeaderValue(v, fp)
-				continue
+			if nv != v && out == nil {
+				out = append([]string(nil), vals...)
 			}
-			w := r.newWriter([]byte(v), fp)
-			r.scanText(w, 0, len(v))
-			if w.dirty {
-				vals[i] = string(w.bytes())
+			if out != nil {
+				out[i] = nv
 			}
+		}
+		if out != nil {
+			h[name] = out
 		}
 	}
 }
@@ -347,14 +368,18 @@ func (r *Redactor) scrubURL(w *writer) {
 		}
 		if at := lastIndexByte(s[a:ae], '@'); at >= 0 {
 			at += a
+			// Markers in the user name are percent-encoded too: a bare
+			// "[REDACTED:kind]" would add a ':' to the userinfo.
+			w.encAll = true
 			if c := indexByteIn(s, a, at, ':'); c >= 0 {
 				r.scanText(w, a, c)
 				if c+1 < at && !isMarker(s[c+1:at]) {
-					w.replace(span{start: c + 1, end: at, kind: "url_password", enc: true})
+					w.replace(span{start: c + 1, end: at, kind: "url_password"})
 				}
 			} else {
 				r.scanText(w, a, at)
 			}
+			w.encAll = false
 		}
 		start = ae
 	}

@@ -26,6 +26,7 @@ type writer struct {
 	last   int // src[:last] is settled
 	dirty  bool
 	track  bool // record edits (to re-split stream events)
+	encAll bool // percent-encode every marker (inside URL userinfo)
 	edits  []edit
 	spans  []span
 	frames []jframe
@@ -47,6 +48,7 @@ func (w *writer) replace(sp span) {
 	}
 	w.out = append(w.out, w.src[w.last:sp.start]...)
 	n0 := len(w.out)
+	sp.enc = sp.enc || w.encAll
 	if sp.lit != nil {
 		w.out = append(w.out, sp.lit...)
 	} else {
@@ -172,7 +174,7 @@ func init() {
 		nameChar[c] = a || bytes.IndexByte([]byte("_-.[]"), b) >= 0
 		pemBody[c] = a || bytes.IndexByte([]byte("+/= \t\r\n\\"), b) >= 0
 	}
-	for _, b := range []byte("-_AJBb:=") {
+	for _, b := range []byte("-_AJBb:=@") {
 		trig[b] = true
 	}
 	for _, b := range []byte("&# \t\r\n\"'\\<>;,)") {
@@ -191,11 +193,12 @@ func (r *Redactor) scanText(w *writer, lo, hi int) {
 	s := w.src
 	spans := w.spans[:0]
 	last := lo
+	pemNoEnd := hi // no "-----END " at or after this offset
 	for i := lo; i < hi; i++ {
 		if !trig[s[i]] {
 			continue
 		}
-		sp, ok := r.matchAt(s, lo, hi, i)
+		sp, ok := r.matchAt(s, lo, hi, i, &pemNoEnd)
 		if !ok || sp.start < last || sp.end <= sp.start {
 			continue
 		}
@@ -214,10 +217,10 @@ func (r *Redactor) scanText(w *writer, lo, hi int) {
 	w.spans = spans[:0]
 }
 
-func (r *Redactor) matchAt(s []byte, lo, hi, i int) (span, bool) {
+func (r *Redactor) matchAt(s []byte, lo, hi, i int, pemNoEnd *int) (span, bool) {
 	switch s[i] {
 	case '-':
-		return matchDash(s, lo, hi, i)
+		return matchDash(s, lo, hi, i, pemNoEnd)
 	case '_':
 		return matchUnderscore(s, lo, hi, i)
 	case 'A':
@@ -227,10 +230,9 @@ func (r *Redactor) matchAt(s []byte, lo, hi, i int) (span, bool) {
 	case 'B', 'b':
 		return matchAuthScheme(s, lo, hi, i)
 	case ':':
-		if sp, ok := matchUserinfo(s, lo, hi, i); ok {
-			return sp, true
-		}
 		return r.matchQuotedField(s, lo, hi, i)
+	case '@':
+		return matchUserinfo(s, lo, hi, i)
 	case '=':
 		return r.matchQueryField(s, lo, hi, i)
 	}
@@ -247,15 +249,16 @@ func boundary(s []byte, lo, st int) bool {
 }
 
 // escapeBefore returns the length of a JSON escape (\n, \t, \r, \b, \f or
-// \uXXXX) that ends right before p, or 0.
+// \uXXXX) that ends right before p, or 0. The backslash may itself be
+// escaped (JSON inside a JSON string).
 func escapeBefore(s []byte, lo, p int) int {
-	if p-2 >= lo && s[p-2] == '\\' && oddBackslashes(s, lo, p-2) {
+	if p-2 >= lo && s[p-2] == '\\' {
 		switch s[p-1] {
 		case 'n', 'r', 't', 'b', 'f':
 			return 2
 		}
 	}
-	if p-6 >= lo && s[p-6] == '\\' && s[p-5] == 'u' && allHex(s[p-4:p]) && oddBackslashes(s, lo, p-6) {
+	if p-6 >= lo && s[p-6] == '\\' && s[p-5] == 'u' && allHex(s[p-4:p]) {
 		return 6
 	}
 	return 0
@@ -299,7 +302,7 @@ func keyLike(b []byte) bool {
 	return len(b) >= 32 || len(b) >= 8 && hasDigit(b)
 }
 
-func matchDash(s []byte, lo, hi, i int) (span, bool) {
+func matchDash(s []byte, lo, hi, i int, pemNoEnd *int) (span, bool) {
 	// sk-…, sk-proj-…, sk-ant-…
 	if i-2 >= lo && s[i-2] == 's' && s[i-1] == 'k' && boundary(s, lo, i-2) {
 		e := runOf(s, i+1, hi, &tokChar)
@@ -323,21 +326,28 @@ func matchDash(s []byte, lo, hi, i int) (span, bool) {
 		}
 	}
 	if hasPrefixAt(s, i, hi, "-----BEGIN ") {
-		return matchPEM(s, hi, i)
+		return matchPEM(s, hi, i, pemNoEnd)
 	}
 	return span{}, false
 }
 
 // matchPEM takes a whole -----BEGIN … PRIVATE KEY----- block; a block cut
-// short (no END) is taken to the end of its base64 body.
-func matchPEM(s []byte, hi, i int) (span, bool) {
+// short (no END) is taken to the end of its base64 body. *noEnd remembers
+// where a search for END failed, so many BEGINs cost one scan.
+func matchPEM(s []byte, hi, i int, noEnd *int) (span, bool) {
 	ls := i + len("-----BEGIN ")
 	le := indexWithin(s, ls, hi, "-----", 80)
 	if le < 0 || !bytes.Contains(s[ls:le], []byte("PRIVATE KEY")) {
 		return span{}, false
 	}
 	body := le + 5
-	if k := bytes.Index(s[body:hi], []byte("-----END ")); k >= 0 {
+	k := -1
+	if body < *noEnd {
+		if k = bytes.Index(s[body:hi], []byte("-----END ")); k < 0 {
+			*noEnd = body
+		}
+	}
+	if k >= 0 {
 		p := body + k + len("-----END ")
 		if e := indexWithin(s, p, hi, "-----", 80); e >= 0 {
 			return span{start: i, end: e + 5, kind: "private_key"}, true
@@ -395,11 +405,14 @@ func matchUnderscore(s []byte, lo, hi, i int) (span, bool) {
 }
 
 func matchA(s []byte, lo, hi, i int) (span, bool) {
-	if hi-i < 20 || !boundary(s, lo, i) {
+	if hi-i < 20 {
 		return span{}, false
 	}
 	switch string(s[i : i+4]) {
 	case "AKIA", "ASIA", "ABIA", "ACCA":
+		if !boundary(s, lo, i) {
+			return span{}, false
+		}
 		e := i + 4
 		for e < hi && (s[e] >= 'A' && s[e] <= 'Z' || s[e] >= '0' && s[e] <= '9') {
 			e++
@@ -408,6 +421,9 @@ func matchA(s []byte, lo, hi, i int) (span, bool) {
 			return span{start: i, end: e, kind: "aws_access_key"}, true
 		}
 	case "AIza":
+		if !boundary(s, lo, i) {
+			return span{}, false
+		}
 		e := runOf(s, i+4, hi, &tokChar)
 		if e-(i+4) >= 30 {
 			return span{start: i, end: e, kind: "google_api_key"}, true
@@ -441,6 +457,9 @@ func matchJWT(s []byte, lo, hi, i int) (span, bool) {
 // matchAuthScheme takes the credentials after "Bearer " (kind bearer) and
 // "Basic " (kind basic_auth), keeping the scheme word.
 func matchAuthScheme(s []byte, lo, hi, i int) (span, bool) {
+	if !boundary(s, lo, i) {
+		return span{}, false
+	}
 	var kind string
 	var n int
 	switch {
@@ -451,7 +470,7 @@ func matchAuthScheme(s []byte, lo, hi, i int) (span, bool) {
 	default:
 		return span{}, false
 	}
-	if !boundary(s, lo, i) || (s[i+n] != ' ' && s[i+n] != '\t') {
+	if s[i+n] != ' ' && s[i+n] != '\t' {
 		return span{}, false
 	}
 	j := i + n
@@ -486,27 +505,22 @@ func hasNonLetter(b []byte) bool {
 	return false
 }
 
-// matchUserinfo takes the password of scheme://user:password@host in text
-// (also JSON-escaped, :\/\/). The marker is percent-encoded so the URL
+// matchUserinfo takes the password of scheme://user:password@ in text
+// (also JSON-escaped, :\/\/), from the '@' back, so the user name before
+// it has been scanned already. The marker is percent-encoded so the URL
 // still parses.
-func matchUserinfo(s []byte, lo, hi, i int) (span, bool) {
-	var p int
-	switch {
-	case hasPrefixAt(s, i, hi, "://"):
-		p = i + 3
-	case hasPrefixAt(s, i, hi, `:\/\/`):
-		p = i + 5
-	default:
+func matchUserinfo(s []byte, lo, hi, at int) (span, bool) {
+	p := at
+	for p > lo && at-p < 1024 && !uiStop[s[p-1]] {
+		p--
+	}
+	if !(p-3 >= lo && string(s[p-3:p]) == "://" || p-5 >= lo && string(s[p-5:p]) == `:\/\/`) {
 		return span{}, false
 	}
-	at := -1
-	for j := p; j < hi && j-p < 1024 && !uiStop[s[j]]; j++ {
+	for j := at + 1; j < hi && j-at < 1024 && !uiStop[s[j]]; j++ {
 		if s[j] == '@' {
-			at = j
+			return span{}, false // the last '@' ends the userinfo
 		}
-	}
-	if at < 0 {
-		return span{}, false
 	}
 	c := bytes.IndexByte(s[p:at], ':')
 	if c < 0 || p+c+1 >= at || isMarker(s[p+c+1:at]) {
@@ -526,7 +540,7 @@ func (r *Redactor) matchQueryField(s []byte, lo, hi, i int) (span, bool) {
 	if p == i {
 		return span{}, false
 	}
-	if p > lo && s[p-1] == '\\' && oddBackslashes(s, lo, p-1) { // \ntoken= or \u0026token=
+	if p > lo && s[p-1] == '\\' { // \ntoken= or \u0026token= (escaped once or more)
 		if s[p] == 'u' && p+5 < i && allHex(s[p+1:p+5]) {
 			p += 5
 		} else if bytes.IndexByte([]byte("nrtbf"), s[p]) >= 0 {

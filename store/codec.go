@@ -38,7 +38,11 @@ var (
 // concurrent EncodeAll / DecodeAll.
 func codecs() (*zstd.Encoder, *zstd.Decoder, error) {
 	zstdInitOne.Do(func() {
-		zstdEnc, zstdErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
+		// SpeedFastest: on 50 KB LLM-style JSON it compresses ~2.4× faster
+		// than SpeedDefault (437 vs 180 MB/s on our 2-core machine) for a
+		// ratio of 4.9× instead of 5.1× (BenchmarkRecordLLMJSON); EncodeAll
+		// runs on every recorded response's path. Any level decodes alike.
+		zstdEnc, zstdErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
 		if zstdErr != nil {
 			return
 		}

@@ -103,9 +103,11 @@ func newApp() *cli.App {
 		},
 		Commands: withGlobals([]*cli.Command{
 			serveCommand(),
+			runCommand(), runsCommand(),
 			envCommand(),
 			caCommand(),
 			cassettesCommand(),
+			exportCommand(), importCommand(), replayCommand(), monitorCommand(),
 		}),
 	}
 }

@@ -34,6 +34,7 @@ func proxyFlags() []cli.Flag {
 		&cli.IntFlag{Name: "blocked-status", Usage: "HTTP status of a blocked answer", Value: 403},
 		&cli.BoolFlag{Name: "append", Usage: "record mode: add to the cassette instead of starting it fresh"},
 		&cli.Int64Flag{Name: "max-body", Usage: "largest body recorded, in bytes; larger ones pass through unrecorded", Value: 64 << 20},
+		&cli.StringFlag{Name: "replay-timing", Usage: "pace of replayed streams: fast (as fast as the client reads), recorded (the recorded gaps), or scale:F (gaps times F)", EnvVars: []string{"CASSETTEPROXY_REPLAY_TIMING"}, Value: "fast"},
 	}
 }
 
@@ -79,6 +80,12 @@ type runningProxy struct {
 // startProxy opens the store, loads the cassette, listens, and serves in the
 // background. Everything it opened is closed by stop.
 func startProxy(c *cli.Context, runID string) (*runningProxy, error) {
+	return startProxyObserved(c, runID, nil)
+}
+
+// startProxyObserved is startProxy with an observer of every request
+// (proxy.Config.Observe), for run records.
+func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome)) (*runningProxy, error) {
 	mode, err := proxy.ParseMode(c.String("mode"))
 	if err != nil {
 		return nil, err
@@ -107,6 +114,22 @@ func startProxy(c *cli.Context, runID string) (*runningProxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	replayTiming, err := proxy.ParseReplayTiming(c.String("replay-timing"))
+	if err != nil {
+		return nil, err
+	}
+	// Per-host modes (rules with mode:) mix record/live hosts with
+	// replay/strict ones: the cassette is then both loaded and written, so
+	// a record-mode run with such rules appends instead of starting fresh.
+	ruleContacts, ruleReplays := false, false
+	for _, m := range rules.Modes() {
+		if proxy.Mode(m).Contacts() {
+			ruleContacts = true
+		}
+		if proxy.Mode(m) != proxy.ModeRecord {
+			ruleReplays = true
+		}
+	}
 
 	dbPath := globalString(c, "db")
 	st, err := store.Open(dbPath, store.Options{})
@@ -132,7 +155,14 @@ func startProxy(c *cli.Context, runID string) (*runningProxy, error) {
 	}
 
 	var interactions []store.Interaction
-	if mode == proxy.ModeRecord {
+	if mode == proxy.ModeRecord && ruleReplays {
+		if err = st.CreateCassette(cassette); err == nil {
+			interactions, err = st.Interactions(cassette)
+		}
+		if err != nil {
+			return fail(err)
+		}
+	} else if mode == proxy.ModeRecord {
 		if !c.Bool("append") {
 			err = st.ResetCassette(cassette)
 		} else {
@@ -146,7 +176,7 @@ func startProxy(c *cli.Context, runID string) (*runningProxy, error) {
 			return fail(err)
 		}
 	}
-	if mode.Contacts() {
+	if mode.Contacts() || ruleContacts {
 		p.rec = st.NewRecorder(store.RecorderOptions{OnError: func(err error) {
 			logger.Error("recording not committed", "err", err)
 		}})
@@ -168,8 +198,10 @@ func startProxy(c *cli.Context, runID string) (*runningProxy, error) {
 		UpstreamRoots: roots,
 		BlockedStatus: status,
 		MaxBody:       c.Int64("max-body"),
+		ReplayTiming:  replayTiming,
 		Logger:        logger,
 		RunID:         runID,
+		Observe:       observe,
 	})
 	if err != nil {
 		ln.Close()

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type storeStats struct {
+	bytes        int64
+	interactions int
+	err          string
+}
+
+// dbStats is the record store's size and how many interactions it holds.
+func dbStats(db, bin, work, cassette string) storeStats {
+	var s storeStats
+	if fi, err := os.Stat(db); err == nil {
+		s.bytes = fi.Size()
+	}
+	out, err := exec.Command(filepath.Join(bin, "cassetteproxy"), "--db", db, "--home", filepath.Join(work, "home"), "cassettes", "ls", "--json").Output()
+	if err != nil {
+		s.err = err.Error()
+		return s
+	}
+	var infos []struct {
+		Name         string `json:"name"`
+		Interactions int    `json:"interactions"`
+	}
+	if err := json.Unmarshal(out, &infos); err != nil {
+		s.err = err.Error()
+		return s
+	}
+	for _, in := range infos {
+		if in.Name == cassette {
+			s.interactions = in.Interactions
+		}
+	}
+	return s
+}
+
+type report struct {
+	opt      options
+	upstream string
+	works    []*workload
+	results  []result
+	elapsed  time.Duration
+
+	badRecord, badForward, badReplay, badMemory badResult
+	recordRSS, forwardRSS, replayRSS, memoryRSS int64
+	recordDB                                    storeStats
+}
+
+// add keeps, per cell, the round with the highest throughput (best of
+// -rounds): other work on a shared machine only ever slows a run down.
+func (r *report) add(res result) {
+	if x := r.find(res.target, res.work, res.conc); x != nil {
+		errs := x.errs + res.errs
+		if res.rps > x.rps {
+			*x = res
+		}
+		x.errs = errs
+		return
+	}
+	r.results = append(r.results, res)
+}
+
+func (r *report) find(target, work string, c int) *result {
+	for i := range r.results {
+		x := &r.results[i]
+		if x.target == target && x.work == work && x.conc == c {
+			return x
+		}
+	}
+	return nil
+}
+
+// refOf is the reference each cassetteproxy mode is compared with.
+func refOf(target string) string {
+	switch target {
+	case "cassetteproxy record":
+		return "forward ref"
+	case "cassetteproxy replay":
+		return "memory ref"
+	}
+	return ""
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func mib(b int64) string {
+	if b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", float64(b)/(1<<20))
+}
+
+func (r *report) markdown() string {
+	var sb strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
+	mode := "full"
+	if r.opt.quick {
+		mode = "quick"
+	}
+	w("### Load (%s mode)\n\n", mode)
+	w("Machine: %d CPUs (`nproc`), %s, %s, %s/%s. Upstream: %s. Each cell: %s warm-up, %s measured, best of %d rounds (errors summed over rounds); keep-alive HTTP/1.1 clients, one connection each; every body checked byte for byte. Total run %s.\n\n",
+		runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.upstream, r.opt.warmup, r.opt.duration, r.opt.rounds, r.elapsed.Round(time.Second))
+	w("The load generator, the upstream and the proxy share the same CPUs. `vs ref`: cassetteproxy record ÷ forward ref, cassetteproxy replay ÷ memory ref (req/s; and p99). CPU/req: the proxy process's user+system time per request (/proc/PID/stat). Peak RSS: VmHWM of the proxy process so far. Replay runs with the upstream stopped.\n\n")
+	w("| workload | c | proxy | req/s | vs ref | p50 ms | p99 ms | p99 vs ref | errors | CPU µs/req | peak RSS MiB |\n")
+	w("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	order := []string{"direct", "forward ref", "cassetteproxy record", "memory ref", "cassetteproxy replay"}
+	for _, wk := range r.works {
+		for _, c := range r.opt.concs {
+			for _, t := range order {
+				x := r.find(t, wk.name, c)
+				if x == nil {
+					continue
+				}
+				vs, p99vs := "", ""
+				if ref := r.find(refOf(t), wk.name, c); ref != nil && ref.rps > 0 && ref.p99 > 0 {
+					vs = fmt.Sprintf("%.2f×", x.rps/ref.rps)
+					p99vs = fmt.Sprintf("%.2f×", float64(x.p99)/float64(ref.p99))
+				}
+				cpu := "—"
+				if x.cpuPerReq > 0 {
+					cpu = fmt.Sprintf("%.0f", float64(x.cpuPerReq.Nanoseconds())/1000)
+				}
+				w("| %s | %d | %s | %.0f | %s | %.2f | %.2f | %s | %d | %s | %s |\n", wk.name, c, t, x.rps, vs, ms(x.p50), ms(x.p99), p99vs, x.errs, cpu, mib(x.rss))
+			}
+		}
+	}
+	var errs []string
+	for _, x := range r.results {
+		if x.errs > 0 {
+			errs = append(errs, fmt.Sprintf("- %s, %s, c=%d: %d errors, first: %s", x.target, x.work, x.conc, x.errs, x.firstErr))
+		}
+	}
+	if len(errs) > 0 {
+		w("\nErrors:\n\n%s\n", strings.Join(errs, "\n"))
+	}
+
+	w("\n#### Targets (c=16, same run; reported, never asserted)\n\n")
+	w("| target | measured | met |\n| --- | --- | --- |\n")
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "**no**"
+	}
+	for _, wk := range r.works {
+		if x, ref := r.find("cassetteproxy replay", wk.name, 16), r.find("memory ref", wk.name, 16); x != nil && ref != nil && ref.rps > 0 {
+			ratio := x.rps / ref.rps
+			w("| replay ≥ 0.9× memory ref, %s | %.0f vs %.0f req/s = %.2f× | %s |\n", wk.name, x.rps, ref.rps, ratio, yes(ratio >= 0.9))
+		}
+	}
+	for _, wk := range r.works {
+		if x, ref := r.find("cassetteproxy record", wk.name, 16), r.find("forward ref", wk.name, 16); x != nil && ref != nil && ref.rps > 0 {
+			ratio := x.rps / ref.rps
+			w("| record ≥ 0.85× forward ref, %s | %.0f vs %.0f req/s = %.2f× | %s |\n", wk.name, x.rps, ref.rps, ratio, yes(ratio >= 0.85))
+		}
+	}
+	for _, t := range []string{"cassetteproxy replay", "cassetteproxy record"} {
+		for _, wk := range r.works {
+			if x, ref := r.find(t, wk.name, 16), r.find(refOf(t), wk.name, 16); x != nil && ref != nil && ref.p99 > 0 {
+				ratio := float64(x.p99) / float64(ref.p99)
+				w("| %s p99 ≤ 1.3× %s p99, %s | %.2f vs %.2f ms = %.2f× | %s |\n", strings.TrimPrefix(t, "cassetteproxy "), refOf(t), wk.name, ms(x.p99), ms(ref.p99), ratio, yes(ratio <= 1.3))
+			}
+		}
+	}
+	for _, x := range []struct {
+		name string
+		rss  int64
+	}{{"record", r.recordRSS}, {"replay", r.replayRSS}} {
+		w("| %s peak RSS ≤ 48 MiB (whole run, c=64 included) | %s MiB | %s |\n", x.name, mib(x.rss), yes(x.rss > 0 && x.rss <= 48<<20))
+	}
+	w("\nReference programs' peak RSS: forward ref %s MiB, memory ref %s MiB.\n", mib(r.forwardRSS), mib(r.memoryRSS))
+
+	w("\n#### Bad input under load (%s, %d good + %d bad clients, %s)\n\n", r.works[0].name, badGood, badBad, r.opt.bad)
+	w("Bad clients loop over: %s; one connection each, sequentially, for the whole run.\n\n", strings.Join(badKinds, ", "))
+	w("| proxy | good alone req/s | with bad req/s | good drop | wrong good answers | bad requests sent |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, b := range []badResult{r.badForward, r.badRecord, r.badMemory, r.badReplay} {
+		if b.target == "" {
+			continue
+		}
+		w("| %s | %.0f | %.0f | %.0f%% | %d | %d |\n", b.target, b.base.rps, b.loaded.rps, 100*b.drop, b.loaded.errs, b.badSent)
+	}
+	if s := r.recordDB; s.interactions > 0 {
+		w("\nRecord store after the run: %d interactions, %.1f MiB, %.0f B per interaction (1 KB and 50 KB bodies mixed, zstd).\n",
+			s.interactions, float64(s.bytes)/(1<<20), float64(s.bytes)/float64(s.interactions))
+	} else if s.err != "" {
+		w("\nRecord store: %s\n", s.err)
+	}
+	return sb.String()
+}

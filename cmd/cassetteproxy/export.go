@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cassetteproxy/cassetteproxy/fixtures"
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write a cassette as a fixture folder (or a HAR file)",
+		UsageText: "cassetteproxy export --cassette NAME --out DIR [--format fixture|har] [--run RUN_ID] [--fixture-id ID] [--tier critical|hourly|daily]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "cassette", Usage: "cassette `NAME`"},
+			&cli.StringFlag{Name: "out", Usage: "fixture `DIR` (for har: a .har file, or a folder to write NAME.har in)"},
+			&cli.StringFlag{Name: "format", Usage: "fixture or har", Value: "fixture"},
+			&cli.StringFlag{Name: "run", Usage: "the source run `ID` (default: the latest run on the cassette, if any)"},
+			&cli.StringFlag{Name: "fixture-id", Usage: "fixture `ID` (default: from the cassette name)"},
+			&cli.StringFlag{Name: "tier", Usage: "monitor tier: critical, hourly or daily", Value: "daily"},
+			&cli.StringFlag{Name: "failure-class", Usage: "the failure `CLASS` this fixture protects (default: the source run's)"},
+			&cli.StringFlag{Name: "description", Usage: "one line for notes.json"},
+			&cli.BoolFlag{Name: "force", Usage: "overwrite a folder that already holds a fixture"},
+		},
+		Action: exportAction,
+	}
+}
+
+func exportAction(c *cli.Context) error {
+	args, err := positionals(c)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		return fmt.Errorf("export takes no arguments (got %q): cassetteproxy export --cassette NAME --out DIR", args[0])
+	}
+	name, out := c.String("cassette"), c.String("out")
+	if name == "" || out == "" {
+		return errors.New("export needs --cassette NAME and --out DIR")
+	}
+	format := c.String("format")
+	if format != "fixture" && format != "har" {
+		return fmt.Errorf("unknown --format %q: use fixture or har", format)
+	}
+	switch t := c.String("tier"); t {
+	case "critical", "hourly", "daily":
+	default:
+		return fmt.Errorf("unknown --tier %q: use critical, hourly or daily", t)
+	}
+	return withStore(c, true, func(st *store.Store) error {
+		ins, err := st.Interactions(name)
+		if err != nil {
+			return err
+		}
+		if format == "har" {
+			path := out
+			if !strings.HasSuffix(strings.ToLower(out), ".har") {
+				path = filepath.Join(out, fixtures.SafeID(name)+".har")
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return err
+			}
+			data, err := fixtures.MarshalPretty(fixtures.ToHAR(ins, buildVersion(), "cassette "+name))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "exported %d interactions of cassette %s to %s\n", len(ins), name, path)
+			return nil
+		}
+		if _, err := os.Stat(filepath.Join(out, fixtures.InputFile)); err == nil && !c.Bool("force") {
+			return fmt.Errorf("%s already holds a fixture: pass --force to overwrite it, or pick another --out", out)
+		}
+		run, err := sourceRun(st, name, c.String("run"))
+		if err != nil {
+			return err
+		}
+		id := c.String("fixture-id")
+		if id == "" {
+			id = fixtures.SafeID(name)
+		}
+		o := fixtures.ExportOptions{FixtureID: id, Cassette: name, Tier: c.String("tier"),
+			FailureClass: c.String("failure-class"), Description: c.String("description")}
+		if run != nil {
+			in, exp := fromRun(run)
+			o.Input, o.Expected, o.SourceRunID = in, exp, run.RunID
+			if o.FailureClass == "" {
+				o.FailureClass = run.FailureClass
+			}
+			o.RecordedAt = run.StartedAt
+		}
+		f := fixtures.NewFixture(ins, o)
+		if err := fixtures.Write(out, f); err != nil {
+			return err
+		}
+		from := ""
+		if run != nil {
+			from = " (source run " + run.RunID + ")"
+		}
+		fmt.Fprintf(c.App.Writer, "exported %d interactions of cassette %s to fixture %s%s\n", len(ins), name, out, from)
+		return nil
+	})
+}
+
+// sourceRun is the named run, or the latest run made on the cassette, or
+// nil when there is none.
+func sourceRun(st *store.Store, cassette, id string) (*store.Run, error) {
+	if id != "" {
+		r, err := st.GetRun(id)
+		if err != nil {
+			return nil, err
+		}
+		return &r, nil
+	}
+	runs, err := st.ListRuns()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(runs) - 1; i >= 0; i-- {
+		if runs[i].Cassette == cassette && runs[i].RunType != "replay" {
+			return &runs[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// fromRun starts input.json and expected.json from what the run did and
+// required. The run's environment is not kept in its record, so input.json
+// carries no env; its folder is noted, not copied (put what the command
+// needs under the fixture's workdir/).
+func fromRun(r *store.Run) (*fixtures.Input, *fixtures.Expected) {
+	in := &fixtures.Input{Command: r.Command, TimeoutSeconds: r.TimeoutSeconds, TaskID: r.TaskID, AgentName: r.AgentName,
+		Model: r.Model, PromptVersion: r.PromptVersion, CodeVersion: r.CodeVersion, ToolAllowlist: r.ToolAllowlist}
+	zero := 0
+	exp := &fixtures.Expected{Status: "passed", ExitCode: &zero, Requests: &fixtures.Requests{MaxMisses: &zero, ForbidMutations: true}}
+	for _, ref := range r.ArtifactRefs {
+		rel := ref
+		if r.Dir != "" {
+			if x, err := filepath.Rel(r.Dir, ref); err == nil && !strings.HasPrefix(x, "..") {
+				rel = x
+			}
+		}
+		exp.Artifacts = append(exp.Artifacts, fixtures.Artifact{Path: filepath.ToSlash(rel)})
+	}
+	return in, exp
+}
+
+// buildVersion is the module version the binary was built from ("devel"
+// for a local build).
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

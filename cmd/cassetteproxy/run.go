@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cassetteproxy/cassetteproxy/proxy"
+	"github.com/cassetteproxy/cassetteproxy/runner"
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
+
+// runFlags are serve's flags (with a free port by default) plus the run
+// record's fields.
+func runFlags() []cli.Flag {
+	var flags []cli.Flag
+	for _, f := range proxyFlags() {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "listen" {
+			f = &cli.StringFlag{Name: "listen", Usage: "`host:port` for the proxy (default: a free loopback port)", Value: "127.0.0.1:0"}
+		}
+		flags = append(flags, f)
+	}
+	env := func(name string) []string { return []string{"CASSETTEPROXY_" + name} }
+	return append(flags,
+		&cli.StringFlag{Name: "task-id", Usage: "task `ID` for the run record [$CASSETTEPROXY_TASK_ID]", EnvVars: env("TASK_ID")},
+		&cli.StringFlag{Name: "agent-name", Usage: "agent `NAME` for the run record [$CASSETTEPROXY_AGENT_NAME]", EnvVars: env("AGENT_NAME")},
+		&cli.StringFlag{Name: "model", Usage: "the agent's configured `MODEL` [$CASSETTEPROXY_MODEL]", EnvVars: env("MODEL")},
+		&cli.StringFlag{Name: "prompt-version", Usage: "prompt `VERSION` [$CASSETTEPROXY_PROMPT_VERSION]", EnvVars: env("PROMPT_VERSION")},
+		&cli.StringFlag{Name: "code-version", Usage: "code `VERSION` (e.g. a git commit) [$CASSETTEPROXY_CODE_VERSION]", EnvVars: env("CODE_VERSION")},
+		&cli.IntFlag{Name: "attempt", Usage: "attempt `N` of this task [$CASSETTEPROXY_ATTEMPT]", EnvVars: env("ATTEMPT"), Value: 1},
+		&cli.StringFlag{Name: "timeout", Usage: "stop the command after `DURATION` (e.g. 10m, or seconds); 0: none [$CASSETTEPROXY_TIMEOUT]", EnvVars: env("TIMEOUT")},
+		&cli.StringFlag{Name: "kill-grace", Usage: "after SIGTERM (timeout or interrupt), SIGKILL the command after `DURATION`", Value: runner.DefaultKillGrace.String()},
+		&cli.StringFlag{Name: "input", Usage: "the task's input `FILE`; its SHA-256 goes in the record [$CASSETTEPROXY_INPUT]", EnvVars: env("INPUT")},
+		&cli.StringSliceFlag{Name: "artifact", Usage: "`PATH` or glob the command must write, non-empty (repeatable)"},
+		&cli.StringFlag{Name: "no-proxy", Usage: "NO_PROXY `LIST` for the command (default: empty, everything goes through the proxy)"},
+	)
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a command behind a proxy on a free port, with a run record closed by a verdict",
+		UsageText: "cassetteproxy run --mode record|replay|strict|live --cassette NAME [--timeout D] [--artifact PATH]... -- COMMAND [ARGS...]",
+		Flags:     runFlags(),
+		Action:    runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	argv := c.Args().Slice()
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return errors.New("no command after --: cassetteproxy run [flags] -- COMMAND [ARGS...]")
+	}
+	timeout, err := parseSeconds("--timeout", c.String("timeout"))
+	if err != nil {
+		return err
+	}
+	grace, err := parseSeconds("--kill-grace", c.String("kill-grace"))
+	if err != nil {
+		return err
+	}
+	if c.Int("attempt") < 1 {
+		return fmt.Errorf("--attempt %d: attempts count from 1", c.Int("attempt"))
+	}
+	input := c.String("input")
+	if input != "" {
+		if _, err := os.Stat(input); err != nil {
+			return fmt.Errorf("--input %s: %w", input, errors.Unwrap(err))
+		}
+	}
+
+	// Signals first: one arriving while the proxy starts is forwarded to
+	// the child as soon as it exists, and never leaves a record open.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	obs := runner.NewObserver()
+	runID := runner.NewRunID(time.Now())
+	p, err := startProxyObserved(c, runID, obs.Observe)
+	if err != nil {
+		return err
+	}
+	bundle, err := p.ca.WriteBundle()
+	if err != nil {
+		p.stop()
+		return err
+	}
+	vars := proxy.ClientEnv("http://"+p.addr, bundle, p.ca.CertPath, c.String("no-proxy"))
+
+	res, runErr := runner.Run(context.Background(), runner.Spec{
+		Argv:         argv,
+		Env:          runner.ChildEnv(os.Environ(), vars),
+		Stdin:        os.Stdin,
+		Stdout:       os.Stdout,
+		Stderr:       os.Stderr,
+		Timeout:      timeout,
+		KillGrace:    grace,
+		ProcessGroup: !isTerminal(os.Stdin),
+		Signals:      sigs,
+		Mode:         c.String("mode"),
+		Artifacts:    c.StringSlice("artifact"),
+		InputFile:    input,
+		Store:        p.st,
+		Observer:     obs,
+		Record: store.Run{
+			RunID:         runID,
+			RunType:       runner.RunTypeProduction,
+			TaskID:        c.String("task-id"),
+			Attempt:       c.Int("attempt"),
+			AgentName:     c.String("agent-name"),
+			CodeVersion:   c.String("code-version"),
+			Model:         c.String("model"),
+			PromptVersion: c.String("prompt-version"),
+			Cassette:      c.String("cassette"),
+		},
+	})
+	stopErr := p.stop()
+	if runErr != nil && res.Record.RunID == "" {
+		return runErr // nothing ran
+	}
+	rec := res.Record
+	if rec.Status == runner.StatusPassed {
+		p.log.Info("run closed", "run_id", rec.RunID, "status", rec.Status, "interactions", rec.Interactions)
+	}
+	if err := errors.Join(runErr, stopErr); err != nil {
+		fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: "+err.Error())
+	}
+	if res.ExitCode == 0 {
+		return nil
+	}
+	msg := ""
+	if rec.Status != runner.StatusPassed {
+		msg = fmt.Sprintf("run %s %s (%s): %s", rec.RunID, rec.Status, rec.FailureClass, rec.FailureReason)
+	}
+	return &exitError{code: res.ExitCode, msg: msg}
+}
+
+// parseSeconds reads a duration ("90s", "10m") or a number of seconds.
+func parseSeconds(flag, s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		secs, nerr := strconv.ParseFloat(s, 64)
+		if nerr != nil {
+			return 0, fmt.Errorf("%s %q: not a duration (use e.g. 90s, 10m, or a number of seconds)", flag, s)
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%s %q: must not be negative", flag, s)
+	}
+	return d, nil
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

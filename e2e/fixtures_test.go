@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// copyExamples copies examples/ (agent and fixtures) into a scratch folder.
+func copyExamples(t *testing.T) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "examples")
+	if out, err := exec.Command("cp", "-r", "../examples", dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	return dst
+}
+
+type verdict struct {
+	FixtureID    string `json:"fixture_id"`
+	RunID        string `json:"run_id"`
+	Status       string `json:"status"`
+	FailureClass string `json:"failure_class"`
+	Proven       bool   `json:"proven"`
+}
+
+func parseVerdict(t *testing.T, out string) verdict {
+	t.Helper()
+	var v verdict
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("verdict is not JSON: %v\n%s", err, out)
+	}
+	return v
+}
+
+// TestFixtureExportImportReplayRoundTrip records a tool through the proxy,
+// exports the cassette as a fixture, imports it back (byte-identical), and
+// replays the fixture with a curl agent in strict mode.
+func TestFixtureExportImportReplayRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	up := newUpstream(t, true, itemsHandler())
+	p := e.serve("--mode", "record", "--cassette", "rt", "--upstream-ca", up.caFile)
+	c := e.client(p)
+	do(t, c, "GET", up.URL+"/items?a=1", "")
+	do(t, c, "POST", up.URL+"/items", `{"name":"x","n":1}`)
+	do(t, c, "GET", up.URL+"/gzip", "")
+	p.stop()
+
+	fx := filepath.Join(e.dir, "fx")
+	if out, errs, code := e.cli("export", "--cassette", "rt", "--out", fx); code != 0 {
+		t.Fatalf("export: %d %s %s", code, out, errs)
+	}
+	before, _, _ := e.cli("cassettes", "show", "rt", "--json")
+	if _, errs, code := e.cli("import", "--in", fx, "--cassette", "rt2"); code != 0 {
+		t.Fatalf("import: %s", errs)
+	}
+	after, _, _ := e.cli("cassettes", "show", "rt2", "--json")
+	if strings.Replace(before, `"cassette": "rt"`, `"cassette": "rt2"`, 1) != after {
+		t.Fatalf("import is not byte-identical:\n%s\n---\n%s", before, after)
+	}
+	// Export again from the imported cassette: the same files.
+	fx2 := filepath.Join(e.dir, "fx2")
+	e.cli("export", "--cassette", "rt2", "--out", fx2)
+	a, _ := os.ReadFile(filepath.Join(fx, "tool_cassettes.json"))
+	b, _ := os.ReadFile(filepath.Join(fx2, "tool_cassettes.json"))
+	if !bytes.Equal(a, bytes.Replace(b, []byte(`"cassette": "rt2"`), []byte(`"cassette": "rt"`), 1)) {
+		t.Fatal("re-export differs")
+	}
+
+	// Replay: a curl agent makes the same three calls through the proxy.
+	up.Close()
+	script := `set -e
+curl -sS --fail "$U/items?a=1" > a.json
+curl -sS --fail -X POST -H 'Content-Type: application/json' -d '{"name":"x","n":1}' "$U/items" > b.json
+curl -sS --fail "$U/gzip" > c.json`
+	out, errs, code := e.cli("replay", fx, "--", "sh", "-c", strings.ReplaceAll(script, "$U", up.URL))
+	v := parseVerdict(t, out)
+	if code != 0 || v.Status != "passed" {
+		t.Fatalf("replay: %d %s\n%s", code, out, errs)
+	}
+	// The runs record names the fixture.
+	rs, _, _ := e.cli("runs", "show", v.RunID, "--json")
+	if !strings.Contains(rs, `"run_type": "replay"`) || !strings.Contains(rs, `"fixture_id": "rt"`) {
+		t.Fatalf("run record: %s", rs)
+	}
+	// The main store's cassettes were not touched by replay.
+	ls, _, _ := e.cli("cassettes", "ls")
+	if strings.Contains(ls, "fixture:") {
+		t.Fatalf("replay wrote a cassette: %s", ls)
+	}
+}
+
+func TestFixtureHARExportImport(t *testing.T) {
+	e := newEnv(t)
+	up := newUpstream(t, false, itemsHandler())
+	p := e.serve("--mode", "record", "--cassette", "h")
+	c := e.client(p)
+	do(t, c, "GET", up.URL+"/items", "")
+	do(t, c, "GET", up.URL+"/br", "")
+	p.stop()
+	harFile := filepath.Join(e.dir, "h.har")
+	if _, errs, code := e.cli("export", "--cassette", "h", "--out", harFile, "--format", "har"); code != 0 {
+		t.Fatal(errs)
+	}
+	var h struct {
+		Log struct {
+			Version string
+			Entries []json.RawMessage
+		}
+	}
+	data, _ := os.ReadFile(harFile)
+	if err := json.Unmarshal(data, &h); err != nil || h.Log.Version != "1.2" || len(h.Log.Entries) != 2 {
+		t.Fatalf("har: %v %s", err, data)
+	}
+	out, errs, code := e.cli("import", "--in", harFile, "--cassette", "h2")
+	if code != 0 || !strings.Contains(out, "imported 2 interactions") {
+		t.Fatalf("import har: %d %s %s", code, out, errs)
+	}
+	// A browser HAR with entries the store cannot hold: skipped, counted.
+	bad := filepath.Join(e.dir, "browser.har")
+	os.WriteFile(bad, []byte(`{"log": {"version": "1.2", "creator": {"name": "WebInspector", "version": "1"}, "entries": [
+	  {"startedDateTime": "2025-06-01T12:00:00Z", "time": 1, "request": {"method": "GET", "url": "https://a.test/x", "headers": [{"name": "Cookie", "value": "session=abc"}]}, "response": {"status": 200, "content": {"size": 2, "text": "ok"}}},
+	  {"startedDateTime": "2025-06-01T12:00:00Z", "time": 1, "request": {"method": "GET", "url": "data:text/plain,hi"}, "response": {"status": 200, "content": {"size": 2, "text": "hi"}}},
+	  {"startedDateTime": "2025-06-01T12:00:00Z", "time": 1, "request": {"method": "GET", "url": "https://a.test/y"}, "response": {"status": 0, "content": {"size": 0}}}]}}`), 0o644)
+	out, errs, code = e.cli("import", "--in", bad, "--cassette", "b")
+	if code != 0 || !strings.Contains(out, "imported 1 interactions") || !strings.Contains(out, "skipped 2 entries") {
+		t.Fatalf("browser har: %d %s %s", code, out, errs)
+	}
+	show, _, _ := e.cli("cassettes", "show", "b", "--json")
+	if strings.Contains(show, "session=abc") {
+		t.Fatalf("cookie kept: %s", show)
+	}
+}
+
+func TestFixtureReplayUnprovenToProven(t *testing.T) {
+	e := newEnv(t)
+	ex := copyExamples(t)
+	fx := filepath.Join(ex, "fixtures", "passing")
+	agent := filepath.Join(ex, "agent", "agent.sh")
+	// The broken agent: the fixture catches it.
+	out, _, code := e.cli("replay", fx, "--code-version", "broken", "--", "sh", "-c", "AGENT_BUG=empty_output sh "+agent)
+	v := parseVerdict(t, out)
+	if code != 3 || v.Status != "failed" || v.FailureClass != "empty_output" || v.Proven {
+		t.Fatalf("broken: %d %+v", code, v)
+	}
+	// The fixed agent passes: the fixture is now proven.
+	out, _, code = e.cli("replay", fx, "--code-version", "fixed")
+	v = parseVerdict(t, out)
+	if code != 0 || v.Status != "passed" || !v.Proven {
+		t.Fatalf("fixed: %d %s", code, out)
+	}
+	if !strings.Contains(out, `"code_version": "broken"`) || !strings.Contains(out, `"code_version": "fixed"`) {
+		t.Fatalf("history lacks the code versions: %s", out)
+	}
+}
+
+func TestMonitorExamples(t *testing.T) {
+	e := newEnv(t)
+	ex := copyExamples(t)
+	root := filepath.Join(ex, "fixtures")
+	out := filepath.Join(e.dir, "report")
+	stdout, errs, code := e.cli("monitor", root, "--out", out, "-j", "2")
+	if code != 0 {
+		t.Fatalf("monitor: %d %s %s", code, stdout, errs)
+	}
+	var rep struct {
+		Total    int                `json:"fixtures_total"`
+		Passing  int                `json:"fixtures_passing"`
+		Failing  int                `json:"fixtures_failing"`
+		Stale    int                `json:"fixtures_stale"`
+		Unproven int                `json:"fixtures_unproven"`
+		Window   map[string]float64 `json:"silent_failure_window_minutes"`
+		Results  []struct {
+			FixtureID string `json:"fixture_id"`
+		} `json:"results"`
+	}
+	readRep := func() {
+		data, err := os.ReadFile(filepath.Join(out, "monitor.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.Results = nil
+		if err := json.Unmarshal(data, &rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readRep()
+	if rep.Total != 6 || rep.Passing != 6 || rep.Failing != 0 || rep.Stale != 0 || rep.Unproven != 6 || rep.Window == nil || len(rep.Results) != 6 {
+		t.Fatalf("report: %+v", rep)
+	}
+	for _, f := range []string{"metrics.prom", "junit.xml"} {
+		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	if !strings.Contains(errs, "[6/6]") {
+		t.Fatalf("no progress lines: %s", errs)
+	}
+
+	// Break one fixture's agent (it now writes an empty report), disable
+	// another (stale: it never reached a verdict), corrupt a third
+	// (unreadable: stale): the gate fails.
+	set := func(dir, file, from, to string) {
+		p := filepath.Join(root, dir, file)
+		b, _ := os.ReadFile(p)
+		if !bytes.Contains(b, []byte(from)) {
+			t.Fatalf("%s lacks %s", p, from)
+		}
+		os.WriteFile(p, bytes.Replace(b, []byte(from), []byte(to), 1), 0o644)
+	}
+	set("passing", "input.json", `"mode": "strict"`, `"mode": "strict", "env": {"AGENT_BUG": "empty_output"}`)
+	set("schema_mismatch", "notes.json", `"tier": "daily"`, `"tier": "daily", "disabled": "tool API under maintenance"`)
+	os.WriteFile(filepath.Join(root, "empty_output", "expected.json"), []byte(`{"status": `), 0o644)
+	// --max-age 1ms: the disabled fixture's last verdict (the run above) is too old.
+	stdout, errs, code = e.cli("monitor", root, "--out", out, "--max-age", "1ms")
+	if code != 1 {
+		t.Fatalf("broken monitor exit %d: %s %s", code, stdout, errs)
+	}
+	readRep()
+	if rep.Total != 6 || rep.Passing != 3 || rep.Failing != 1 || rep.Stale != 2 {
+		t.Fatalf("broken report: %+v\n%s", rep, errs)
+	}
+	// The broken passing fixture failed after passing: it protects
+	// something only once it passes again; the silent window for its
+	// class is reported.
+	if _, ok := rep.Window["missing_artifact_ref"]; !ok {
+		t.Fatalf("no silent failure window: %+v", rep.Window)
+	}
+	// --tier selects; --allow-stale relaxes only staleness.
+	stdout, _, code = e.cli("monitor", root, "--out", out, "--tier", "critical")
+	readRep()
+	if code != 1 || rep.Total != 2 {
+		t.Fatalf("tier critical: %d %+v %s", code, rep, stdout)
+	}
+}
+
+func TestReplayBadInput(t *testing.T) {
+	e := newEnv(t)
+	ex := copyExamples(t)
+	fx := filepath.Join(ex, "fixtures", "passing")
+	cases := []struct {
+		name string
+		prep func() string
+		code int
+		want string
+	}{
+		{"missing folder", func() string { return filepath.Join(e.dir, "nope") }, 1, "no such file"},
+		{"missing file", func() string { os.Remove(filepath.Join(fx, "expected.json")); return fx }, 1, "missing expected.json"},
+		{"invalid json", func() string {
+			os.WriteFile(filepath.Join(fx, "expected.json"), []byte("{\n  \"status\": ,\n}"), 0o644)
+			return fx
+		}, 1, "expected.json: invalid JSON at line 2"},
+		{"schema violation", func() string {
+			os.WriteFile(filepath.Join(fx, "expected.json"), []byte(`{"requests": {"max_misses": -1}}`), 0o644)
+			return fx
+		}, 1, "at $.requests.max_misses"},
+	}
+	for _, tc := range cases {
+		_, errs, code := e.cli("replay", tc.prep())
+		if code != tc.code || !strings.Contains(errs, tc.want) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+			t.Errorf("%s: exit %d, stderr %q (want %q)", tc.name, code, errs, tc.want)
+		}
+	}
+	// A command that does not exist: the replay fails with 127, recorded.
+	fx2 := filepath.Join(ex, "fixtures", "mutation_blocked")
+	out, _, code := e.cli("replay", fx2, "--", "no-such-agent-command")
+	v := parseVerdict(t, out)
+	if code != 3 && code != 127 || v.Status == "passed" || v.RunID == "" {
+		t.Fatalf("command not found: %d %s", code, out)
+	}
+	_ = http.StatusOK
+}

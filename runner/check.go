@@ -1,0 +1,86 @@
+package runner
+
+import "time"
+
+// Verdict statuses.
+const (
+	StatusPassed       = "passed"
+	StatusFailed       = "failed"
+	StatusBlocked      = "blocked"
+	StatusDegraded     = "degraded"
+	StatusSkipped      = "skipped"
+	StatusInconclusive = "inconclusive"
+)
+
+// Failure classes this package assigns. Checks added by other packages may
+// use their own.
+const (
+	ClassNonzeroExit       = "nonzero_exit"
+	ClassTimeout           = "timeout"
+	ClassUnrecordedRequest = "unrecorded_request"
+	ClassMutationBlocked   = "mutation_blocked"
+	ClassMissingArtifact   = "missing_artifact_ref"
+	ClassEmptyOutput       = "empty_output"
+	ClassRunAbandoned      = "run_abandoned"
+)
+
+// Failure is one reason a run is not passed.
+type Failure struct {
+	Status string `json:"status"`        // failed or blocked (or degraded)
+	Class  string `json:"failure_class"` // e.g. nonzero_exit, timeout, unrecorded_request, missing_artifact_ref
+	Reason string `json:"reason"`        // one line a human can act on
+}
+
+// Check is one validator. Each check looks at the evidence of a finished run
+// and reports what it finds wrong; the verdict is passed only when no check
+// reports anything. The fixtures package adds its contract checks here
+// without touching this package.
+type Check interface {
+	Name() string
+	Check(ev *Evidence) []Failure
+}
+
+// Evidence is everything known about a finished run. Checks must treat it
+// as read-only.
+type Evidence struct {
+	RunID    string
+	Mode     string   // proxy mode the run used (record, replay, strict, live)
+	Dir      string   // the child's working directory, absolute
+	Argv     []string // the command
+	ExitCode int      // shell-like: 0 ok; 127 not found / 126 not runnable; 128+n killed by signal n
+	Signal   string   // the signal that ended the child, if any ("terminated", "killed", ...)
+	TimedOut bool     // Spec.Timeout was reached and the child was stopped
+	Timeout  time.Duration
+	// Interrupted names what stopped the run from outside (a signal
+	// cassetteproxy received and forwarded, or "context canceled").
+	Interrupted string
+	StartErr    string // why the child did not start, if it did not
+	Started     time.Time
+	Ended       time.Time
+
+	// What the proxy saw (see Observer).
+	Interactions int       // requests answered (every decision)
+	Misses       []Request // blocked because the cassette had no answer
+	Blocked      []Request // every blocked request, misses included
+	Errors       int       // upstream failures answered 502
+	Hosts        []string  // hosts contacted, sorted
+	Models       []string  // "model" values in JSON request bodies, sorted
+
+	Artifacts []Artifact // one per file matched, or per pattern that matched nothing
+}
+
+// Request is one request the proxy blocked.
+type Request struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`    // redacted
+	Reason string `json:"reason"` // unrecorded_request, mutation_blocked, host_not_recorded, exhausted, ...
+}
+
+// Artifact is what one --artifact pattern resolved to after the child ended.
+type Artifact struct {
+	Pattern string // as given, resolved absolute against Dir
+	Path    string // the absolute file matched ("" when nothing matched)
+	Exists  bool
+	IsDir   bool
+	Size    int64 // bytes; for a folder, the number of entries
+}

@@ -1,0 +1,194 @@
+package runner
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ClassInterrupted is the failure class of a child that exited 0 after
+// cassetteproxy was interrupted: it did not finish on its own.
+const ClassInterrupted = "interrupted"
+
+// DefaultChecks are the checks every run gets, in the order that picks the
+// primary failure: timeout, proxy misses/blocks, exit code, artifacts
+// present, artifacts non-empty.
+func DefaultChecks() []Check {
+	return []Check{TimeoutCheck{}, ProxyCheck{}, ExitCheck{}, ArtifactsPresentCheck{}, ArtifactsNonEmptyCheck{}}
+}
+
+// CheckFunc makes a Check of a function.
+type CheckFunc struct {
+	CheckName string
+	Func      func(*Evidence) []Failure
+}
+
+func (c CheckFunc) Name() string                 { return c.CheckName }
+func (c CheckFunc) Check(ev *Evidence) []Failure { return c.Func(ev) }
+
+// Verdict combines the failures of every check: passed when there are
+// none, else the status and class of the first, with every reason kept.
+func Verdict(fs []Failure) (status string, primary Failure) {
+	if len(fs) == 0 {
+		return StatusPassed, Failure{}
+	}
+	return fs[0].Status, fs[0]
+}
+
+// TimeoutCheck fails a run that reached its timeout.
+type TimeoutCheck struct{}
+
+func (TimeoutCheck) Name() string { return "timeout" }
+func (TimeoutCheck) Check(ev *Evidence) []Failure {
+	if !ev.TimedOut {
+		return nil
+	}
+	how := "stopped with SIGTERM"
+	if ev.Signal == "killed" {
+		how = "SIGTERM then SIGKILL"
+	}
+	return []Failure{{StatusFailed, ClassTimeout, fmt.Sprintf("the command did not finish within its timeout of %s (%s)", ev.Timeout, how)}}
+}
+
+// ProxyCheck judges the requests the proxy blocked. In strict mode any
+// blocked request fails the run (unrecorded_request, or mutation_blocked
+// when that came first). In replay, live and record modes blocked requests
+// do not fail a run that otherwise succeeded, but a run that failed after
+// being refused answers is blocked (it never got the upstream it needed)
+// rather than failed.
+type ProxyCheck struct{}
+
+func (ProxyCheck) Name() string { return "proxy" }
+func (ProxyCheck) Check(ev *Evidence) []Failure {
+	if len(ev.Blocked) == 0 {
+		return nil
+	}
+	var unrec, mut []Request
+	for _, r := range ev.Blocked {
+		if r.Reason == "mutation_blocked" {
+			mut = append(mut, r)
+		} else {
+			unrec = append(unrec, r)
+		}
+	}
+	groups := []struct {
+		class string
+		reqs  []Request
+		what  string
+	}{{ClassUnrecordedRequest, unrec, "not in the cassette"}, {ClassMutationBlocked, mut, "mutating and blocked"}}
+	if len(unrec) > 0 && len(mut) > 0 && ev.Blocked[0].Reason == "mutation_blocked" {
+		groups[0], groups[1] = groups[1], groups[0]
+	}
+	if ev.Mode == "strict" {
+		var out []Failure
+		for _, g := range groups {
+			if len(g.reqs) > 0 {
+				out = append(out, Failure{StatusFailed, g.class, fmt.Sprintf("%s %s (strict mode): %s", count(len(g.reqs), "request"), g.what, listRequests(g.reqs))})
+			}
+		}
+		return out
+	}
+	if !otherwiseFailing(ev) {
+		return nil
+	}
+	g := groups[0]
+	if len(g.reqs) == 0 {
+		g = groups[1]
+	}
+	return []Failure{{StatusBlocked, g.class, fmt.Sprintf("the command failed after the proxy refused it %s (%s mode): %s", count(len(ev.Blocked), "answer"), ev.Mode, listRequests(ev.Blocked))}}
+}
+
+func otherwiseFailing(ev *Evidence) bool {
+	if ev.ExitCode != 0 || ev.TimedOut || ev.StartErr != "" {
+		return true
+	}
+	for _, a := range ev.Artifacts {
+		if !a.Exists || a.Size == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ExitCheck fails a run whose command did not start, or ended with a
+// non-zero code or a signal (a timeout is TimeoutCheck's), and one that
+// exited 0 only after cassetteproxy was interrupted.
+type ExitCheck struct{}
+
+func (ExitCheck) Name() string { return "exit" }
+func (ExitCheck) Check(ev *Evidence) []Failure {
+	switch {
+	case ev.StartErr != "":
+		return []Failure{{StatusFailed, ClassNonzeroExit, fmt.Sprintf("the command did not start: %s (exit %d)", ev.StartErr, ev.ExitCode)}}
+	case ev.TimedOut:
+		return nil
+	case ev.ExitCode != 0:
+		msg := fmt.Sprintf("the command exited with code %d", ev.ExitCode)
+		if ev.Signal != "" {
+			msg = fmt.Sprintf("the command was ended by signal %q (exit %d)", ev.Signal, ev.ExitCode)
+		}
+		if ev.Interrupted != "" {
+			msg += fmt.Sprintf(" after cassetteproxy was interrupted (%s)", ev.Interrupted)
+		}
+		return []Failure{{StatusFailed, ClassNonzeroExit, msg}}
+	case ev.Interrupted != "":
+		return []Failure{{StatusFailed, ClassInterrupted, fmt.Sprintf("cassetteproxy was interrupted (%s); the command exited 0 before finishing on its own", ev.Interrupted)}}
+	}
+	return nil
+}
+
+// ArtifactsPresentCheck fails a run when an --artifact path or glob matched
+// nothing.
+type ArtifactsPresentCheck struct{}
+
+func (ArtifactsPresentCheck) Name() string { return "artifacts_present" }
+func (ArtifactsPresentCheck) Check(ev *Evidence) []Failure {
+	if ev.StartErr != "" {
+		return nil
+	}
+	var out []Failure
+	for _, a := range ev.Artifacts {
+		if !a.Exists {
+			out = append(out, Failure{StatusFailed, ClassMissingArtifact, fmt.Sprintf("artifact %s was not written (nothing matches it)", a.Pattern)})
+		}
+	}
+	return out
+}
+
+// ArtifactsNonEmptyCheck fails a run when an artifact is an empty file (or
+// an empty folder).
+type ArtifactsNonEmptyCheck struct{}
+
+func (ArtifactsNonEmptyCheck) Name() string { return "artifacts_non_empty" }
+func (ArtifactsNonEmptyCheck) Check(ev *Evidence) []Failure {
+	var out []Failure
+	for _, a := range ev.Artifacts {
+		if a.Exists && a.Size == 0 {
+			what := "file"
+			if a.IsDir {
+				what = "folder"
+			}
+			out = append(out, Failure{StatusFailed, ClassEmptyOutput, fmt.Sprintf("artifact %s is an empty %s", a.Path, what)})
+		}
+	}
+	return out
+}
+
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func listRequests(rs []Request) string {
+	const show = 3
+	parts := make([]string, 0, show+1)
+	for i, r := range rs {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(rs)-show))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%s)", r.Method, r.URL, r.Reason))
+	}
+	return strings.Join(parts, "; ")
+}
