@@ -28,7 +28,9 @@
 //
 // # Rules
 //
-// Rules come from YAML (ParseRules, LoadRules); the same file may hold a
+// Rules come from YAML (ParseRules, ParseRulesFile, LoadRules); errors
+// name the line, and the file when known ("rules.yaml:7: invalid JSON
+// path ..."). The same file may hold a
 // redact: section, which this package ignores. Any other unknown key is an
 // error naming its line:
 //

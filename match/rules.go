@@ -96,6 +96,13 @@ func ParseRules(data []byte) (*Rules, error) {
 	return parseRules(data, "")
 }
 
+// ParseRulesFile parses rules YAML already read from path; errors read
+// "path:7: ...", as LoadRules's do. For callers that share the file's bytes
+// with package redact.
+func ParseRulesFile(path string, data []byte) (*Rules, error) {
+	return parseRules(data, path)
+}
+
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func parseRules(data []byte, file string) (*Rules, error) {

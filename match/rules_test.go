@@ -56,6 +56,9 @@ func TestLoadRulesNamesFile(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("LoadRules error = %v, want prefix %q", err, want)
 	}
+	if _, err := ParseRulesFile("conf/rules.yaml", []byte(data)); err == nil || !strings.HasPrefix(err.Error(), `conf/rules.yaml:7: invalid JSON path "$.a["`) {
+		t.Fatalf("ParseRulesFile error = %v", err)
+	}
 	_, err = LoadRules(filepath.Join(dir, "missing.yaml"))
 	if err == nil || !strings.HasPrefix(err.Error(), filepath.Join(dir, "missing.yaml")+": cannot read rules") {
 		t.Fatalf("missing file error = %v", err)

@@ -54,6 +54,29 @@ func llmBody(seed uint64, size int) []byte {
 	return []byte(head + sb.String()[:size-len(head)-len(tail)] + tail)
 }
 
+// logToFile makes benchmark proxies log to a file, the way `serve 2>file` does.
+var logToFile bool
+
+func benchLog(b *testing.B) io.Writer {
+	if !logToFile {
+		return io.Discard
+	}
+	f, err := os.Create(filepath.Join(b.TempDir(), "proxy.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return f
+}
+
+// BenchmarkServeReplayLogFile is BenchmarkServeReplay with the request log
+// going to a file.
+func BenchmarkServeReplayLogFile(b *testing.B) {
+	logToFile = true
+	defer func() { logToFile = false }()
+	BenchmarkServeReplay(b)
+}
+
 type benchProxy struct {
 	srv  *proxy.Server
 	addr string
@@ -73,8 +96,9 @@ func startBenchProxy(b *testing.B, mode proxy.Mode, ins []store.Interaction, rec
 	}
 	s, err := proxy.New(proxy.Config{Mode: mode, Cassette: "bench", Interactions: ins, Recorder: rec,
 		Rules: match.DefaultRules(), Redactor: red, CA: ca, UpstreamRoots: upstreamRoots,
-		// The CLI logs one line per request; so does the benchmark, to a discarding text handler.
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		// The CLI logs one line per request; so does the benchmark, to a
+		// discarding text handler (benchLog: to a file, as serve does).
+		Logger: slog.New(slog.NewTextHandler(benchLog(b), nil))})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,11 +31,17 @@
 //     AIza + 30 or more (google_api_key), sk_live_ rk_live_ sk_test_
 //     rk_test_ (stripe_key), eyJ….….… (jwt), PEM private key blocks
 //     (private_key), the credentials after "Bearer " (bearer) and "Basic "
-//     (basic_auth), the password of scheme://user:password@ (url_password),
-//     name=value where name is a secret field name (query, in text and log
-//     lines), and "name": value where name is a secret field name (field:
-//     JSON in text, and JSON encoded inside a JSON string such as tool-call
-//     arguments). Tokens must start at a word boundary.
+//     (basic_auth), the password of scheme://user:password@ (url_password).
+//     Tokens must start at a word boundary (a JSON escape such as \n
+//     counts as one).
+//   - Name rules inside text (log lines, prose, JSON strings): name=value
+//     after ? & # ; , a space or a quote, where name is a secret field name
+//     (query); "name": value (field: JSON in text, and JSON encoded inside
+//     a JSON string such as tool-call arguments, at any depth of escaping);
+//     "Authorization: …", "Cookie: …", "X-Api-Key: …" (the explicit header
+//     list, to the end of the line: header); and "password: hunter2" for a
+//     secret field name when the value looks like a credential (6 bytes or
+//     more with a digit, or 16 or more: field).
 //
 // # Markers
 //

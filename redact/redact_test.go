@@ -784,19 +784,23 @@ func loadTraffic(t *testing.T, path string) []*store.Interaction {
 func TestQuotedFieldInText(t *testing.T) {
 	r := mustNew(t, Config{})
 	for in, want := range map[string]string{
-		`log: {"password": "hunter2", "user": "bob"}`:                         `log: {"password": "[REDACTED:field]", "user": "bob"}`,
-		`{"pin":1, "secret": 12345}`:                                          `{"pin":1, "secret": "[REDACTED:field]"}`,
-		`{"token": "cut off at the end`:                                       `{"token": "[REDACTED:field]`,
-		`"{\"api_key\":\"k1\\\"x\",\"n\":2}"`:                                 `"{\"api_key\":\"[REDACTED:field]\",\"n\":2}"`,
-		`"{\"args\":\"{\\\"token\\\":\\\"deep1\\\"}\"}"`:                      `"{\"args\":\"{\\\"token\\\":\\\"[REDACTED:field]\\\"}\"}"`,
-		`curl -H "Authorization: Bearer abcdefgh12345678" u`:                  `curl -H "Authorization: Bearer [REDACTED:bearer]" u`,
-		"level=info token=abc123 msg=ok":                                      "level=info token=[REDACTED:query] msg=ok",
-		`"see https:\/\/x.io\/?a=1\u0026token=zz9 now"`:                       `"see https:\/\/x.io\/?a=1\u0026token=[REDACTED:query] now"`,
-		`"line\nsk-abcdefgh12345678"`:                                         `"line\n[REDACTED:openai_key]"`,
-		`"db":"mysql:\/\/root:toor99@10.0.0.1\/x"`:                            `"db":"mysql:\/\/root:%5BREDACTED%3Aurl_password%5D@10.0.0.1\/x"`,
-		"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk\n":          "[REDACTED:private_key]",
-		"clone https://u:p@ss@h.example/ and mail a@b.example":                "clone https://u:%5BREDACTED%3Aurl_password%5D@h.example/ and mail a@b.example",
-		"see https://eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc:pw1@h.example/": "see https://[REDACTED:jwt]:%5BREDACTED%3Aurl_password%5D@h.example/",
+		`log: {"password": "hunter2", "user": "bob"}`:                                                    `log: {"password": "[REDACTED:field]", "user": "bob"}`,
+		`{"pin":1, "secret": 12345}`:                                                                     `{"pin":1, "secret": "[REDACTED:field]"}`,
+		`{"token": "cut off at the end`:                                                                  `{"token": "[REDACTED:field]`,
+		`"{\"api_key\":\"k1\\\"x\",\"n\":2}"`:                                                            `"{\"api_key\":\"[REDACTED:field]\",\"n\":2}"`,
+		`"{\"args\":\"{\\\"token\\\":\\\"deep1\\\"}\"}"`:                                                 `"{\"args\":\"{\\\"token\\\":\\\"[REDACTED:field]\\\"}\"}"`,
+		`curl -H "Authorization: Bearer abcdefgh12345678" u`:                                             `curl -H "Authorization: Bearer [REDACTED:bearer]" u`,
+		"level=info token=abc123 msg=ok":                                                                 "level=info token=[REDACTED:query] msg=ok",
+		`"see https:\/\/x.io\/?a=1\u0026token=zz9 now"`:                                                  `"see https:\/\/x.io\/?a=1\u0026token=[REDACTED:query] now"`,
+		`"line\nsk-abcdefgh12345678"`:                                                                    `"line\n[REDACTED:openai_key]"`,
+		`"db":"mysql:\/\/root:toor99@10.0.0.1\/x"`:                                                       `"db":"mysql:\/\/root:%5BREDACTED%3Aurl_password%5D@10.0.0.1\/x"`,
+		"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk\n":                                     "[REDACTED:private_key]",
+		`curl -H "Authorization: Token abc123xyz" -H 'X-Api-Key: k-1234567' https://x`:                   `curl -H "Authorization: Token [REDACTED:header]" -H 'X-Api-Key: [REDACTED:header]' https://x`,
+		"db:\n  password: hunter2\n  user: bob\nmax_tokens: 100\npassword: required\nCookie: a=1; b=2\n": "db:\n  password: [REDACTED:field]\n  user: bob\nmax_tokens: 100\npassword: required\nCookie: [REDACTED:header]\n",
+		`"{\"headers\":[\"Cookie: sid=abc; t=1\"]}"`:                                                     `"{\"headers\":[\"Cookie: [REDACTED:header]\"]}"`,
+		"`password=hunter2` and (token=abc123)":                                                          "`password=[REDACTED:query]` and (token=[REDACTED:query])",
+		"clone https://u:p@ss@h.example/ and mail a@b.example":                                           "clone https://u:%5BREDACTED%3Aurl_password%5D@h.example/ and mail a@b.example",
+		"see https://eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc:pw1@h.example/":                            "see https://[REDACTED:jwt]:%5BREDACTED%3Aurl_password%5D@h.example/",
 	} {
 		if got := r.String(in); got != want {
 			t.Errorf("%s\n got %s\nwant %s", in, got, want)

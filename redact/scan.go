@@ -3,6 +3,7 @@ package redact
 import (
 	"bytes"
 	"sort"
+	"strings"
 )
 
 // span is one stretch of w.src to replace.
@@ -162,6 +163,7 @@ var (
 	qStop    [256]bool // ends a query-style value
 	uiStop   [256]bool // ends the authority of a URL in text
 	pemBody  [256]bool // base64 body of a PEM block (with \n escapes)
+	lineStop [256]bool // ends a header value in text
 )
 
 func init() {
@@ -177,7 +179,7 @@ func init() {
 	for _, b := range []byte("-_AJBb:=@") {
 		trig[b] = true
 	}
-	for _, b := range []byte("&# \t\r\n\"'\\<>;,)") {
+	for _, b := range []byte("&# \t\r\n\"'\\<>;,)`|") {
 		qStop[b] = true
 	}
 	for _, b := range []byte("/?# \t\r\n\"'\\<>[]{}|^`") {
@@ -185,6 +187,9 @@ func init() {
 	}
 	for c := 0; c < 0x20; c++ {
 		qStop[c], uiStop[c] = true, true
+	}
+	for _, b := range []byte("\r\n\"'\\<>`") {
+		lineStop[b] = true
 	}
 }
 
@@ -548,7 +553,7 @@ func (r *Redactor) matchQueryField(s []byte, lo, hi, i int) (span, bool) {
 		} else {
 			return span{}, false
 		}
-	} else if p > lo && bytes.IndexByte([]byte("?&#;, \t\r\n\"'"), s[p-1]) < 0 {
+	} else if p > lo && bytes.IndexByte([]byte("?&#;, \t\r\n\"'`({|"), s[p-1]) < 0 {
 		return span{}, false
 	}
 	if p >= i || !r.secretField(s[p:i]) {
@@ -577,6 +582,9 @@ func runOf2(s []byte, i, hi int, stop *[256]bool) int {
 // name is a secret field name: JSON inside text, and JSON encoded inside a
 // JSON string (\"name\":\"value\", as in tool-call arguments).
 func (r *Redactor) matchQuotedField(s []byte, lo, hi, i int) (span, bool) {
+	if i > lo && nameChar[s[i-1]] {
+		return r.matchColonHeader(s, lo, hi, i)
+	}
 	j := i - 1
 	for j >= lo && (s[j] == ' ' || s[j] == '\t') {
 		j--
@@ -630,6 +638,80 @@ func (r *Redactor) matchQuotedField(s []byte, lo, hi, i int) (span, bool) {
 		return span{start: v, end: e, kind: "field", quote: k + 1}, true
 	}
 	return span{}, false
+}
+
+// matchColonHeader takes the value of "Name: value" in text (curl -H
+// arguments, pasted headers, YAML): after a secret header name from the
+// explicit list (Authorization, Cookie, X-Api-Key, ... and the user's), the
+// rest of the line, keeping an auth scheme word; after a secret field name,
+// one token that looks like a credential (6 bytes or more with a digit, or
+// 16 or more), so "password: required" stays.
+func (r *Redactor) matchColonHeader(s []byte, lo, hi, i int) (span, bool) {
+	p := i
+	for p > lo && i-p < 64 && nameChar[s[p-1]] {
+		p--
+	}
+	if p > lo && escapeBefore(s, lo, p) == 0 && bytes.IndexByte([]byte(" \t\r\n\"'`({,;"), s[p-1]) < 0 {
+		return span{}, false
+	}
+	v := i + 1
+	if v >= hi || s[v] != ' ' && s[v] != '\t' {
+		return span{}, false
+	}
+	for v < hi && (s[v] == ' ' || s[v] == '\t') {
+		v++
+	}
+	if hasPrefixAt(s, v, hi, markerOpen) || hasPrefixAt(s, v, hi, markerOpenEnc) {
+		return span{}, false
+	}
+	name := s[p:i]
+	if r.textHeader(name) {
+		e := v
+		for e < hi && !lineStop[s[e]] {
+			e++
+		}
+		for e > v && (s[e-1] == ' ' || s[e-1] == '\t') {
+			e--
+		}
+		kind := "header"
+		if sp := bytes.IndexAny(s[v:e], " \t"); sp > 0 {
+			if k, ok := authSchemes[strings.ToLower(string(s[v:v+sp]))]; ok {
+				kind = k
+				for v += sp; v < e && (s[v] == ' ' || s[v] == '\t'); v++ {
+				}
+			}
+		}
+		if e <= v || isMarker(s[v:e]) {
+			return span{}, false
+		}
+		return span{start: v, end: e, kind: kind}, true
+	}
+	if !r.secretField(name) {
+		return span{}, false
+	}
+	e := runOf2(s, v, hi, &qStop)
+	if tok := s[v:e]; len(tok) >= 16 || len(tok) >= 6 && hasDigit(tok) {
+		return span{start: v, end: e, kind: "field"}, true
+	}
+	return span{}, false
+}
+
+// textHeader reports whether name is on the explicit secret header list
+// (the "contains token" rule is for real headers only: "max_tokens: 100"
+// in text is not a credential).
+func (r *Redactor) textHeader(name []byte) bool {
+	var buf [64]byte
+	b := buf[:0]
+	for _, c := range name {
+		switch {
+		case c == '-' || c == '_':
+		case c >= 'A' && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		default:
+			b = append(b, c)
+		}
+	}
+	return r.headers[string(b)]
 }
 
 // closingQuote finds the end of a string value whose quote token is k
