@@ -112,7 +112,7 @@ func TestRulesFileWithBadJSONPath(t *testing.T) {
 	e := newEnv(t)
 	rules := writeRules(t, "rules:\n  - path: /v1/*\n    ignore_body_paths:\n      - $.messages[*.timestamp\n")
 	_, stderr, code := e.cli("serve", "--listen", "127.0.0.1:0", "--mode", "replay", "--cassette", "x", "--rules", rules)
-	if code != 1 || !strings.Contains(stderr, "rules.yaml") || !strings.Contains(stderr, "4") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+	if code != 1 || !strings.Contains(stderr, "rules.yaml:4:") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 		t.Errorf("exit %d, stderr %q: want one line naming rules.yaml and line 4", code, stderr)
 	}
 }

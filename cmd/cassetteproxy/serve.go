@@ -271,13 +271,18 @@ func loadRules(path string) (*match.Rules, redact.Config, error) {
 	if err != nil {
 		return nil, redact.Config{}, fmt.Errorf("read rules: %w", err)
 	}
-	rules, err := match.ParseRules(data)
+	// One file, two sections: rules: for matching, redact: for scrubbing.
+	// Both errors name the file and the line ("rules.yaml:7: ...").
+	rules, err := match.ParseRulesFile(path, data)
 	if err != nil {
-		return nil, redact.Config{}, fmt.Errorf("%s:%w", path, err)
+		return nil, redact.Config{}, err
 	}
 	cfg, err := redact.ParseConfig(data)
+	if ce, ok := err.(*redact.ConfigError); ok {
+		ce.File = path
+	}
 	if err != nil {
-		return nil, redact.Config{}, fmt.Errorf("%s:%w", path, err)
+		return nil, redact.Config{}, err
 	}
 	return rules, cfg, nil
 }
