@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -138,6 +139,18 @@ func TestNoSecretReachesDiskLogsOrShow(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("cassettes show: %s", errOut)
 	}
+	fixtureDir := filepath.Join(e.dir, "fixture")
+	harFile := filepath.Join(e.dir, "leaky.har")
+	for _, args := range [][]string{
+		{"export", "--cassette", "leaky", "--out", fixtureDir},
+		{"export", "--cassette", "leaky", "--format", "har", "--out", harFile},
+	} {
+		if _, errOut, code := e.cli(args...); code != 0 {
+			t.Fatalf("%v: %s", args, errOut)
+		}
+	}
+	exported := readTree(t, fixtureDir)
+	harBytes, _ := os.ReadFile(harFile)
 	st, err := store.Open(e.db, store.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +167,8 @@ func TestNoSecretReachesDiskLogsOrShow(t *testing.T) {
 		"cassettes show --json":  showOut,
 		"proxy logs":             p.stderr.String(),
 		"store file (raw bytes)": string(rawFile),
+		"exported fixture":       exported,
+		"exported HAR":           string(harBytes),
 	}
 	if !strings.Contains(showOut, "[REDACTED:") {
 		t.Fatalf("cassettes show has no redaction markers at all:\n%.2000s", showOut)
@@ -214,4 +229,22 @@ func TestRotatedKeyStillMatches(t *testing.T) {
 	if strings.Contains(string(got.body), "OLDkey") {
 		t.Fatalf("replayed answer carries the recorded secret: %s", got.body)
 	}
+}
+
+// readTree concatenates every file under dir.
+func readTree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		b.Write(data)
+		return err
+	})
+	if err != nil || b.Len() == 0 {
+		t.Fatalf("read exported fixture %s: %v", dir, err)
+	}
+	return b.String()
 }

@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -158,10 +159,26 @@ func (r *Redactor) secretField(name []byte) bool {
 			b = append(b, c)
 		}
 	}
-	if len(b) == 0 || r.fbloom[b[0]]&(1<<(len(b)&63)) == 0 {
+	if len(b) == 0 {
 		return false
 	}
-	return r.fields[string(b)]
+	if r.fbloom[b[0]]&(1<<(len(b)&63)) != 0 && r.fields[string(b)] {
+		return true
+	}
+	return r.credentialLike(b)
+}
+
+// credentialLike catches field names built like credential header names
+// (a tool that echoes request headers puts X-Session-Token in its JSON):
+// names containing secret, password or apikey, or ending in token. Counts
+// are not credentials: max_tokens, x-ratelimit-remaining-tokens and
+// token_count stay.
+func (r *Redactor) credentialLike(norm []byte) bool {
+	if len(norm) < 5 || r.allow[string(norm)] || bytes.Contains(norm, []byte("ratelimit")) {
+		return false
+	}
+	return bytes.HasSuffix(norm, []byte("token")) || bytes.Contains(norm, []byte("secret")) ||
+		bytes.Contains(norm, []byte("password")) || bytes.Contains(norm, []byte("apikey"))
 }
 
 func lastIndexByte(b []byte, c byte) int {
