@@ -10,7 +10,9 @@ import (
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
-const trafficDir = "/work/shared/testdata/traffic"
+// trafficDir holds the captured MCP and OpenAI-SDK exchanges (a copy of
+// shared/testdata/traffic, kept in the repo so CI needs nothing beside it).
+const trafficDir = "../testdata/traffic"
 
 // capture is the format of the files in trafficDir (see its README).
 type capture struct {
