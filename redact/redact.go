@@ -126,18 +126,23 @@ func (r *Redactor) appendFingerprint(dst, val []byte) []byte {
 
 // normName lower-cases ASCII and drops '-' and '_'.
 func normName(s string) string {
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	return string(appendNormName(make([]byte, 0, len(s)), s))
+}
+
+// appendNormName appends name normalized as normName does, without
+// allocating when dst has room (the hot path: every JSON key).
+func appendNormName[T string | []byte](dst []byte, name T) []byte {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
 		switch {
 		case c == '-' || c == '_':
 		case c >= 'A' && c <= 'Z':
-			b = append(b, c+'a'-'A')
+			dst = append(dst, c+'a'-'A')
 		default:
-			b = append(b, c)
+			dst = append(dst, c)
 		}
 	}
-	return string(b)
+	return dst
 }
 
 // secretField reports whether a query, form or JSON field name is secret.
@@ -149,16 +154,7 @@ func (r *Redactor) secretField(name []byte) bool {
 		}
 	}
 	var buf [64]byte
-	b := buf[:0]
-	for _, c := range name {
-		switch {
-		case c == '-' || c == '_':
-		case c >= 'A' && c <= 'Z':
-			b = append(b, c+'a'-'A')
-		default:
-			b = append(b, c)
-		}
-	}
+	b := appendNormName(buf[:0], name)
 	if len(b) == 0 {
 		return false
 	}

@@ -701,16 +701,7 @@ func (r *Redactor) matchColonHeader(s []byte, lo, hi, i int) (span, bool) {
 // in text is not a credential).
 func (r *Redactor) textHeader(name []byte) bool {
 	var buf [64]byte
-	b := buf[:0]
-	for _, c := range name {
-		switch {
-		case c == '-' || c == '_':
-		case c >= 'A' && c <= 'Z':
-			b = append(b, c+'a'-'A')
-		default:
-			b = append(b, c)
-		}
-	}
+	b := appendNormName(buf[:0], name)
 	return r.headers[string(b)]
 }
 
