@@ -483,3 +483,35 @@ func TestRunsCommandsBadInput(t *testing.T) {
 		t.Fatalf("runs show:\n%s", out)
 	}
 }
+
+// TestRunTaskEnvKeptScrubbed: --env reaches the child, is kept in the run
+// record with secrets scrubbed, and travels into the exported input.json.
+func TestRunTaskEnvKeptScrubbed(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	const key = "sk-envsecret1234567890abcdef"
+	_, errOut, code := e.runIn(dir, nil, "--mode", "record", "--cassette", "taskenv",
+		"--env", "REGION=eu-west-1", "--env", "OPENAI_API_KEY="+key, "--env", "GITHUB_TOKEN=plainvalue",
+		"--", "sh", "-c", `printf '%s %s' "$REGION" "$OPENAI_API_KEY" > seen.txt`)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "seen.txt")); string(b) != "eu-west-1 "+key {
+		t.Fatalf("child saw %q", b)
+	}
+	out, _, _ := e.cli("runs", "show", e.lastRun().RunID, "--json")
+	var r struct{ Env map[string]string }
+	json.Unmarshal([]byte(out), &r)
+	if r.Env["REGION"] != "eu-west-1" || !strings.HasPrefix(r.Env["OPENAI_API_KEY"], "[REDACTED:") ||
+		!strings.HasPrefix(r.Env["GITHUB_TOKEN"], "[REDACTED:") {
+		t.Fatalf("run record env: %v", r.Env)
+	}
+	fixture := filepath.Join(t.TempDir(), "fx")
+	if _, errOut, code := e.cli("export", "--cassette", "taskenv", "--out", fixture); code != 0 {
+		t.Fatalf("export: %s", errOut)
+	}
+	input, _ := os.ReadFile(filepath.Join(fixture, "input.json"))
+	if !strings.Contains(string(input), `"REGION": "eu-west-1"`) || strings.Contains(string(input), key) || strings.Contains(string(input), "plainvalue") {
+		t.Fatalf("input.json env:\n%s", input)
+	}
+}

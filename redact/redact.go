@@ -540,3 +540,16 @@ func (r *Redactor) events(resp *store.Response, ct string) {
 		resp.Body = nb
 	}
 }
+
+// EnvValue scrubs one environment variable's value for a run record: the
+// whole value when the name reads like a credential (OPENAI_API_KEY,
+// GITHUB_TOKEN, DB_PASSWORD: the header rules), else the value patterns.
+func (r *Redactor) EnvValue(name, value string) string {
+	if value == "" {
+		return value
+	}
+	if r.secretHeader(name) || r.secretField([]byte(name)) {
+		return string(r.appendMarker(nil, "env", []byte(value), false, r.secret != nil))
+	}
+	return r.String(value)
+}

@@ -54,14 +54,15 @@ type Run struct {
 	ClosedAt       *time.Time `json:"closed_at"`
 
 	// What was run.
-	Cassette string      `json:"cassette,omitempty"`
-	Mode     string      `json:"mode,omitempty"`
-	Command  []string    `json:"command"`
-	Dir      string      `json:"dir,omitempty"`
-	PID      int         `json:"pid,omitempty"`       // the child's pid once started
-	ExitCode *int        `json:"exit_code,omitempty"` // shell-like: 127 not found, 128+n killed by signal n
-	Signal   string      `json:"signal,omitempty"`    // the signal that ended the child
-	Reasons  []RunReason `json:"reasons,omitempty"`
+	Cassette string            `json:"cassette,omitempty"`
+	Mode     string            `json:"mode,omitempty"`
+	Command  []string          `json:"command"`
+	Env      map[string]string `json:"env,omitempty"` // the task's own variables (--env), secrets scrubbed
+	Dir      string            `json:"dir,omitempty"`
+	PID      int               `json:"pid,omitempty"`       // the child's pid once started
+	ExitCode *int              `json:"exit_code,omitempty"` // shell-like: 127 not found, 128+n killed by signal n
+	Signal   string            `json:"signal,omitempty"`    // the signal that ended the child
+	Reasons  []RunReason       `json:"reasons,omitempty"`
 
 	// What the proxy saw.
 	Interactions int          `json:"interactions"`

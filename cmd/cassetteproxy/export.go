@@ -135,11 +135,11 @@ func sourceRun(st *store.Store, cassette, id string) (*store.Run, error) {
 }
 
 // fromRun starts input.json and expected.json from what the run did and
-// required. The run's environment is not kept in its record, so input.json
-// carries no env; its folder is noted, not copied (put what the command
+// required. input.json carries the task's own variables (run --env), already
+// scrubbed; the run's folder is noted, not copied (put what the command
 // needs under the fixture's workdir/).
 func fromRun(r *store.Run) (*fixtures.Input, *fixtures.Expected) {
-	in := &fixtures.Input{Command: r.Command, TimeoutSeconds: r.TimeoutSeconds, TaskID: r.TaskID, AgentName: r.AgentName,
+	in := &fixtures.Input{Command: r.Command, Env: r.Env, TimeoutSeconds: r.TimeoutSeconds, TaskID: r.TaskID, AgentName: r.AgentName,
 		Model: r.Model, PromptVersion: r.PromptVersion, CodeVersion: r.CodeVersion, ToolAllowlist: r.ToolAllowlist}
 	zero := 0
 	exp := &fixtures.Expected{Status: "passed", ExitCode: &zero, Requests: &fixtures.Requests{MaxMisses: &zero, ForbidMutations: true}}

@@ -39,6 +39,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "timeout", Usage: "stop the command after `DURATION` (e.g. 10m, or seconds); 0: none [$CASSETTEPROXY_TIMEOUT]", EnvVars: env("TIMEOUT")},
 		&cli.StringFlag{Name: "kill-grace", Usage: "after SIGTERM (timeout or interrupt), SIGKILL the command after `DURATION`", Value: runner.DefaultKillGrace.String()},
 		&cli.StringFlag{Name: "input", Usage: "the task's input `FILE`; its SHA-256 goes in the record [$CASSETTEPROXY_INPUT]", EnvVars: env("INPUT")},
+		&cli.StringSliceFlag{Name: "env", Usage: "`KEY=VALUE` the task needs, set for the child and kept (scrubbed) in the run record and exported fixtures (repeatable)"},
 		&cli.StringSliceFlag{Name: "artifact", Usage: "`PATH` or glob the command must write, non-empty (repeatable)"},
 		&cli.StringFlag{Name: "no-proxy", Usage: "NO_PROXY `LIST` for the command (default: empty, everything goes through the proxy)"},
 	)
@@ -73,6 +74,10 @@ func runAction(c *cli.Context) error {
 	if c.Int("attempt") < 1 {
 		return fmt.Errorf("--attempt %d: attempts count from 1", c.Int("attempt"))
 	}
+	taskEnv, err := parseTaskEnv(c.StringSlice("env"))
+	if err != nil {
+		return err
+	}
 	input := c.String("input")
 	if input != "" {
 		if _, err := os.Stat(input); err != nil {
@@ -98,6 +103,11 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	vars := proxy.ClientEnv("http://"+p.addr, bundle, p.ca.CertPath, c.String("no-proxy"))
+	recordedEnv := make(map[string]string, len(taskEnv))
+	for _, kv := range taskEnv {
+		vars = append(vars, kv)
+		recordedEnv[kv[0]] = p.redactor.EnvValue(kv[0], kv[1])
+	}
 
 	res, runErr := runner.Run(context.Background(), runner.Spec{
 		Argv:         argv,
@@ -124,6 +134,7 @@ func runAction(c *cli.Context) error {
 			Model:         c.String("model"),
 			PromptVersion: c.String("prompt-version"),
 			Cassette:      c.String("cassette"),
+			Env:           recordedEnv,
 		},
 	})
 	stopErr := p.stop()
@@ -170,4 +181,17 @@ func parseSeconds(flag, s string) (time.Duration, error) {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// parseTaskEnv reads repeated --env KEY=VALUE.
+func parseTaskEnv(pairs []string) ([][2]string, error) {
+	out := make([][2]string, 0, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--env %q: want KEY=VALUE", p)
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
 }

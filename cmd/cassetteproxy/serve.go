@@ -68,13 +68,14 @@ func serveCommand() *cli.Command {
 
 // runningProxy is a started proxy with everything it holds open.
 type runningProxy struct {
-	addr   string
-	srv    *proxy.Server
-	st     *store.Store
-	rec    *store.Recorder
-	ca     *proxy.CA
-	log    *slog.Logger
-	served chan error
+	addr     string
+	srv      *proxy.Server
+	st       *store.Store
+	rec      *store.Recorder
+	ca       *proxy.CA
+	redactor *redact.Redactor // the proxy's own, for what run keeps besides interactions
+	log      *slog.Logger
+	served   chan error
 }
 
 // startProxy opens the store, loads the cassette, listens, and serves in the
@@ -153,6 +154,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	if err != nil {
 		return fail(fmt.Errorf("rules %s: %w", c.String("rules"), err))
 	}
+	p.redactor = redactor
 
 	var interactions []store.Interaction
 	if mode == proxy.ModeRecord && ruleReplays {
