@@ -241,7 +241,14 @@ func cpuTime(p *proc) time.Duration {
 }
 
 // peakRSS is VmHWM from /proc/PID/status, in bytes.
-func (p *proc) peakRSS() int64 {
+func (p *proc) peakRSS() int64 { return p.status("VmHWM:") }
+
+// rssParts is the process's resident memory now: anonymous (heap, stacks)
+// and file-backed (for cassetteproxy, mostly the bbolt file's mmap).
+func (p *proc) rssParts() (anon, file int64) { return p.status("RssAnon:"), p.status("RssFile:") }
+
+// status reads one kB field of /proc/PID/status, in bytes.
+func (p *proc) status(field string) int64 {
 	if p == nil || p.cmd.Process == nil {
 		return 0
 	}
@@ -250,7 +257,7 @@ func (p *proc) peakRSS() int64 {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb << 10
 		}

@@ -51,9 +51,10 @@ type report struct {
 	results  []result
 	elapsed  time.Duration
 
-	badRecord, badForward, badReplay, badMemory badResult
-	recordRSS, forwardRSS, replayRSS, memoryRSS int64
-	recordDB                                    storeStats
+	badRecord, badForward, badReplay, badMemory    badResult
+	recordRSS, forwardRSS, replayRSS, memoryRSS    int64
+	recordAnon, recordFile, replayAnon, replayFile int64
+	recordDB                                       storeStats
 }
 
 // add keeps, per cell, the round with the highest throughput (best of
@@ -189,7 +190,9 @@ func (r *report) markdown() string {
 	}{{"record", r.recordRSS}, {"replay", r.replayRSS}} {
 		w("| %s peak RSS ≤ 48 MiB (whole run, c=64 included) | %s MiB | %s |\n", x.name, mib(x.rss), yes(x.rss > 0 && x.rss <= 48<<20))
 	}
-	w("\nReference programs' peak RSS: forward ref %s MiB, memory ref %s MiB.\n", mib(r.forwardRSS), mib(r.memoryRSS))
+	w("\nReference programs' peak RSS: forward ref %s MiB, memory ref %s MiB. ", mib(r.forwardRSS), mib(r.memoryRSS))
+	w("Resident at the end of its phase: record %s MiB anonymous + %s MiB file-backed (the store's mmap); replay %s + %s MiB.\n",
+		mib(r.recordAnon), mib(r.recordFile), mib(r.replayAnon), mib(r.replayFile))
 
 	w("\n#### Bad input under load (%s, %d good + %d bad clients, %s)\n\n", r.works[0].name, badGood, badBad, r.opt.bad)
 	w("Bad clients loop over: %s; one connection each, sequentially, for the whole run.\n\n", strings.Join(badKinds, ", "))
