@@ -43,8 +43,8 @@ type capture struct {
 	file    *os.File // the rest, once spilled
 	reads   []readMark
 	size    int64
-	sum     hash.Hash
-	over    bool // passed maxBody: only size and hash are kept
+	sum     hash.Hash // started only when the body passes maxBody
+	over    bool      // passed maxBody: only size and hash are kept
 	err     error
 	done    func(c *capture)
 	doneRan sync.Once
@@ -64,7 +64,6 @@ func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func
 		spill:    spillThreshold,
 		streamed: isStreamed(resp),
 		sse:      isSSE(resp.Header.Get("Content-Type")),
-		sum:      sha256.New(),
 		done:     done,
 	}
 }
@@ -99,11 +98,17 @@ func (c *capture) keep(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.size += int64(len(b))
-	c.sum.Write(b)
 	if c.over {
+		if c.sum != nil {
+			c.sum.Write(b)
+		}
 		return
 	}
 	if c.size > c.maxBody {
+		c.startHash()
+		if c.sum != nil {
+			c.sum.Write(b)
+		}
 		c.over = true
 		c.mem, c.reads = nil, nil
 		c.dropFile()
@@ -117,7 +122,7 @@ func (c *capture) keep(b []byte) {
 	}
 	if c.file != nil {
 		if _, err := c.file.Write(b); err != nil {
-			// A full disk loses the copy, never the client's stream.
+			// A full disk loses the copy (and the hash), never the client's stream.
 			c.over = true
 			c.mem, c.reads = nil, nil
 			c.dropFile()
@@ -128,6 +133,24 @@ func (c *capture) keep(b []byte) {
 	}
 	if c.streamed {
 		c.reads = append(c.reads, readMark{end: c.size, ms: time.Since(c.start).Milliseconds()})
+	}
+}
+
+// startHash begins the body's SHA-256 when it passes maxBody: a body kept
+// whole needs no hash, so only an oversized one pays, once, for the bytes
+// that came before.
+func (c *capture) startHash() {
+	c.sum = sha256.New()
+	c.sum.Write(c.mem)
+	if c.file == nil {
+		return
+	}
+	_, err := c.file.Seek(0, io.SeekStart)
+	if err == nil {
+		_, err = io.Copy(c.sum, c.file)
+	}
+	if err != nil {
+		c.sum = nil // the marker then carries the size alone
 	}
 }
 
@@ -176,7 +199,10 @@ func (c *capture) fill(r *store.Response) {
 	defer c.mu.Unlock()
 	r.Incomplete = c.err != nil
 	marker := func() {
-		r.NotRecorded = &store.BodyMarker{Size: c.size, SHA256: hex.EncodeToString(c.sum.Sum(nil)), Reason: "body_not_recorded"}
+		r.NotRecorded = &store.BodyMarker{Size: c.size, Reason: "body_not_recorded"}
+		if c.sum != nil {
+			r.NotRecorded.SHA256 = hex.EncodeToString(c.sum.Sum(nil))
+		}
 	}
 	if c.over {
 		marker()

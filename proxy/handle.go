@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -148,10 +149,20 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 	in := store.Interaction{RecordedAt: started, Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}
 	s.inflight.Add(1)
 	resp.Body = newCapture(resp.Body, resp, s.cfg.MaxBody, func(c *capture) {
-		defer s.inflight.Done()
-		c.fill(&in.Response)
 		in.DurationMs = time.Since(started).Milliseconds()
-		s.save(in, mode)
+		finish := func() {
+			defer s.inflight.Done()
+			c.fill(&in.Response)
+			s.save(in, mode)
+		}
+		if mode == ModeLive { // the next identical request must already find it in the index
+			finish()
+			return
+		}
+		// Redaction, keying and encoding cost more than the response took
+		// to stream: a save worker does them, so this connection's next
+		// request is not kept waiting. A full queue pushes back here.
+		s.saves <- finish
 	})
 	return resp
 }
@@ -178,8 +189,8 @@ func (s *Server) replayResponse(req *http.Request, live *store.Request, in *stor
 	}
 	resp := &http.Response{
 		StatusCode: in.Response.Status,
-		Status:     fmt.Sprintf("%d %s", in.Response.Status, http.StatusText(in.Response.Status)),
-		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		// Status is left empty: Response.Write derives the reason phrase.
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:  h,
 		Request: req,
 	}
@@ -196,7 +207,7 @@ func (s *Server) replayResponse(req *http.Request, live *store.Request, in *stor
 	default:
 		resp.Body = nopCloser{bytes.NewReader(body)}
 		resp.ContentLength = int64(len(body))
-		h.Set("Content-Length", fmt.Sprint(len(body)))
+		h.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	return resp
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,6 +109,7 @@ type Server struct {
 	gp       *goproxy.ProxyHttpServer
 	srv      *http.Server
 	inflight sync.WaitGroup // captures not yet handed to the recorder
+	saves    chan func()    // finished captures, saved by a few workers off the client's path
 
 	// onRequest, when set, runs first in handle. Tests use it to make a
 	// handler fail the way a bug would.
@@ -140,6 +142,17 @@ func New(cfg Config) (*Server, error) {
 		redactor: cfg.Redactor,
 		index:    match.NewIndex(cfg.Rules, cfg.Interactions),
 		conns:    make(map[net.Conn]struct{}),
+		saves:    make(chan func(), 256),
+	}
+	// Save workers live as long as the process: Shutdown waits for the
+	// saves in flight (s.inflight) rather than closing the queue, so a
+	// capture that ends during shutdown never sends on a closed channel.
+	for range runtime.GOMAXPROCS(0) {
+		go func() {
+			for save := range s.saves {
+				save()
+			}
+		}()
 	}
 
 	gp := goproxy.NewProxyHttpServer()
@@ -214,13 +227,20 @@ func writeResponse(w http.ResponseWriter, resp *http.Response) {
 		h[k] = vs
 	}
 	if resp.ContentLength >= 0 {
-		h.Set("Content-Length", fmt.Sprint(resp.ContentLength))
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	} else {
 		h.Del("Content-Length")
 	}
 	w.WriteHeader(resp.StatusCode)
+	if wt, ok := resp.Body.(io.WriterTo); ok && resp.ContentLength >= 0 {
+		// A body in memory (replay, blocked answers): one write, no copy buffer.
+		_, _ = wt.WriteTo(w)
+		return
+	}
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
@@ -240,6 +260,10 @@ func writeResponse(w http.ResponseWriter, resp *http.Response) {
 		}
 	}
 }
+
+// copyBuffers are writeResponse's read buffers, reused: a fresh 32 KiB per
+// request was the replay path's largest cost.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // serveSelf answers requests addressed to the proxy itself: a health check
 // and the CA certificate, for clients that fetch it over HTTP.

@@ -74,6 +74,7 @@ type runningProxy struct {
 	rec      *store.Recorder
 	ca       *proxy.CA
 	redactor *redact.Redactor // the proxy's own, for what run keeps besides interactions
+	logs     *lineBuffer      // request log lines, batched until stop
 	log      *slog.Logger
 	served   chan error
 }
@@ -86,7 +87,13 @@ func startProxy(c *cli.Context, runID string) (*runningProxy, error) {
 
 // startProxyObserved is startProxy with an observer of every request
 // (proxy.Config.Observe), for run records.
-func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome)) (*runningProxy, error) {
+func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome)) (_ *runningProxy, err error) {
+	logs := newLineBuffer(c.App.ErrWriter)
+	defer func() {
+		if err != nil {
+			logs.Close()
+		}
+	}()
 	mode, err := proxy.ParseMode(c.String("mode"))
 	if err != nil {
 		return nil, err
@@ -95,7 +102,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	if cassette == "" {
 		return nil, errors.New("--cassette NAME is required")
 	}
-	logger, err := newLogger(globalString(c, "log-format"), c.App.ErrWriter)
+	logger, err := newLogger(globalString(c, "log-format"), logs)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +144,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	if err != nil {
 		return nil, err
 	}
-	p := &runningProxy{st: st, ca: ca, log: logger, served: make(chan error, 1)}
+	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1)}
 	fail := func(err error) (*runningProxy, error) {
 		if p.rec != nil {
 			p.rec.Close()
@@ -237,6 +244,7 @@ func (p *runningProxy) stop() error {
 	if err := p.st.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
+	p.logs.Close()
 	return errors.Join(errs...)
 }
 
