@@ -25,7 +25,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		in       Interaction
 		wantComp byte // expected compression byte
 	}{
-		{"full", fullInteraction(), compZstd},
+		{"full (under minCompressed: kept raw)", fullInteraction(), compNone},
 		{"zero", Interaction{}, compNone},
 		{"empty not nil", Interaction{
 			Request: Request{Header: http.Header{}, Body: []byte{}},
