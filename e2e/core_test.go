@@ -369,3 +369,35 @@ func TestConcurrentRecordThenReplay(t *testing.T) {
 		}
 	})
 }
+
+// TestHeadKeepsItsLength: the answer to a HEAD tells the size of what a GET
+// would fetch; replay must keep it, over HTTP and HTTPS.
+func TestHeadKeepsItsLength(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		e := newEnv(t)
+		up := newUpstream(t, tlsOn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "1234")
+			w.Header().Set("Content-Type", "application/octet-stream")
+			if r.Method != http.MethodHead {
+				w.Write(bytes.Repeat([]byte("x"), 1234))
+			}
+		}))
+		args := []string{"--mode", "record", "--cassette", "head"}
+		if tlsOn {
+			args = append(args, "--upstream-ca", up.caFile)
+		}
+		p := e.serve(args...)
+		live := do(t, e.client(p), "HEAD", up.URL+"/file.bin", "")
+		p.stop()
+		p = e.serve("--mode", "strict", "--cassette", "head")
+		got := do(t, e.client(p), "HEAD", up.URL+"/file.bin", "")
+		if live.header.Get("Content-Length") != "1234" || got.status != 200 || got.header.Get("Content-Length") != "1234" || len(got.body) != 0 {
+			t.Fatalf("tls=%v: HEAD replayed as %d with Content-Length %q (live %q), body %d bytes",
+				tlsOn, got.status, got.header.Get("Content-Length"), live.header.Get("Content-Length"), len(got.body))
+		}
+		out, _, _ := e.cli("cassettes", "show", "head")
+		if strings.Contains(out, "incomplete") {
+			t.Fatalf("tls=%v: a HEAD answer was recorded as incomplete:\n%s", tlsOn, out)
+		}
+	}
+}

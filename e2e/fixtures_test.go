@@ -3,11 +3,15 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -274,4 +278,222 @@ func TestReplayBadInput(t *testing.T) {
 		t.Fatalf("command not found: %d %s", code, out)
 	}
 	_ = http.StatusOK
+}
+
+// TestMonitorAllowStale: stale fixtures fail the gate unless --allow-stale,
+// and --allow-stale relaxes only the gate: monitor.json, metrics.prom and
+// junit.xml still report them stale, never passing.
+func TestMonitorAllowStale(t *testing.T) {
+	e := newEnv(t)
+	ex := copyExamples(t)
+	root := filepath.Join(ex, "fixtures")
+	// Keep three fixtures: one that passes, and two that will be stale.
+	keep := map[string]bool{"passing": true, "mutation_blocked": true, "schema_mismatch": true}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range entries {
+		if !keep[d.Name()] {
+			os.RemoveAll(filepath.Join(root, d.Name()))
+		}
+	}
+	// example-mutation-blocked passes once (its last verdict is "passed"),
+	// then is disabled: with --max-age 1ms that verdict is too old, and a
+	// passed last verdict must not make it green.
+	if out, errs, code := e.cli("replay", filepath.Join(root, "mutation_blocked")); code != 0 || parseVerdict(t, out).Status != "passed" {
+		t.Fatalf("first replay: %d %s %s", code, out, errs)
+	}
+	disable := func(dir string) {
+		p := filepath.Join(root, dir, "notes.json")
+		b, _ := os.ReadFile(p)
+		if !bytes.Contains(b, []byte(`"tier": `)) {
+			t.Fatalf("%s lacks a tier", p)
+		}
+		os.WriteFile(p, bytes.Replace(b, []byte(`"tier": `), []byte(`"disabled": "tool API under maintenance", "tier": `), 1), 0o644)
+	}
+	disable("mutation_blocked")
+	// example-schema-mismatch never reached a verdict at all.
+	disable("schema_mismatch")
+
+	type result struct {
+		FixtureID string `json:"fixture_id"`
+		Status    string `json:"status"`
+		Stale     bool   `json:"stale"`
+	}
+	type report struct {
+		Total   int      `json:"fixtures_total"`
+		Passing int      `json:"fixtures_passing"`
+		Failing int      `json:"fixtures_failing"`
+		Stale   int      `json:"fixtures_stale"`
+		Gate    string   `json:"gate"`
+		Results []result `json:"results"`
+	}
+	staleIDs := map[string]bool{"example-mutation-blocked": true, "example-schema-mismatch": true}
+	check := func(name, out, wantGate string) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(out, "monitor.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep report
+		if err := json.Unmarshal(data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Total != 3 || rep.Passing != 1 || rep.Failing != 0 || rep.Stale != 2 || rep.Gate != wantGate || len(rep.Results) != 3 {
+			t.Fatalf("%s: report %+v", name, rep)
+		}
+		for _, r := range rep.Results {
+			if staleIDs[r.FixtureID] && (!r.Stale || r.Status == "passed") {
+				t.Fatalf("%s: %s is not reported stale: %+v", name, r.FixtureID, r)
+			}
+			if !staleIDs[r.FixtureID] && (r.Stale || r.Status != "passed") {
+				t.Fatalf("%s: %s: %+v", name, r.FixtureID, r)
+			}
+		}
+		prom, _ := os.ReadFile(filepath.Join(out, "metrics.prom"))
+		junit, _ := os.ReadFile(filepath.Join(out, "junit.xml"))
+		for id := range staleIDs {
+			if !bytes.Contains(prom, []byte(`cassetteproxy_fixture_stale{fixture="`+id+`"`)) ||
+				bytes.Contains(prom, []byte(`cassetteproxy_fixture_passing{fixture="`+id+`"`)) {
+				t.Fatalf("%s: metrics for %s:\n%s", name, id, prom)
+			}
+		}
+		if n := bytes.Count(junit, []byte(`type="stale"`)); n != 2 {
+			t.Fatalf("%s: %d stale errors in junit.xml:\n%s", name, n, junit)
+		}
+	}
+
+	// Without the flag: the stale fixtures fail the gate.
+	out1 := filepath.Join(e.dir, "report1")
+	stdout, errs, code := e.cli("monitor", root, "--out", out1, "--max-age", "1ms")
+	if code != 1 || !strings.Contains(errs, "2 stale") {
+		t.Fatalf("monitor without --allow-stale: exit %d\n%s\n%s", code, stdout, errs)
+	}
+	check("without --allow-stale", out1, "fail")
+
+	// With it, and everything else passing: exit 0, still two stale.
+	out2 := filepath.Join(e.dir, "report2")
+	stdout, errs, code = e.cli("monitor", root, "--out", out2, "--max-age", "1ms", "--allow-stale")
+	if code != 0 {
+		t.Fatalf("monitor --allow-stale: exit %d\n%s\n%s", code, stdout, errs)
+	}
+	check("with --allow-stale", out2, "pass")
+	if !strings.Contains(stdout, "2 stale") {
+		t.Fatalf("summary: %s", stdout)
+	}
+}
+
+// countingHandler answers every request with its method, path and how many
+// times that method and path were asked, and counts them.
+type countingHandler struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (h *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.n[r.Method+" "+r.URL.Path]++
+	n := h.n[r.Method+" "+r.URL.Path]
+	h.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"method":%q,"path":%q,"body":%q,"call":%d}`, r.Method, r.URL.Path, body, n)
+}
+
+func (h *countingHandler) counts() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.n)
+}
+
+// TestReplayFixtureLiveMode: `replay FIXTURE_DIR --mode live` answers
+// recorded requests from the fixture, forwards an unrecorded GET upstream,
+// blocks an unrecorded POST, and leaves the main store's cassettes alone.
+func TestReplayFixtureLiveMode(t *testing.T) {
+	e := newEnv(t)
+	h := &countingHandler{n: map[string]int{}}
+	up := newUpstream(t, false, h)
+	p := e.serve("--mode", "record", "--cassette", "lv")
+	c := e.client(p)
+	recGet := do(t, c, "GET", up.URL+"/items?a=1", "")
+	recPost := do(t, c, "POST", up.URL+"/items", `{"n":1}`)
+	p.stop()
+	fx := filepath.Join(e.dir, "fx")
+	if out, errs, code := e.cli("export", "--cassette", "lv", "--out", fx); code != 0 {
+		t.Fatalf("export: %d %s %s", code, out, errs)
+	}
+	lsBefore, _, _ := e.cli("cassettes", "ls", "--json")
+	showBefore, _, _ := e.cli("cassettes", "show", "lv", "--json")
+	countsBefore := h.counts()
+	if countsBefore["GET /items"] != 1 || countsBefore["POST /items"] != 1 || len(countsBefore) != 2 {
+		t.Fatalf("recording: upstream counts %v", countsBefore)
+	}
+
+	// The agent: two recorded calls, an unrecorded GET, an unrecorded POST.
+	// Its answers go to files outside the scratch work folder.
+	res := t.TempDir()
+	script := `set -u
+cd "$R"
+curl -sS -o get.body -w '%{http_code}' "$U/items?a=1" > get.code
+curl -sS -o post.body -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{"n":1}' "$U/items" > post.code
+curl -sS -o fresh.body -w '%{http_code}' "$U/fresh?x=2" > fresh.code
+curl -sS -o mut.body -D mut.head -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{"n":2}' "$U/items" > mut.code
+exit 0`
+	script = strings.NewReplacer("$R", res, "$U", up.URL).Replace(script)
+	out, errs, code := e.cli("replay", fx, "--mode", "live", "--", "sh", "-c", script)
+	var v struct {
+		verdict
+		Mode string `json:"mode"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("replay: exit %d, verdict is not JSON: %v\n%s\n%s", code, err, out, errs)
+	}
+	if v.Mode != "live" || v.RunID == "" {
+		t.Fatalf("replay: exit %d %+v\n%s", code, v, errs)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(res, name))
+		if err != nil {
+			t.Fatalf("agent output %s: %v (replay exit %d)\n%s\n%s", name, err, code, out, errs)
+		}
+		return string(b)
+	}
+
+	// Recorded requests: served from the fixture, byte for byte.
+	if read("get.code") != "200" || read("get.body") != string(recGet.body) {
+		t.Fatalf("recorded GET: %s %s, recorded %s", read("get.code"), read("get.body"), recGet.body)
+	}
+	if read("post.code") != "200" || read("post.body") != string(recPost.body) {
+		t.Fatalf("recorded POST: %s %s, recorded %s", read("post.code"), read("post.body"), recPost.body)
+	}
+	// The unrecorded GET: forwarded, the upstream's own answer.
+	if read("fresh.code") != "200" || read("fresh.body") != `{"method":"GET","path":"/fresh","body":"","call":1}` {
+		t.Fatalf("unrecorded GET: %s %s", read("fresh.code"), read("fresh.body"))
+	}
+	// The unrecorded POST: blocked, never forwarded.
+	if read("mut.code") != "403" || !strings.Contains(strings.ToLower(read("mut.head")), "x-cassetteproxy-blocked: mutation_blocked") ||
+		!strings.Contains(read("mut.body"), `"mutation_blocked"`) {
+		t.Fatalf("unrecorded POST: %s\n%s\n%s", read("mut.code"), read("mut.head"), read("mut.body"))
+	}
+	// Upstream saw exactly one request during the replay: the unrecorded GET.
+	want := map[string]int{"GET /items": 1, "POST /items": 1, "GET /fresh": 1}
+	if got := h.counts(); !maps.Equal(got, want) {
+		t.Fatalf("upstream counts after replay: %v, want %v", got, want)
+	}
+	// The blocked mutation fails the fixture's contract: the agent exited
+	// 0, the verdict is not passed (exit 3).
+	if v.Status != "failed" || v.FailureClass != "mutation_blocked" || code != 3 {
+		t.Fatalf("a blocked mutation passed the contract: exit %d %+v", code, v)
+	}
+
+	// The main store's cassettes: untouched.
+	lsAfter, _, _ := e.cli("cassettes", "ls", "--json")
+	showAfter, _, _ := e.cli("cassettes", "show", "lv", "--json")
+	if lsAfter != lsBefore || showAfter != showBefore {
+		t.Fatalf("live replay changed the main store's cassettes:\n%s\n---\n%s", lsBefore, lsAfter)
+	}
+	if strings.Contains(lsAfter, "fixture:") || strings.Contains(showAfter, "/fresh") {
+		t.Fatalf("live replay wrote to the main store: %s", lsAfter)
+	}
 }

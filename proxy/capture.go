@@ -36,6 +36,7 @@ type capture struct {
 	maxBody  int64
 	spill    int  // bytes kept in memory before spilling to a file
 	streamed bool // keep each read's boundary and offset, to store events
+	bodiless bool // an answer that has no body (HEAD, 204, 304, length 0): closing it unread cuts nothing
 	sse      bool // Content-Type text/event-stream: events are SSE events when the body parses
 
 	mu      sync.Mutex
@@ -64,7 +65,9 @@ func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func
 		spill:    spillThreshold,
 		streamed: isStreamed(resp),
 		sse:      isSSE(resp.Header.Get("Content-Type")),
-		done:     done,
+		bodiless: resp.ContentLength == 0 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||
+			resp.Request != nil && resp.Request.Method == http.MethodHead,
+		done: done,
 	}
 }
 
@@ -117,6 +120,9 @@ func (c *capture) keep(b []byte) {
 	if c.file == nil && len(c.mem)+len(b) > c.spill {
 		f, err := os.CreateTemp("", "cassetteproxy-body-*")
 		if err == nil {
+			// Unredacted bytes: the name goes at once, so a crash or a
+			// kill -9 leaves nothing on disk; the open file is all we need.
+			_ = os.Remove(f.Name())
 			c.file = f
 		} // else: keep it in memory rather than lose it
 	}
@@ -157,14 +163,17 @@ func (c *capture) startHash() {
 func (c *capture) dropFile() {
 	if c.file != nil {
 		c.file.Close()
-		os.Remove(c.file.Name())
 		c.file = nil
 	}
 }
 
 // Close ends the capture; a body closed before EOF was cut short by the client.
 func (c *capture) Close() error {
-	c.finish(errClientGone)
+	if c.bodiless {
+		c.finish(nil)
+	} else {
+		c.finish(errClientGone)
+	}
 	return c.src.Close()
 }
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cassetteproxy/cassetteproxy/match"
@@ -69,7 +68,7 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 	// so its key does not depend on secrets.
 	recReq := recordedRequest(req, body)
 	s.redactor.Request(&recReq)
-	out.Body = recReq.Body
+	out.URL, out.Body = recReq.URL, recReq.Body
 	mode := s.modeFor(req)
 
 	// 3. Protocol upgrades (WebSocket) cannot be replayed: they are tunnelled
@@ -127,9 +126,23 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 // long as the client's: when the client goes, it is cancelled, and the
 // partial recording is kept, marked incomplete.
 func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Reader, recReq store.Request, out *Outcome) *http.Response {
-	outReq := req.Clone(req.Context())
+	// Counted before anything goes out, so Shutdown waits for this
+	// recording; refused once Shutdown has begun.
+	if !s.beginRecording() {
+		out.Decision, out.Reason = DecisionError, "cassetteproxy is shutting down"
+		return s.errorResponse(req, http.StatusServiceUnavailable, out.Reason)
+	}
+	// The upstream call ends with the client's request, or when the
+	// server shuts down (goproxy does not cancel an intercepted request
+	// whose client has gone while upstream is still answering).
+	ctx, cancel := context.WithCancel(req.Context())
+	stopAfter := context.AfterFunc(s.base, cancel)
+	stopUpstream := func() { stopAfter(); cancel() }
+	stopRecording := func() { stopUpstream(); s.inflight.Done() }
+	outReq := req.Clone(ctx)
 	outReq.RequestURI = ""
 	stripHop(outReq.Header, false)
+	outReq.Header.Del("Expect") // the body is already here: no 100-continue wait upstream
 	outReq.Body = io.NopCloser(bytes.NewReader(body))
 	outReq.ContentLength = int64(len(body))
 	if rest != nil { // over --max-body: stream the remainder, key on what was read
@@ -142,14 +155,15 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 	started := time.Now()
 	resp, err := s.upstreamFor(mode).RoundTrip(outReq)
 	if err != nil {
+		stopRecording()
 		out.Decision, out.Reason = DecisionError, "upstream: "+s.redactor.String(err.Error())
 		return s.errorResponse(req, http.StatusBadGateway, out.Reason)
 	}
 	stripHop(resp.Header, false)
 	in := store.Interaction{RecordedAt: started, Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}
-	s.inflight.Add(1)
 	resp.Body = newCapture(resp.Body, resp, s.cfg.MaxBody, func(c *capture) {
 		in.DurationMs = time.Since(started).Milliseconds()
+		stopUpstream()
 		finish := func() {
 			defer s.inflight.Done()
 			c.fill(&in.Response)
@@ -162,7 +176,7 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 		// Redaction, keying and encoding cost more than the response took
 		// to stream: a save worker does them, so this connection's next
 		// request is not kept waiting. A full queue pushes back here.
-		s.saves <- finish
+		enqueueSave(finish)
 	})
 	return resp
 }
@@ -170,7 +184,14 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 // save redacts a finished interaction and hands it to the recorder. In live
 // mode it also joins the index, so the next identical request is replayed.
 func (s *Server) save(in store.Interaction, mode Mode) {
-	s.redactor.Interaction(&in)
+	// Upstream bytes drive redaction and keying: a bug they trip must cost
+	// this one recording, never the process (goproxy recovers nothing).
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("recording dropped: internal error", "url", in.Request.URL, "panic", fmt.Sprint(p))
+		}
+	}()
+	s.redactor.Response(&in.Response) // the request was scrubbed in handle, before keying
 	in.Key = s.cfg.Rules.Key(&in.Request)
 	if mode == ModeLive {
 		s.index.Add(in)
@@ -196,7 +217,11 @@ func (s *Server) replayResponse(req *http.Request, live *store.Request, in *stor
 	}
 	body, events := jsonrpcAnswer(live, in)
 	switch {
-	case req.Method == http.MethodHead || in.Response.Status == http.StatusNoContent || in.Response.Status == http.StatusNotModified:
+	case req.Method == http.MethodHead:
+		// No body, but the length a GET would fetch, as recorded.
+		resp.Body = http.NoBody
+		resp.ContentLength, _ = strconv.ParseInt(h.Get("Content-Length"), 10, 64)
+	case in.Response.Status == http.StatusNoContent || in.Response.Status == http.StatusNotModified:
 		resp.Body = http.NoBody
 		resp.ContentLength = 0
 	case in.Response.Streamed:
@@ -337,11 +362,4 @@ func (s *Server) report(o Outcome) {
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(o)
 	}
-}
-
-func hostOnly(hostport string) string {
-	if i := strings.LastIndex(hostport, ":"); i > 0 && !strings.Contains(hostport[i:], "]") {
-		return hostport[:i]
-	}
-	return hostport
 }

@@ -65,6 +65,7 @@ func recordedRequest(req *http.Request, body []byte) store.Request {
 	h := req.Header.Clone()
 	stripHop(h, false)
 	h.Del("Content-Length")
+	h.Del("Expect") // the proxy has the body already; 100-continue is between it and the client
 	r := store.Request{Method: req.Method, URL: req.URL.String(), Header: h, Body: body}
 	if enc := h.Get("Content-Encoding"); enc != "" && len(body) > 0 {
 		if decoded, err := decodeBody(enc, body); err == nil {
@@ -77,11 +78,15 @@ func recordedRequest(req *http.Request, body []byte) store.Request {
 }
 
 // recordedResponseHead is the stored form of a response head. The body is
-// filled in by the capture when it ends.
+// filled in by the capture when it ends, and its length derived again when
+// served; only the answer to a HEAD keeps Content-Length, since it has no
+// body to derive it from (it tells the size of what a GET would fetch).
 func recordedResponseHead(resp *http.Response) store.Response {
 	h := resp.Header.Clone()
 	stripHop(h, false)
-	h.Del("Content-Length")
+	if resp.Request == nil || resp.Request.Method != http.MethodHead {
+		h.Del("Content-Length")
+	}
 	return store.Response{Status: resp.StatusCode, Header: h}
 }
 

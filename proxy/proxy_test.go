@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cassetteproxy/cassetteproxy/match"
@@ -102,12 +103,20 @@ func TestUpstreamErrorIs502WithReason(t *testing.T) {
 	}
 }
 
-// TestReplayHasNoDialer: the replay transport fails without touching the network.
+// TestReplayHasNoDialer: in replay, the transports the server holds fail
+// without touching the network, and a request sent through the proxy (an
+// unrecorded GET, and an upgrade) never reaches a listening upstream.
 func TestReplayHasNoDialer(t *testing.T) {
-	hits := 0
-	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits++ }))
+	var conns atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	up.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
 	defer up.Close()
-	s, _ := startTestServer(t, ModeReplay, nil)
+	s, c := startTestServer(t, ModeReplay, nil)
 	req, _ := http.NewRequest("GET", up.URL, nil)
 	if _, err := s.upstream.RoundTrip(req); !errors.Is(err, errNoUpstream) {
 		t.Fatalf("replay upstream RoundTrip: %v", err)
@@ -115,8 +124,20 @@ func TestReplayHasNoDialer(t *testing.T) {
 	if _, err := s.gp.Tr.DialContext(t.Context(), "tcp", up.Listener.Addr().String()); !errors.Is(err, errNoUpstream) {
 		t.Fatalf("goproxy's transport dialled in replay: %v", err)
 	}
-	if hits != 0 {
-		t.Fatal("upstream was contacted")
+	for _, h := range []http.Header{{}, {"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}} {
+		req, _ := http.NewRequest("GET", up.URL+"/unrecorded", nil)
+		req.Header = h
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("unrecorded request in replay: %d", resp.StatusCode)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Fatalf("upstream accepted %d connections in replay mode", n)
 	}
 }
 

@@ -85,19 +85,38 @@ func ParseReplayTiming(s string) (float64, error) {
 	return 0, fmt.Errorf("unknown --replay-timing %q: use fast, recorded or scale:F (F > 0, e.g. scale:0.5)", s)
 }
 
-// contacts reports whether any request could be forwarded upstream: the
-// global mode, or a per-host rule, is record or live.
-func contacts(cfg *Config) bool {
-	if cfg.Mode.Contacts() {
-		return true
-	}
-	for _, m := range cfg.Rules.Modes() {
+// Plan is what a proxy in a mode, with per-host rule modes, needs from the
+// one who builds its Config: PlanFor is the single place that decides it.
+type Plan struct {
+	// Records: some request may be forwarded upstream and recorded (the
+	// global mode, or a rule's mode, is record or live). Config.Recorder
+	// is then required.
+	Records bool
+	// Replays: some request may be answered from the cassette (the global
+	// mode, or a rule's mode, is replay, strict or live). Config.Interactions
+	// should then hold the cassette; when false (record mode, no rule
+	// overriding it) nothing is ever read from it, and a recording may
+	// start it fresh.
+	Replays bool
+}
+
+// PlanFor computes the Plan of mode with rules (nil rules: no per-host modes).
+func PlanFor(mode Mode, rules *match.Rules) Plan {
+	p := Plan{Records: mode.Contacts(), Replays: mode != ModeRecord}
+	for _, m := range rules.Modes() {
 		if Mode(m).Contacts() {
-			return true
+			p.Records = true
+		}
+		if Mode(m) != ModeRecord {
+			p.Replays = true
 		}
 	}
-	return false
+	return p
 }
+
+// contacts reports whether any request could be forwarded upstream: the
+// global mode, or a per-host rule, is record or live.
+func contacts(cfg *Config) bool { return PlanFor(cfg.Mode, cfg.Rules).Records }
 
 // Server is one running proxy.
 type Server struct {
@@ -108,15 +127,53 @@ type Server struct {
 	upstream http.RoundTripper
 	gp       *goproxy.ProxyHttpServer
 	srv      *http.Server
-	inflight sync.WaitGroup // captures not yet handed to the recorder
-	saves    chan func()    // finished captures, saved by a few workers off the client's path
+	inflight sync.WaitGroup // recordings begun (see beginRecording) and not yet handed to the recorder
+
+	// base ends every upstream call when Shutdown cancels it.
+	base       context.Context
+	cancelBase context.CancelFunc
 
 	// onRequest, when set, runs first in handle. Tests use it to make a
 	// handler fail the way a bug would.
 	onRequest func(*http.Request)
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{} // every accepted connection, hijacked ones included
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{} // every accepted connection, hijacked ones included
+	closing bool                  // Shutdown has begun: no new recording may start
+}
+
+// beginRecording counts a recording in, unless Shutdown has begun: the
+// count and the flag share a lock, so Shutdown's wait never races an Add.
+func (s *Server) beginRecording() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+// The save workers are shared by every Server in the process (monitor runs
+// many, one after another): a finished capture is redacted, keyed and
+// encoded here, off the client's path. They live as long as the process.
+var (
+	saveQueue     chan func()
+	saveQueueOnce sync.Once
+)
+
+func enqueueSave(save func()) {
+	saveQueueOnce.Do(func() {
+		saveQueue = make(chan func(), 256)
+		for range runtime.GOMAXPROCS(0) {
+			go func() {
+				for save := range saveQueue {
+					save()
+				}
+			}()
+		}
+	})
+	saveQueue <- save
 }
 
 // New wires a Server. It opens no socket; Serve does.
@@ -142,18 +199,8 @@ func New(cfg Config) (*Server, error) {
 		redactor: cfg.Redactor,
 		index:    match.NewIndex(cfg.Rules, cfg.Interactions),
 		conns:    make(map[net.Conn]struct{}),
-		saves:    make(chan func(), 256),
 	}
-	// Save workers live as long as the process: Shutdown waits for the
-	// saves in flight (s.inflight) rather than closing the queue, so a
-	// capture that ends during shutdown never sends on a closed channel.
-	for range runtime.GOMAXPROCS(0) {
-		go func() {
-			for save := range s.saves {
-				save()
-			}
-		}()
-	}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
 
 	gp := goproxy.NewProxyHttpServer()
 	gp.Logger = discardLogger{}
@@ -282,11 +329,17 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 
 // upgradeTrip forwards a protocol upgrade in record mode and notes it in the
 // cassette. The frames that follow are tunnelled by goproxy, not recorded.
-func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (resp *http.Response, err error) {
+	defer func() { // goproxy recovers nothing: a bug here must cost one answer, not the process
+		if p := recover(); p != nil {
+			s.log.Error("panic while tunnelling an upgrade", "method", req.Method, "panic", fmt.Sprint(p))
+			resp, err = s.errorResponse(req, http.StatusBadGateway, "cassetteproxy internal error"), nil
+		}
+	}()
 	recReq := recordedRequest(req, nil)
 	s.redactor.Request(&recReq)
-	resp, err := s.upstreamFor(ModeRecord).RoundTrip(req)
-	out := Outcome{Method: req.Method, URL: s.redactor.String(req.URL.String()), Host: req.URL.Host, Decision: DecisionTunnelled}
+	resp, err = s.upstreamFor(ModeRecord).RoundTrip(req)
+	out := Outcome{Method: req.Method, URL: recReq.URL, Host: req.URL.Host, Decision: DecisionTunnelled}
 	if err != nil {
 		out.Decision, out.Reason = DecisionError, s.redactor.String(err.Error())
 		s.report(out)
@@ -383,6 +436,7 @@ func (c *trackedConn) Close() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	s.mu.Lock()
+	s.closing = true
 	open := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {
 		open = append(open, c)
@@ -395,6 +449,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.srv.Close()
 		err = nil
 	}
+	// Upstream calls still waiting have no client left: end them, so their
+	// recordings (marked incomplete) are handed over now.
+	s.cancelBase()
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
 	select {

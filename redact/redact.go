@@ -216,7 +216,16 @@ func (r *Redactor) Interaction(in *store.Interaction) {
 	}
 	r.request(&in.Request, true)
 	in.Key = r.text(in.Key, true)
-	resp := &in.Response
+	r.Response(&in.Response)
+}
+
+// Response scrubs a response in place, with fingerprints: headers, body and
+// stream events (kept consistent with the body). The proxy calls it on its
+// own when the request was already scrubbed by Request.
+func (r *Redactor) Response(resp *store.Response) {
+	if resp == nil {
+		return
+	}
 	r.scrubHeader(resp.Header, true)
 	ct := headerValue(resp.Header, "Content-Type")
 	if len(resp.Events) == 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,7 +320,16 @@ func TestRecordBackPressure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var done atomic.Int32
+	var done atomic.Int32       // Record calls that have returned
+	var released atomic.Bool    // set just before the writer lock is let go
+	var earlyReturn atomic.Bool // the 4th Record returned while the lock was held
+	// On a failure below, let the writer go before rec.Close (deferred
+	// earlier, so run later) waits for it.
+	defer func() {
+		if !released.Load() {
+			tx.Rollback()
+		}
+	}()
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -328,23 +338,64 @@ func TestRecordBackPressure(t *testing.T) {
 			if err := rec.Record("c", sample(0, i, "")); err != nil {
 				t.Error(err)
 			}
+			if i == 3 && !released.Load() {
+				earlyReturn.Store(true)
+			}
 			done.Add(1)
 		}
 	}()
-	time.Sleep(150 * time.Millisecond)
-	if n := done.Load(); n == 4 {
-		t.Fatal("Record did not block on a full queue")
+
+	// Wait, on a deadline, for the state a full queue must reach: the three
+	// records that fit (one taken by the blocked writer, two in the queue)
+	// have returned, the queue is full, and the 4th caller is parked on the
+	// channel send inside Record.
+	deadline := time.Now().Add(10 * time.Second)
+	for done.Load() != 3 || len(rec.ch) != cap(rec.ch) || !parkedInRecord("TestRecordBackPressure") {
+		if done.Load() == 4 || earlyReturn.Load() {
+			t.Fatal("Record did not block on a full queue: the 4th returned while the writer was held")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no blocked Record within 10s: %d returned, queue %d/%d", done.Load(), len(rec.ch), cap(rec.ch))
+		}
+		runtime.Gosched()
 	}
+	// The 4th is parked in Record and has not returned while the writer is held.
+	if n := done.Load(); n != 3 {
+		t.Fatalf("%d Record calls returned with the writer held, want 3", n)
+	}
+
+	// Let the writer go: the blocked Record returns.
+	released.Store(true)
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	<-finished
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Record still blocked 10s after the writer was released (%d returned)", done.Load())
+	}
+	if earlyReturn.Load() {
+		t.Fatal("the 4th Record returned before the writer was released")
+	}
 	if err := rec.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if ins, _ := s.Interactions("c"); len(ins) != 4 {
 		t.Fatalf("%d interactions", len(ins))
 	}
+}
+
+// parkedInRecord reports whether a goroutine started by the named test is
+// blocked on a channel send inside Recorder.Record.
+func parkedInRecord(test string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[chan send") && strings.Contains(g, "(*Recorder).Record(") && strings.Contains(g, test) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestCommitErrorSurfaces(t *testing.T) {

@@ -309,6 +309,71 @@ type cassetteTx struct {
 	added              uint64
 }
 
+// put appends one encoded interaction under the next Seq, with its index entry.
+func (c *cassetteTx) put(name string, value []byte, keyHash *[32]byte) error {
+	seq, err := c.items.NextSequence()
+	if err != nil {
+		return err
+	}
+	if err := c.items.Put(be64(seq), value); err != nil {
+		return fmt.Errorf("cassette %q seq %d: %w", name, seq, err)
+	}
+	if err := c.index.Put(indexKey(keyHash, seq), []byte{}); err != nil {
+		return err
+	}
+	c.added++
+	return nil
+}
+
+// finish updates the cassette's count and updated_at after puts.
+func (c *cassetteTx) finish(now time.Time) error {
+	if err := c.meta.Put(keyCount, be64(getUint(c.meta.Get(keyCount))+c.added)); err != nil {
+		return err
+	}
+	return c.meta.Put(keyUpdatedAt, putTime(now))
+}
+
+// WriteCassette writes ins into the cassette in order, in one transaction:
+// in place of what it held when replace is set, else after it. Either all
+// of ins lands, or (on any error) the cassette stays exactly as it was:
+// an import that fails midway never leaves half a cassette. Seq is
+// assigned by the store; Key must be set.
+func (s *Store) WriteCassette(name string, ins []Interaction, replace bool) error {
+	if err := validName(name); err != nil {
+		return s.wrap(err)
+	}
+	if err := s.writable(); err != nil {
+		return s.wrap(err)
+	}
+	values := make([][]byte, len(ins))
+	hashes := make([][32]byte, len(ins))
+	for i := range ins {
+		v, err := EncodeInteraction(&ins[i])
+		if err != nil {
+			return s.wrap(fmt.Errorf("interaction %d: %w", i+1, err))
+		}
+		values[i], hashes[i] = v, sha256.Sum256([]byte(ins[i].Key))
+	}
+	now := time.Now()
+	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+		if root := tx.Bucket(bucketCassettes); replace && root != nil && root.Bucket([]byte(name)) != nil {
+			if err := root.DeleteBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		c, err := openCassette(tx, name, now)
+		if err != nil {
+			return err
+		}
+		for i := range values {
+			if err := c.put(name, values[i], &hashes[i]); err != nil {
+				return err
+			}
+		}
+		return c.finish(now)
+	}))
+}
+
 // openCassette creates the cassette (and its sub-buckets and meta) if needed.
 func openCassette(tx *bolt.Tx, name string, now time.Time) (*cassetteTx, error) {
 	root := tx.Bucket(bucketCassettes)

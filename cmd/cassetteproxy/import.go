@@ -71,23 +71,22 @@ func importAction(c *cli.Context) error {
 		}
 	}
 	return withStore(c, false, func(st *store.Store) error {
-		if isHAR {
-			// A HAR from a browser carries cookies and tokens: scrub it the
-			// way the proxy scrubs what it records. (Fixture folders were
-			// exported from the scrubbed store and are loaded as they are,
-			// byte for byte.)
-			secret, err := st.Secret("redact-hmac", 32)
-			if err != nil {
-				return err
-			}
-			redactCfg.Secret = secret
-			r, err := redact.New(redactCfg)
-			if err != nil {
-				return err
-			}
-			for i := range ins {
-				r.Interaction(&ins[i])
-			}
+		// Scrub what comes in the way the proxy scrubs what it records: a
+		// HAR from a browser carries cookies and tokens, and a fixture
+		// folder is hand-edited and reviewed, so a pasted token must not
+		// reach the store either. Redaction leaves what is already
+		// scrubbed as it is, so an exported fixture comes back byte for byte.
+		secret, err := st.Secret("redact-hmac", 32)
+		if err != nil {
+			return err
+		}
+		redactCfg.Secret = secret
+		r, err := redact.New(redactCfg)
+		if err != nil {
+			return err
+		}
+		for i := range ins {
+			r.Interaction(&ins[i])
 		}
 		n, err := importInteractions(st, name, ins, rules, c.Bool("append"))
 		if err != nil {
@@ -114,27 +113,14 @@ func importAction(c *cli.Context) error {
 }
 
 // importInteractions writes ins into the cassette in order, keys computed
-// with rules, and returns how many were written.
+// with rules, in one transaction (a failure leaves the cassette as it was),
+// and returns how many were written.
 func importInteractions(st *store.Store, name string, ins []store.Interaction, rules *match.Rules, appendTo bool) (int, error) {
-	var err error
-	if appendTo {
-		err = st.CreateCassette(name)
-	} else {
-		err = st.ResetCassette(name)
+	for i := range ins {
+		ins[i].Key = rules.Key(&ins[i].Request)
+		ins[i].Seq = 0
 	}
-	if err != nil {
-		return 0, err
-	}
-	rec := st.NewRecorder(store.RecorderOptions{})
-	for _, in := range ins {
-		in.Key = rules.Key(&in.Request)
-		in.Seq = 0
-		if err := rec.Record(name, in); err != nil {
-			rec.Close()
-			return 0, err
-		}
-	}
-	if err := rec.Close(); err != nil {
+	if err := st.WriteCassette(name, ins, !appendTo); err != nil {
 		return 0, err
 	}
 	return len(ins), nil

@@ -62,7 +62,7 @@ func monitorAction(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
-	re, err := newReplayEnv(c, st)
+	re, err := newReplayer(c, st)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func monitorAction(c *cli.Context) error {
 				defer lf.Close()
 				w = lf
 			}
-			return re.replay(ctx, f, replayOptions{stdout: w, stderr: w})
+			return re.Replay(ctx, f, fixtures.ReplayOptions{Stdout: w, Stderr: w})
 		},
 		Histories: st.FixtureHistories,
 		Runs:      st.ListRuns,

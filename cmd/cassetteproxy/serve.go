@@ -129,15 +129,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	// Per-host modes (rules with mode:) mix record/live hosts with
 	// replay/strict ones: the cassette is then both loaded and written, so
 	// a record-mode run with such rules appends instead of starting fresh.
-	ruleContacts, ruleReplays := false, false
-	for _, m := range rules.Modes() {
-		if proxy.Mode(m).Contacts() {
-			ruleContacts = true
-		}
-		if proxy.Mode(m) != proxy.ModeRecord {
-			ruleReplays = true
-		}
-	}
+	plan := proxy.PlanFor(mode, rules)
 
 	dbPath := globalString(c, "db")
 	st, err := store.Open(dbPath, store.Options{})
@@ -164,14 +156,8 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	p.redactor = redactor
 
 	var interactions []store.Interaction
-	if mode == proxy.ModeRecord && ruleReplays {
-		if err = st.CreateCassette(cassette); err == nil {
-			interactions, err = st.Interactions(cassette)
-		}
-		if err != nil {
-			return fail(err)
-		}
-	} else if mode == proxy.ModeRecord {
+	switch {
+	case !plan.Replays: // nothing read from the cassette: record it afresh, or add to it with --append
 		if !c.Bool("append") {
 			err = st.ResetCassette(cassette)
 		} else {
@@ -180,12 +166,19 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		if err != nil {
 			return fail(err)
 		}
-	} else {
+	case mode == proxy.ModeRecord: // rules replay some hosts: load what there is, creating it if new
+		if err = st.CreateCassette(cassette); err == nil {
+			interactions, err = st.Interactions(cassette)
+		}
+		if err != nil {
+			return fail(err)
+		}
+	default: // the global mode replays: the cassette must exist
 		if interactions, err = loadCassette(st, dbPath, cassette); err != nil {
 			return fail(err)
 		}
 	}
-	if mode.Contacts() || ruleContacts {
+	if plan.Records {
 		p.rec = st.NewRecorder(store.RecorderOptions{OnError: func(err error) {
 			logger.Error("recording not committed", "err", err)
 		}})
@@ -273,28 +266,13 @@ func loadCassette(st *store.Store, dbPath, name string) ([]store.Interaction, er
 	return st.Interactions(name)
 }
 
+// loadRules reads --rules FILE; without one, the default rules and no
+// extra redaction.
 func loadRules(path string) (*match.Rules, redact.Config, error) {
 	if path == "" {
 		return match.DefaultRules(), redact.Config{}, nil
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, redact.Config{}, fmt.Errorf("read rules: %w", err)
-	}
-	// One file, two sections: rules: for matching, redact: for scrubbing.
-	// Both errors name the file and the line ("rules.yaml:7: ...").
-	rules, err := match.ParseRulesFile(path, data)
-	if err != nil {
-		return nil, redact.Config{}, err
-	}
-	cfg, err := redact.ParseConfig(data)
-	if ce, ok := err.(*redact.ConfigError); ok {
-		ce.File = path
-	}
-	if err != nil {
-		return nil, redact.Config{}, err
-	}
-	return rules, cfg, nil
+	return proxy.LoadRulesFile(path)
 }
 
 func upstreamRoots(files []string) (*x509.CertPool, error) {
