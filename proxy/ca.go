@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"github.com/cassetteproxy/cassetteproxy/internal/fsutil"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -99,10 +101,10 @@ func createCA(certPath, keyPath string) error {
 		return fmt.Errorf("encode CA key: %w", err)
 	}
 	// Key first, 0600 from the moment it exists; the certificate is public.
-	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return fmt.Errorf("write CA key %s: %w", keyPath, err)
 	}
-	if err := writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return fmt.Errorf("write CA certificate %s: %w", certPath, err)
 	}
 	return nil
@@ -131,7 +133,7 @@ func (ca *CA) WriteBundle() (string, error) {
 	if old, err := os.ReadFile(path); err == nil && string(old) == string(bundle) {
 		return path, nil
 	}
-	if err := writeFileAtomic(path, bundle, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(path, bundle, 0o644); err != nil {
 		return "", fmt.Errorf("write CA bundle %s: %w", path, err)
 	}
 	return path, nil
@@ -145,33 +147,6 @@ var systemRootFiles = []string{
 	"/etc/ssl/ca-bundle.pem",
 	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
 	"/etc/ssl/cert.pem",
-}
-
-// writeFileAtomic writes through a temporary file and a rename, so a reader
-// never sees half a file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-// WriteFileAtomic is writeFileAtomic for the CLI's ready file.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return writeFileAtomic(path, data, mode)
 }
 
 // leafCache signs one ECDSA leaf per host and reuses it; concurrent first

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/cassetteproxy/cassetteproxy/internal/fsutil"
+
 	"context"
 	"crypto/x509"
 	"errors"
@@ -212,7 +214,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	go func() { p.served <- p.srv.Serve(ln) }()
 	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", len(interactions), "db", dbPath, "ca", ca.CertPath)
 	if rf := c.String("ready-file"); rf != "" {
-		if err := proxy.WriteFileAtomic(rf, []byte(p.addr+"\n"), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(rf, []byte(p.addr+"\n"), 0o644); err != nil {
 			p.stop()
 			return nil, fmt.Errorf("write ready file %s: %w", rf, err)
 		}

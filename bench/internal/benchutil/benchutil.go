@@ -4,6 +4,8 @@
 package benchutil
 
 import (
+	"github.com/cassetteproxy/cassetteproxy/internal/fsutil"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,8 +15,6 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 )
@@ -117,22 +117,9 @@ func (c *LeafCache) Fetch(host string, gen func() (*tls.Certificate, error)) (*t
 	return l.cert, l.err
 }
 
-// WriteFileAtomic writes data to path through a temporary file and rename.
+// WriteFileAtomic is the project's atomic writer, for ready files and CA copies.
 func WriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return fsutil.WriteFileAtomic(path, data, 0o644)
 }
 
 // Listen opens a loopback listener and announces its address in readyFile.
