@@ -21,6 +21,7 @@ func replayFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mode", Usage: "strict, replay or live (default: the fixture's input.json mode, else strict)"},
 		&cli.StringFlag{Name: "code-version", Usage: "code `VERSION` under test, kept in the fixture's history [$CASSETTEPROXY_CODE_VERSION]", EnvVars: []string{"CASSETTEPROXY_CODE_VERSION"}},
 		&cli.BoolFlag{Name: "keep", Usage: "keep the scratch work folder (its path is in the verdict)"},
+		&cli.StringSliceFlag{Name: "upstream-ca", Usage: "live mode: PEM `FILE` of extra roots for verifying upstreams (repeatable)"},
 	}
 }
 
@@ -103,8 +104,12 @@ func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
 	if err != nil {
 		return nil, err
 	}
+	roots, err := upstreamRoots(c.StringSlice("upstream-ca"))
+	if err != nil {
+		return nil, err
+	}
 	// The proxy's per-request lines would drown the verdict: warnings only.
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return &fixtures.Replayer{Store: st, CA: ca, CABundle: bundle, Secret: secret, Logger: log,
-		CodeVersion: c.String("code-version"), Environ: os.Environ()}, nil
+		CodeVersion: c.String("code-version"), Environ: os.Environ(), UpstreamRoots: roots}, nil
 }
