@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -140,6 +141,10 @@ const (
 	flagIncomplete = 1 << 1
 	flagUpgrade    = 1 << 2
 	flagMarker     = 1 << 3
+	// flagEventsInBody: the events are the body cut in pieces (as the
+	// proxy records every stream), so only their offsets and lengths are
+	// stored, not their bytes a second time.
+	flagEventsInBody = 1 << 4
 )
 
 func appendInteraction(b []byte, in *Interaction) ([]byte, error) {
@@ -177,6 +182,10 @@ func appendInteraction(b []byte, in *Interaction) ([]byte, error) {
 	if p.NotRecorded != nil {
 		flags |= flagMarker
 	}
+	inBody := eventsCutFromBody(p)
+	if inBody {
+		flags |= flagEventsInBody
+	}
 	b = append(b, flags)
 	if p.Events == nil {
 		b = append(b, 0)
@@ -184,7 +193,11 @@ func appendInteraction(b []byte, in *Interaction) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(p.Events))+1)
 		for i := range p.Events {
 			b = binary.AppendVarint(b, p.Events[i].OffsetMs)
-			b = appendNullBytes(b, p.Events[i].Data)
+			if inBody {
+				b = binary.AppendUvarint(b, uint64(len(p.Events[i].Data)))
+			} else {
+				b = appendNullBytes(b, p.Events[i].Data)
+			}
 		}
 	}
 	if m := p.NotRecorded; m != nil {
@@ -193,6 +206,22 @@ func appendInteraction(b []byte, in *Interaction) ([]byte, error) {
 		b = appendString(b, m.Reason)
 	}
 	return b, nil
+}
+
+// eventsCutFromBody reports events whose bytes, in order, are exactly the
+// body (none of them nil, so the cut can be undone to the same values).
+func eventsCutFromBody(p *Response) bool {
+	if len(p.Events) == 0 {
+		return false
+	}
+	rest := p.Body
+	for _, e := range p.Events {
+		if e.Data == nil || len(e.Data) > len(rest) || !bytes.Equal(e.Data, rest[:len(e.Data)]) {
+			return false
+		}
+		rest = rest[len(e.Data):]
+	}
+	return len(rest) == 0
 }
 
 func appendString(b []byte, s string) []byte {
@@ -391,9 +420,20 @@ func (r *reader) interaction(in *Interaction) {
 	p.Upgrade = flags&flagUpgrade != 0
 	if n, isNil := r.count("events"); !isNil {
 		p.Events = make([]Event, n)
+		rest := p.Body
 		for i := range p.Events {
 			p.Events[i].OffsetMs = r.varint("event offset")
-			p.Events[i].Data = r.nullBytes("event data")
+			if flags&flagEventsInBody == 0 {
+				p.Events[i].Data = r.nullBytes("event data")
+				continue
+			}
+			size := r.uvarint("event length")
+			if size > uint64(len(rest)) {
+				r.fail("event length")
+				break
+			}
+			p.Events[i].Data = rest[:size:size]
+			rest = rest[size:]
 		}
 	}
 	if flags&flagMarker != 0 {
@@ -403,7 +443,7 @@ func (r *reader) interaction(in *Interaction) {
 		m.Reason = r.str("marker reason")
 		p.NotRecorded = m
 	}
-	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker) != 0 && r.err == nil {
+	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody) != 0 && r.err == nil {
 		r.err = fmt.Errorf("unknown flags %#x", flags)
 	}
 	if r.err != nil {

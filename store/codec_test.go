@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -216,4 +217,40 @@ func TestClone(t *testing.T) {
 	}
 	var zero Interaction
 	mustEqual(t, zero.Clone(), zero)
+}
+
+// TestEventsCutFromBodyStoredOnce: a stream whose events are its body in
+// pieces stores the bytes once, and decodes to the same events; events that
+// are not the body's pieces keep their own bytes.
+func TestEventsCutFromBodyStoredOnce(t *testing.T) {
+	body := []byte(strings.Repeat("data: {\"delta\":\"token\"}\n\n", 40))
+	cut := func(b []byte) []Event {
+		var ev []Event
+		for i := 0; i < len(b); i += 26 {
+			end := min(i+26, len(b))
+			ev = append(ev, Event{OffsetMs: int64(i), Data: b[i:end]})
+		}
+		return ev
+	}
+	shared := Interaction{Response: Response{Status: 200, Body: body, Streamed: true, Events: cut(body)}}
+	other := []byte(strings.Repeat("data: {\"delta\":\"other\"}\n\n", 40))
+	separate := Interaction{Response: Response{Status: 200, Body: body, Streamed: true, Events: cut(other)}}
+	for name, in := range map[string]Interaction{"cut from body": shared, "separate": separate} {
+		v, err := EncodeInteraction(&in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeInteraction(v)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got.Response.Events, in.Response.Events) || !bytes.Equal(got.Response.Body, body) {
+			t.Fatalf("%s: events or body changed in the round trip", name)
+		}
+	}
+	sharedPayload, _ := appendInteraction(nil, &shared)
+	separatePayload, _ := appendInteraction(nil, &separate)
+	if len(sharedPayload) > len(separatePayload)-len(body)+200 {
+		t.Fatalf("events cut from the body were stored again: %d bytes vs %d with separate events", len(sharedPayload), len(separatePayload))
+	}
 }
