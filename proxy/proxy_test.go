@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,14 +15,16 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/redact"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
-// startTestServer runs a Server on loopback with the given cassette.
-func startTestServer(t testing.TB, mode Mode, ins []store.Interaction) (*Server, *http.Client) {
+// startTestServer runs a Server on loopback with the given cassette;
+// tweaks adjust its Config before it starts.
+func startTestServer(t testing.TB, mode Mode, ins []store.Interaction, tweaks ...func(*Config)) (*Server, *http.Client) {
 	t.Helper()
 	ca, err := LoadOrCreateCA(filepath.Join(t.TempDir(), "home"))
 	if err != nil {
@@ -39,8 +43,12 @@ func startTestServer(t testing.TB, mode Mode, ins []store.Interaction) (*Server,
 		t.Cleanup(func() { st.Close() })
 		rec = st.NewRecorder(store.RecorderOptions{})
 	}
-	s, err := New(Config{Mode: mode, Cassette: "t", Interactions: ins, Recorder: rec, Rules: match.DefaultRules(),
-		Redactor: red, CA: ca, Logger: slog.New(slog.DiscardHandler)})
+	cfg := Config{Mode: mode, Cassette: "t", Interactions: ins, Recorder: rec, Rules: match.DefaultRules(),
+		Redactor: red, CA: ca, Logger: slog.New(slog.DiscardHandler)}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,5 +195,29 @@ func TestStripHop(t *testing.T) {
 	stripHop(h, false)
 	if len(h) != 1 || h.Get("X-Keep") != "1" {
 		t.Fatalf("after stripHop: %v", h)
+	}
+}
+
+// TestStalledTunnelIsClosed: a client that opens a CONNECT tunnel and then
+// sends garbage instead of a TLS handshake is cut off after TunnelIdle,
+// not held forever; a working tunnel is unaffected.
+func TestStalledTunnelIsClosed(t *testing.T) {
+	_, c := startTestServer(t, ModeReplay, nil, func(cfg *Config) { cfg.TunnelIdle = 100 * time.Millisecond })
+	proxyURL, _ := c.Transport.(*http.Transport).Proxy(nil)
+	conn, err := net.Dial("tcp", proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "CONNECT tool.test:443 HTTP/1.1\r\nHost: tool.test:443\r\n\r\n")
+	br := bufio.NewReader(conn)
+	if line, _ := br.ReadString('\n'); !strings.Contains(line, "200") {
+		t.Fatalf("CONNECT answered %q", line)
+	}
+	conn.Write([]byte{0x16}) // the first byte of a TLS record, then nothing
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, br)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the proxy still held a stalled tunnel open after 10 s")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -60,6 +61,12 @@ type Config struct {
 	Logger        *slog.Logger
 	RunID         string
 	Observe       func(Outcome) // called once per request, after the answer's head is ready
+	// TunnelIdle closes an intercepted (CONNECT) connection whose client
+	// has sent nothing for this long: goproxy sets no deadline of its own,
+	// so a client that opens a tunnel and stalls (or sends garbage instead
+	// of a TLS handshake) would hold it forever. Default 10 minutes; it
+	// only runs while the proxy waits to read, never during a response.
+	TunnelIdle time.Duration
 	// ReplayTiming paces replayed streams: 0 serves events as fast as the
 	// client reads, 1 at their recorded offsets, F at F times them (see
 	// ParseReplayTiming).
@@ -187,6 +194,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BlockedStatus == 0 {
 		cfg.BlockedStatus = http.StatusForbidden
 	}
+	if cfg.TunnelIdle <= 0 {
+		cfg.TunnelIdle = 10 * time.Minute
+	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 20
 	}
@@ -247,6 +257,13 @@ func New(cfg Config) (*Server, error) {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		// Once goproxy hijacks a connection net/http's deadlines are gone;
+		// trackedConn applies TunnelIdle from then on.
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if tc, ok := c.(*trackedConn); ok && st == http.StateHijacked {
+				tc.hijacked.Store(true)
+			}
+		},
 	}
 	return s, nil
 }
@@ -416,8 +433,17 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 
 type trackedConn struct {
 	net.Conn
-	s    *Server
-	once sync.Once
+	s        *Server
+	once     sync.Once
+	hijacked atomic.Bool
+}
+
+// Read gives a hijacked connection an idle deadline, renewed at every read.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.hijacked.Load() {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.s.cfg.TunnelIdle))
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *trackedConn) Close() error {
