@@ -109,6 +109,10 @@ func TestBadInput(t *testing.T) {
 	})
 	t.Run("port in use", func(t *testing.T) {
 		e := newEnv(t)
+		up := newUpstream(t, false, itemsHandler())
+		p := e.serve("--mode", "record", "--cassette", "x")
+		do(t, e.client(p), "GET", up.URL+"/kept", "")
+		p.stop()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -116,6 +120,10 @@ func TestBadInput(t *testing.T) {
 		defer ln.Close()
 		_, errOut, code := e.cli("serve", "--mode", "record", "--cassette", "x", "--listen", ln.Addr().String())
 		oneLineError(t, errOut, code, ln.Addr().String(), "address already in use")
+		// The failed start must not have started the cassette afresh.
+		if out, _, _ := e.cli("cassettes", "show", "x"); !strings.Contains(out, "/kept") {
+			t.Fatalf("a record-mode start that could not listen emptied the cassette:\n%s", out)
+		}
 	})
 	t.Run("unusable home", func(t *testing.T) {
 		e := newEnv(t)

@@ -133,13 +133,21 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	// a record-mode run with such rules appends instead of starting fresh.
 	plan := proxy.PlanFor(mode, rules)
 
+	// Listen before the store is touched: a port in use must fail before a
+	// record-mode start has emptied the cassette.
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return nil, listenError(c.String("listen"), err)
+	}
 	dbPath := globalString(c, "db")
 	st, err := store.Open(dbPath, store.Options{})
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1)}
 	fail := func(err error) (*runningProxy, error) {
+		ln.Close()
 		if p.rec != nil {
 			p.rec.Close()
 		}
@@ -186,10 +194,6 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		}})
 	}
 
-	ln, err := net.Listen("tcp", c.String("listen"))
-	if err != nil {
-		return fail(listenError(c.String("listen"), err))
-	}
 	p.addr = ln.Addr().String()
 	p.srv, err = proxy.New(proxy.Config{
 		Mode:          mode,
@@ -208,7 +212,6 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		Observe:       observe,
 	})
 	if err != nil {
-		ln.Close()
 		return fail(err)
 	}
 	go func() { p.served <- p.srv.Serve(ln) }()
