@@ -166,15 +166,13 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	p.redactor = redactor
 
 	var interactions []store.Interaction
+	fresh := false // start the cassette afresh, as the last step before serving
 	switch {
 	case !plan.Replays: // nothing read from the cassette: record it afresh, or add to it with --append
-		if !c.Bool("append") {
-			err = st.ResetCassette(cassette)
-		} else {
-			err = st.CreateCassette(cassette)
-		}
-		if err != nil {
-			return fail(err)
+		if fresh = !c.Bool("append"); !fresh {
+			if err = st.CreateCassette(cassette); err != nil {
+				return fail(err)
+			}
 		}
 	case mode == proxy.ModeRecord: // rules replay some hosts: load what there is, creating it if new
 		if err = st.CreateCassette(cassette); err == nil {
@@ -213,6 +211,13 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	})
 	if err != nil {
 		return fail(err)
+	}
+	// Only now, with everything else in place, does a record-mode start
+	// empty the cassette: any earlier failure leaves it as it was.
+	if fresh {
+		if err := st.ResetCassette(cassette); err != nil {
+			return fail(err)
+		}
 	}
 	go func() { p.served <- p.srv.Serve(ln) }()
 	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", len(interactions), "db", dbPath, "ca", ca.CertPath)
