@@ -14,4 +14,6 @@
 //   - blocked.go:   the answer a blocked request gets
 //   - upstream.go:  the outbound transport (and the one replay uses, which cannot dial)
 //   - ca.go:        the CA and the per-host leaf certificate cache
+//   - clientenv.go: the variables that point a client at the proxy and its CA
+//   - rulesfile.go: reading the rules file (matching and redaction sections)
 package proxy
