@@ -47,11 +47,13 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 			out.Decision, out.Reason = DecisionError, "internal error"
 			resp = s.errorResponse(req, http.StatusBadGateway, "cassetteproxy internal error")
 		}
+		if out.URL == "" { // it failed before the request was scrubbed (step 2)
+			out.URL = s.redactor.String(req.URL.String())
+		}
 		out.Status = resp.StatusCode
 		out.Duration = time.Since(start)
 		s.report(out)
 	}()
-	out.URL = s.redactor.String(req.URL.String())
 	if s.onRequest != nil {
 		s.onRequest(req)
 	}
@@ -349,16 +351,21 @@ func isSafe(method string) bool {
 
 // report logs the one line a request gets and tells the observer.
 func (s *Server) report(o Outcome) {
-	attrs := []any{"method", o.Method, "url", o.URL, "decision", o.Decision, "status", o.Status,
-		"ms", float64(o.Duration.Microseconds()) / 1000}
-	if o.Reason != "" {
-		attrs = append(attrs, "reason", o.Reason)
-	}
 	level := slog.LevelInfo
 	if o.Decision == DecisionError {
 		level = slog.LevelWarn
 	}
-	s.log.Log(nil, level, "request", attrs...)
+	// LogAttrs with typed attributes: no boxing on the per-request path.
+	attrs := [6]slog.Attr{
+		slog.String("method", o.Method), slog.String("url", o.URL), slog.String("decision", o.Decision),
+		slog.Int("status", o.Status), slog.Float64("ms", float64(o.Duration.Microseconds())/1000),
+		slog.String("reason", o.Reason),
+	}
+	n := len(attrs)
+	if o.Reason == "" {
+		n--
+	}
+	s.log.LogAttrs(context.Background(), level, "request", attrs[:n]...)
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(o)
 	}
