@@ -139,8 +139,7 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 	// whose client has gone while upstream is still answering).
 	ctx, cancel := context.WithCancel(req.Context())
 	stopAfter := context.AfterFunc(s.base, cancel)
-	stopUpstream := func() { stopAfter(); cancel() }
-	stopRecording := func() { stopUpstream(); s.inflight.Done() }
+	stopRecording := func() { stopAfter(); cancel(); s.inflight.Done() }
 	outReq := req.Clone(ctx)
 	outReq.RequestURI = ""
 	stripHop(outReq.Header, false)
@@ -165,7 +164,15 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 	in := store.Interaction{RecordedAt: started, Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}
 	resp.Body = newCapture(resp.Body, resp, s.cfg.MaxBody, func(c *capture) {
 		in.DurationMs = time.Since(started).Milliseconds()
-		stopUpstream()
+		stopAfter()
+		// A body cut short (client gone, upstream broke) ends the upstream
+		// call. One read to its end is left alone: the transport is putting
+		// its connection back in the pool, and a cancel now would race that
+		// and close it, costing the next request a new connection (and a
+		// TLS handshake). The context is released with the client's request.
+		if c.cutShort() {
+			cancel()
+		}
 		finish := func() {
 			defer s.inflight.Done()
 			c.fill(&in.Response)
