@@ -401,3 +401,38 @@ func TestHeadKeepsItsLength(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordingReusesUpstreamConnections: requests recorded through
+// keep-alive clients reach the upstream over reused connections, not one
+// each (a new TLS handshake per recording would be the cost).
+func TestRecordingReusesUpstreamConnections(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		e := newEnv(t)
+		up := newUpstream(t, tlsOn, itemsHandler())
+		args := []string{"--mode", "record", "--cassette", "reuse"}
+		if tlsOn {
+			args = append(args, "--upstream-ca", up.caFile)
+		}
+		p := e.serve(args...)
+		c := e.client(p)
+		const clients, each = 16, 40
+		var wg sync.WaitGroup
+		for w := 0; w < clients; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					if got := do(t, c, "GET", fmt.Sprintf("%s/r%d?i=%d", up.URL, w, i), ""); got.status != 200 {
+						t.Errorf("client %d request %d: %d", w, i, got.status)
+						return
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		p.stop()
+		if n := up.conns.Load(); n > 2*clients {
+			t.Fatalf("tls=%v: %d recordings by %d keep-alive clients opened %d upstream connections", tlsOn, clients*each, clients, n)
+		}
+	}
+}

@@ -142,14 +142,6 @@ func (c *capture) keep(b []byte) {
 	}
 }
 
-// cutShort reports a body that ended before its end: the upstream broke it,
-// or the client stopped reading.
-func (c *capture) cutShort() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err != nil
-}
-
 // startHash begins the body's SHA-256 when it passes maxBody: a body kept
 // whole needs no hash, so only an oversized one pays, once, for the bytes
 // that came before.

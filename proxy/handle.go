@@ -164,15 +164,11 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 	in := store.Interaction{RecordedAt: started, Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}
 	resp.Body = newCapture(resp.Body, resp, s.cfg.MaxBody, func(c *capture) {
 		in.DurationMs = time.Since(started).Milliseconds()
+		// The body ended or was cut short: release the upstream call (a
+		// body read to its end has already given its connection back to
+		// the transport's pool; one cut short is aborted here).
 		stopAfter()
-		// A body cut short (client gone, upstream broke) ends the upstream
-		// call. One read to its end is left alone: the transport is putting
-		// its connection back in the pool, and a cancel now would race that
-		// and close it, costing the next request a new connection (and a
-		// TLS handshake). The context is released with the client's request.
-		if c.cutShort() {
-			cancel()
-		}
+		cancel()
 		finish := func() {
 			defer s.inflight.Done()
 			c.fill(&in.Response)
