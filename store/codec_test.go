@@ -26,7 +26,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		in       Interaction
 		wantComp byte // expected compression byte
 	}{
-		{"full (under minCompressed: kept raw)", fullInteraction(), compNone},
+		{"full", fullInteraction(), compZstd},
 		{"zero", Interaction{}, compNone},
 		{"empty not nil", Interaction{
 			Request: Request{Header: http.Header{}, Body: []byte{}},
