@@ -263,32 +263,40 @@ func BenchmarkServeMemoryRef(b *testing.B) {
 	}
 }
 
+// recordCases are the workloads of the record benchmarks and their reference.
+var recordCases = []struct {
+	name string
+	tls  bool
+	size int
+}{{"HTTP1K", false, 1024}, {"HTTP50K", false, 50 << 10}, {"HTTPS1K", true, 1024}}
+
+// jsonUpstream serves an LLM-style JSON body of size bytes at every path,
+// over TLS when asked; roots then trusts it (nil otherwise).
+func jsonUpstream(b *testing.B, tlsOn bool, size int) (up *httptest.Server, roots *x509.CertPool, body []byte) {
+	body = llmBody(0, size)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Write(body)
+	})
+	if tlsOn {
+		up = httptest.NewUnstartedServer(h)
+		up.StartTLS()
+		roots = x509.NewCertPool()
+		roots.AddCert(up.Certificate())
+	} else {
+		up = httptest.NewServer(h)
+	}
+	b.Cleanup(up.Close)
+	return up, roots, body
+}
+
 // BenchmarkServeRecord: record mode against a local upstream, store,
 // compression and redaction on.
 func BenchmarkServeRecord(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		tls  bool
-		size int
-	}{{"HTTP1K", false, 1024}, {"HTTP50K", false, 50 << 10}, {"HTTPS1K", true, 1024}} {
+	for _, c := range recordCases {
 		b.Run(c.name, func(b *testing.B) {
-			body := llmBody(0, c.size)
-			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-				w.Write(body)
-			})
-			var up *httptest.Server
-			var roots *x509.CertPool
-			if c.tls {
-				up = httptest.NewUnstartedServer(h)
-				up.StartTLS()
-				roots = x509.NewCertPool()
-				roots.AddCert(up.Certificate())
-			} else {
-				up = httptest.NewServer(h)
-			}
-			defer up.Close()
+			up, roots, body := jsonUpstream(b, c.tls, c.size)
 			st, err := store.Open(filepath.Join(b.TempDir(), "c.db"), store.Options{})
 			if err != nil {
 				b.Fatal(err)
@@ -305,28 +313,9 @@ func BenchmarkServeRecord(b *testing.B) {
 // BenchmarkServeForwardRef is the reference for BenchmarkServeRecord: a bare
 // goproxy forwarding upstream (same transport settings), in process.
 func BenchmarkServeForwardRef(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		tls  bool
-		size int
-	}{{"HTTP1K", false, 1024}, {"HTTP50K", false, 50 << 10}, {"HTTPS1K", true, 1024}} {
+	for _, c := range recordCases {
 		b.Run(c.name, func(b *testing.B) {
-			body := llmBody(0, c.size)
-			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-				w.Write(body)
-			})
-			var up *httptest.Server
-			roots := x509.NewCertPool()
-			if c.tls {
-				up = httptest.NewUnstartedServer(h)
-				up.StartTLS()
-				roots.AddCert(up.Certificate())
-			} else {
-				up = httptest.NewServer(h)
-			}
-			defer up.Close()
+			up, roots, body := jsonUpstream(b, c.tls, c.size)
 			ca, err := proxy.LoadOrCreateCA(filepath.Join(b.TempDir(), "home"))
 			if err != nil {
 				b.Fatal(err)
