@@ -73,6 +73,18 @@ func TestCAFilesAndPermissions(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Run("unknown command or flag", func(t *testing.T) {
+		e := newEnv(t)
+		for args, wants := range map[string][]string{
+			"rewind":                 {`unknown command "rewind"`, "cassetteproxy --help"},
+			"cassettes list":         {`unknown command "list"`, "cassetteproxy cassettes --help"},
+			"serve --bogus":          {"-bogus", "cassetteproxy serve --help"},
+			"cassettes ls --verbose": {"-verbose", "cassetteproxy cassettes ls --help"},
+		} {
+			_, errOut, code := e.cli(strings.Fields(args)...)
+			oneLineError(t, errOut, code, wants...)
+		}
+	})
 	t.Run("unknown mode", func(t *testing.T) {
 		e := newEnv(t)
 		_, errOut, code := e.cli("serve", "--mode", "rewind", "--cassette", "x", "--listen", "127.0.0.1:0")

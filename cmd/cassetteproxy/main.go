@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -81,13 +82,41 @@ func globalString(c *cli.Context, name string) string {
 
 func withGlobals(cmds []*cli.Command) []*cli.Command {
 	for _, cmd := range cmds {
+		cmd.OnUsageError = usageError
 		if len(cmd.Subcommands) > 0 {
 			withGlobals(cmd.Subcommands)
+			cmd.Action = unknownSubcommand
 			continue
 		}
 		cmd.Flags = append(cmd.Flags, globalFlags()...)
 	}
 	return cmds
+}
+
+// usageError turns a flag mistake into the one-line error every other
+// failure gets, instead of urfave/cli's help page.
+func usageError(c *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%v (see: %s --help)", err, commandPath(c))
+}
+
+// unknownSubcommand answers a command group (cassettes, ca, runs) called
+// with no subcommand (help) or an unknown one (a one-line error).
+func unknownSubcommand(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unknown command %q (see: %s --help)", c.Args().First(), commandPath(c))
+	}
+	return cli.ShowSubcommandHelp(c)
+}
+
+// commandPath is the command as typed: "cassetteproxy cassettes ls".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" && ctx.Command.Name != c.App.Name {
+			names = append([]string{ctx.Command.Name}, names...)
+		}
+	}
+	return strings.Join(append([]string{c.App.Name}, names...), " ")
 }
 
 func newApp() *cli.App {
@@ -98,8 +127,13 @@ func newApp() *cli.App {
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
 		ExitErrHandler:       func(*cli.Context, error) {}, // main prints and exits after cleanup
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return fmt.Errorf("%v (see: cassetteproxy %s --help)", err, c.Command.Name)
+		OnUsageError:         usageError,
+		// Without a command: help. With an unknown one: say so, in one line.
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("unknown command %q (see: cassetteproxy --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 		Commands: withGlobals([]*cli.Command{
 			serveCommand(),
