@@ -13,7 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
-	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
 func monitorCommand() *cli.Command {
@@ -57,15 +56,11 @@ func monitorAction(c *cli.Context) error {
 	if _, err := fixtures.FindFixtures(root); err != nil {
 		return err
 	}
-	st, err := store.Open(globalString(c, "db"), store.Options{})
+	re, closeStore, err := openReplayer(c)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	re, err := newReplayer(c, st)
-	if err != nil {
-		return err
-	}
+	defer closeStore()
 	out := c.String("out")
 	logs := filepath.Join(out, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
@@ -89,8 +84,8 @@ func monitorAction(c *cli.Context) error {
 			}
 			return re.Replay(ctx, f, fixtures.ReplayOptions{Stdout: w, Stderr: w})
 		},
-		Histories: st.FixtureHistories,
-		Runs:      st.ListRuns,
+		Histories: re.Store.FixtureHistories,
+		Runs:      re.Store.ListRuns,
 		Progress:  c.App.ErrWriter,
 		Live:      isTerminal(os.Stderr),
 	})

@@ -66,15 +66,11 @@ func replayAction(c *cli.Context) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	st, err := store.Open(globalString(c, "db"), store.Options{})
+	re, closeStore, err := openReplayer(c)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	re, err := newReplayer(c, st)
-	if err != nil {
-		return err
-	}
+	defer closeStore()
 	v, err := re.Replay(context.Background(), f, fixtures.ReplayOptions{Mode: mode, Argv: override, Keep: c.Bool("keep"),
 		Stdout: os.Stderr, Stderr: os.Stderr, Signals: sigs})
 	if err != nil {
@@ -89,8 +85,22 @@ func replayAction(c *cli.Context) error {
 	return nil
 }
 
-// newReplayer builds the fixture replayer from the global flags, the
-// command's --code-version and the process environment.
+// openReplayer opens the store and builds the fixture replayer on it from
+// the global flags, the command's flags and the process environment. The
+// returned func closes the store.
+func openReplayer(c *cli.Context) (*fixtures.Replayer, func(), error) {
+	st, err := store.Open(globalString(c, "db"), store.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	re, err := newReplayer(c, st)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return re, func() { st.Close() }, nil
+}
+
 func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
 	ca, err := proxy.LoadOrCreateCA(globalString(c, "home"))
 	if err != nil {
