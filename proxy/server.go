@@ -130,6 +130,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	redactor *redact.Redactor
+	memo     *redactMemo // recent response bodies and what they redacted to
 	index    *match.Index
 	upstream http.RoundTripper
 	gp       *goproxy.ProxyHttpServer
@@ -207,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		redactor: cfg.Redactor,
+		memo:     newRedactMemo(),
 		index:    match.NewIndex(cfg.Rules, cfg.Interactions),
 		conns:    make(map[net.Conn]struct{}),
 	}

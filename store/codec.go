@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -62,18 +63,37 @@ const minCompressed = 512
 
 var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// EncodeInteraction returns the stored form of in: version byte, compression
-// byte, and the (usually zstd-compressed) binary encoding. in.Seq is not
-// encoded: the store keys values by Seq.
+// EncodeInteraction returns the stored form of in with its body inline:
+// version byte, compression byte, and the (usually zstd-compressed) binary
+// encoding. in.Seq is not encoded: the store keys values by Seq. (The store
+// itself writes large response bodies apart, once each: see encodeForStore.)
 func EncodeInteraction(in *Interaction) ([]byte, error) {
-	enc, _, err := codecs()
-	if err != nil {
-		return nil, err
-	}
+	return encodeValue(in, nil)
+}
+
+// encodeValue encodes in, with the response body replaced by a reference to
+// the stored body blob when bodyRef is set.
+func encodeValue(in *Interaction, bodyRef *[32]byte) ([]byte, error) {
 	bp := payloadPool.Get().(*[]byte)
-	payload, err := appendInteraction((*bp)[:0], in)
+	payload, err := appendInteraction((*bp)[:0], in, bodyRef)
 	if err != nil {
 		payloadPool.Put(bp)
+		return nil, err
+	}
+	out, err := packValue(payload)
+	if cap(payload) <= 1<<20 { // don't keep huge buffers around
+		*bp = payload[:0]
+		payloadPool.Put(bp)
+	}
+	return out, err
+}
+
+// packValue returns payload behind the version and compression bytes,
+// zstd-compressed unless that would not make it smaller. The result does not
+// alias payload.
+func packValue(payload []byte) ([]byte, error) {
+	enc, _, err := codecs()
+	if err != nil {
 		return nil, err
 	}
 	if len(payload) > maxDecodedValue {
@@ -88,40 +108,91 @@ func EncodeInteraction(in *Interaction) ([]byte, error) {
 	if out == nil || len(out)-2 >= len(payload) {
 		out = append(append(make([]byte, 0, 2+len(payload)), valueVersion1, compNone), payload...)
 	}
-	if cap(payload) <= 1<<20 { // don't keep huge buffers around
-		*bp = payload[:0]
-		payloadPool.Put(bp)
-	}
 	return out, nil
 }
 
-// DecodeInteraction decodes a value written by EncodeInteraction. The result
-// does not alias value. Seq is left zero.
-func DecodeInteraction(value []byte) (Interaction, error) {
-	var in Interaction
+// unpackValue undoes packValue. The result does not alias value.
+func unpackValue(value []byte) ([]byte, error) {
 	if len(value) < 2 {
-		return in, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(value))
+		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(value))
 	}
 	if value[0] != valueVersion1 {
-		return in, fmt.Errorf("%w: unknown format version %d", ErrCorrupt, value[0])
+		return nil, fmt.Errorf("%w: unknown format version %d", ErrCorrupt, value[0])
 	}
-	var payload []byte
 	switch value[1] {
 	case compNone:
-		payload = slices.Clone(value[2:])
+		return slices.Clone(value[2:]), nil
 	case compZstd:
 		_, dec, err := codecs()
 		if err != nil {
-			return in, err
+			return nil, err
 		}
-		payload, err = dec.DecodeAll(value[2:], nil)
+		payload, err := dec.DecodeAll(value[2:], nil)
 		if err != nil {
-			return in, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+			return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 		}
-	default:
-		return in, fmt.Errorf("%w: unknown compression %d", ErrCorrupt, value[1])
+		return payload, nil
 	}
-	r := reader{b: payload}
+	return nil, fmt.Errorf("%w: unknown compression %d", ErrCorrupt, value[1])
+}
+
+// minBlobBody is the smallest response body the store keeps apart from its
+// interaction, in the cassette's bodies bucket under its SHA-256, so that a
+// body answered again and again (a polled tool, tools/list, a model list, a
+// load test) is compressed and stored once. Smaller bodies stay inline: the
+// reference and the lookup would cost more than they save.
+const minBlobBody = 1024
+
+// storedBody is a response body kept apart from its interaction value.
+// packed is its stored form, or nil when the Recorder knew the blob was
+// already stored (or about to be): the commit then packs body only if the
+// blob turns out to be missing.
+type storedBody struct {
+	hash   [32]byte
+	body   []byte
+	packed []byte
+}
+
+// encodeForStore encodes in the way the store writes it: a response body of
+// minBlobBody bytes or more goes into a storedBody, referenced from the value
+// by its SHA-256; known reports whether that body is already stored (then it
+// is not compressed again). A body whose recording was cut (NotRecorded) is
+// never large, and stays inline like small ones.
+func encodeForStore(in *Interaction, known func(*[32]byte) bool) ([]byte, *storedBody, error) {
+	body := in.Response.Body
+	if len(body) < minBlobBody {
+		v, err := encodeValue(in, nil)
+		return v, nil, err
+	}
+	sb := &storedBody{hash: sha256.Sum256(body), body: body}
+	value, err := encodeValue(in, &sb.hash)
+	if err != nil {
+		return nil, nil, err
+	}
+	if known == nil || !known(&sb.hash) {
+		if sb.packed, err = packValue(body); err != nil {
+			return nil, nil, err
+		}
+	}
+	return value, sb, nil
+}
+
+// DecodeInteraction decodes a value written by EncodeInteraction. The result
+// does not alias value. Seq is left zero. A value whose body is stored apart
+// cannot be decoded on its own: the store decodes those (decodeValue).
+func DecodeInteraction(value []byte) (Interaction, error) {
+	return decodeValue(value, nil)
+}
+
+// decodeValue decodes a stored value; body returns the body stored under a
+// reference (nil: references are an error).
+func decodeValue(value []byte, body func(ref []byte) ([]byte, error)) (Interaction, error) {
+	var in Interaction
+	payload, err := unpackValue(value)
+	if err != nil {
+		return in, err
+	}
+	r := reader{b: payload, body: body}
 	r.interaction(&in)
 	if r.err == nil && r.off != len(r.b) {
 		r.err = fmt.Errorf("%d trailing bytes", len(r.b)-r.off)
@@ -146,9 +217,12 @@ const (
 	// proxy records every stream), so only their offsets and lengths are
 	// stored, not their bytes a second time.
 	flagEventsInBody = 1 << 4
+	// flagBodyRef: the response body field holds the SHA-256 of the body,
+	// which is stored in the cassette's bodies bucket (see encodeForStore).
+	flagBodyRef = 1 << 5
 )
 
-func appendInteraction(b []byte, in *Interaction) ([]byte, error) {
+func appendInteraction(b []byte, in *Interaction, bodyRef *[32]byte) ([]byte, error) {
 	b = appendString(b, in.Key)
 	t, err := in.RecordedAt.MarshalBinary()
 	if err != nil {
@@ -168,9 +242,16 @@ func appendInteraction(b []byte, in *Interaction) ([]byte, error) {
 	p := &in.Response
 	b = binary.AppendVarint(b, int64(p.Status))
 	b = appendHeader(b, p.Header)
-	b = appendNullBytes(b, p.Body)
+	if bodyRef != nil {
+		b = appendNullBytes(b, bodyRef[:])
+	} else {
+		b = appendNullBytes(b, p.Body)
+	}
 	b = appendString(b, p.ContentEncoding)
 	var flags byte
+	if bodyRef != nil {
+		flags |= flagBodyRef
+	}
 	if p.Streamed {
 		flags |= flagStreamed
 	}
@@ -271,9 +352,10 @@ func appendHeader(b []byte, h http.Header) []byte {
 // reader decodes the v1 encoding. Errors are sticky; byte slices it returns
 // alias r.b (a buffer owned by the decoder) and are capacity-capped.
 type reader struct {
-	b   []byte
-	off int
-	err error
+	b    []byte
+	off  int
+	err  error
+	body func(ref []byte) ([]byte, error) // resolves flagBodyRef; nil: refused
 }
 
 func (r *reader) fail(what string) {
@@ -419,6 +501,20 @@ func (r *reader) interaction(in *Interaction) {
 	p.Streamed = flags&flagStreamed != 0
 	p.Incomplete = flags&flagIncomplete != 0
 	p.Upgrade = flags&flagUpgrade != 0
+	if flags&flagBodyRef != 0 && r.err == nil {
+		switch {
+		case r.body == nil:
+			r.err = errors.New("body stored apart (decode it through the store)")
+		case len(p.Body) != sha256.Size:
+			r.fail("body reference")
+		default:
+			body, err := r.body(p.Body)
+			if err != nil {
+				r.err = err
+			}
+			p.Body = body[:len(body):len(body)]
+		}
+	}
 	if n, isNil := r.count("events"); !isNil {
 		p.Events = make([]Event, n)
 		rest := p.Body
@@ -444,7 +540,7 @@ func (r *reader) interaction(in *Interaction) {
 		m.Reason = r.str("marker reason")
 		p.NotRecorded = m
 	}
-	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody) != 0 && r.err == nil {
+	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody|flagBodyRef) != 0 && r.err == nil {
 		r.err = fmt.Errorf("unknown flags %#x", flags)
 	}
 	if r.err != nil {

@@ -108,7 +108,7 @@ func TestCodecNilEmptyAreDistinct(t *testing.T) {
 
 func TestDecodeCorrupt(t *testing.T) {
 	full := fullInteraction()
-	payload, err := appendInteraction(nil, &full)
+	payload, err := appendInteraction(nil, &full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestDecodeCorrupt(t *testing.T) {
 
 // mustPayloadUpToFlags encodes an empty interaction up to (excluding) the flags byte.
 func mustPayloadUpToFlags(t *testing.T) []byte {
-	p, err := appendInteraction(nil, &Interaction{})
+	p, err := appendInteraction(nil, &Interaction{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func FuzzDecodeInteraction(f *testing.F) {
 	full := fullInteraction()
 	v, _ := EncodeInteraction(&full)
 	f.Add(v)
-	p, _ := appendInteraction(nil, &full)
+	p, _ := appendInteraction(nil, &full, nil)
 	f.Add(append([]byte{valueVersion1, compNone}, p...))
 	f.Add([]byte{valueVersion1, compNone})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -248,8 +248,8 @@ func TestEventsCutFromBodyStoredOnce(t *testing.T) {
 			t.Fatalf("%s: events or body changed in the round trip", name)
 		}
 	}
-	sharedPayload, _ := appendInteraction(nil, &shared)
-	separatePayload, _ := appendInteraction(nil, &separate)
+	sharedPayload, _ := appendInteraction(nil, &shared, nil)
+	separatePayload, _ := appendInteraction(nil, &separate, nil)
 	if len(sharedPayload) > len(separatePayload)-len(body)+200 {
 		t.Fatalf("events cut from the body were stored again: %d bytes vs %d with separate events", len(sharedPayload), len(separatePayload))
 	}

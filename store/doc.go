@@ -23,6 +23,9 @@
 //	                          from the bucket's own sequence counter) → value
 //	        index/
 //	            sha256(Key) ‖ <seq>   32+8 bytes → empty value
+//	        bodies/
+//	            sha256(body)  32 bytes → a response body of 1 KiB or more,
+//	                          packed like a value (version, compression, bytes)
 //
 // The index is keyed by the SHA-256 of the match key (keys may be far longer
 // than bbolt's 32 KiB key limit) followed by the big-endian Seq, so the
@@ -38,6 +41,16 @@
 //	byte 0   format version (1)
 //	byte 1   compression: 0 none, 1 zstd
 //	rest     the v1 binary encoding of the Interaction, compressed or not
+//
+// A response body of 1 KiB or more is not in the value: the value holds its
+// SHA-256 (flag bit 5), and the body is in the cassette's bodies bucket,
+// stored once however many interactions answered it (a polled tool, a
+// tools/list, a load test). A Recorder remembers which bodies it stored so a
+// repeated one is hashed but not compressed again; the commit writes any body
+// it finds missing, so the memory is only a hint. Readers decode inside their
+// transaction and hand every interaction with the same body one shared,
+// capacity-capped copy. Values written before this (bodies inline) read as
+// they always did. Bodies go with their cassette when it is reset or deleted.
 //
 // The binary encoding keeps nil and empty apart for headers, header value
 // lists, bodies, events and event data, so values round-trip exactly. Seq is

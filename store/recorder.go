@@ -41,6 +41,39 @@ type Recorder struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// stored holds, per cassette, the hashes of the bodies this Recorder
+	// has stored or queued, so a body answered again is not compressed
+	// again. A hint only: the commit writes a body it finds missing.
+	storedMu sync.Mutex
+	stored   map[string]map[[32]byte]struct{}
+}
+
+// maxStoredHints bounds the body hashes remembered per cassette (32 B each).
+const maxStoredHints = 1 << 16
+
+// bodyStored reports whether the cassette's body h was stored or queued by
+// this Recorder, and notes it as queued from now on.
+func (r *Recorder) bodyStored(cassette string, h *[32]byte) bool {
+	r.storedMu.Lock()
+	defer r.storedMu.Unlock()
+	set := r.stored[cassette]
+	if _, ok := set[*h]; ok {
+		return true
+	}
+	if set == nil || len(set) >= maxStoredHints {
+		set = make(map[[32]byte]struct{})
+		r.stored[cassette] = set
+	}
+	set[*h] = struct{}{}
+	return false
+}
+
+// forgetBodies drops the cassette's hints (it was reset or deleted).
+func (r *Recorder) forgetBodies(cassette string) {
+	r.storedMu.Lock()
+	delete(r.stored, cassette)
+	r.storedMu.Unlock()
 }
 
 // op is one queued record, or a control marker when ctl is set.
@@ -48,6 +81,7 @@ type op struct {
 	cassette string
 	value    []byte
 	keyHash  [32]byte
+	body     *storedBody // the response body, when it is stored apart
 
 	ctl  chan error // flush/stop marker: receives the commit errors since the last marker
 	stop bool
@@ -66,7 +100,8 @@ func (s *Store) NewRecorder(opts RecorderOptions) *Recorder {
 	if opts.Queue <= 0 {
 		opts.Queue = 1024
 	}
-	r := &Recorder{s: s, opts: opts, ch: make(chan op, opts.Queue), done: make(chan struct{})}
+	r := &Recorder{s: s, opts: opts, ch: make(chan op, opts.Queue), done: make(chan struct{}),
+		stored: map[string]map[[32]byte]struct{}{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -95,11 +130,11 @@ func (r *Recorder) Record(cassette string, in Interaction) error {
 	if r.s.readOnly {
 		return r.errorf("%w", ErrReadOnly)
 	}
-	value, err := EncodeInteraction(&in)
+	value, body, err := encodeForStore(&in, func(h *[32]byte) bool { return r.bodyStored(cassette, h) })
 	if err != nil {
 		return r.errorf("encode: %w", err)
 	}
-	o := op{cassette: cassette, value: value, keyHash: sha256.Sum256([]byte(in.Key))}
+	o := op{cassette: cassette, value: value, keyHash: sha256.Sum256([]byte(in.Key)), body: body}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
@@ -223,23 +258,12 @@ func (r *Recorder) commit(batch []op) error {
 				}
 				open[o.cassette] = c
 			}
-			seq, err := c.items.NextSequence()
-			if err != nil {
+			if err := c.put(o.cassette, o.value, &o.keyHash, o.body); err != nil {
 				return err
 			}
-			if err := c.items.Put(be64(seq), o.value); err != nil {
-				return fmt.Errorf("cassette %q seq %d: %w", o.cassette, seq, err)
-			}
-			if err := c.index.Put(indexKey(&o.keyHash, seq), []byte{}); err != nil {
-				return err
-			}
-			c.added++
 		}
 		for _, c := range open {
-			if err := c.meta.Put(keyCount, be64(getUint(c.meta.Get(keyCount))+c.added)); err != nil {
-				return err
-			}
-			if err := c.meta.Put(keyUpdatedAt, putTime(now)); err != nil {
+			if err := c.finish(now); err != nil {
 				return err
 			}
 		}

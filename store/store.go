@@ -65,6 +65,7 @@ var (
 	subMeta         = []byte("meta")
 	subInteractions = []byte("interactions")
 	subIndex        = []byte("index")
+	subBodies       = []byte("bodies")
 
 	keySchema    = []byte("schema")
 	keyCreatedAt = []byte("created_at")
@@ -305,12 +306,25 @@ func cassetteBucket(tx *bolt.Tx, name string) *bolt.Bucket {
 
 // cassetteTx holds one cassette's buckets inside a write transaction.
 type cassetteTx struct {
-	meta, items, index *bolt.Bucket
-	added              uint64
+	meta, items, index, bodies *bolt.Bucket
+	added                      uint64
 }
 
-// put appends one encoded interaction under the next Seq, with its index entry.
-func (c *cassetteTx) put(name string, value []byte, keyHash *[32]byte) error {
+// put appends one encoded interaction under the next Seq, with its index
+// entry and, first, its body when it is stored apart and not there yet.
+func (c *cassetteTx) put(name string, value []byte, keyHash *[32]byte, body *storedBody) error {
+	if body != nil && c.bodies.Get(body.hash[:]) == nil {
+		packed := body.packed
+		if packed == nil { // the recorder thought it stored; it is gone (reset, failed commit)
+			var err error
+			if packed, err = packValue(body.body); err != nil {
+				return fmt.Errorf("cassette %q body: %w", name, err)
+			}
+		}
+		if err := c.bodies.Put(body.hash[:], packed); err != nil {
+			return fmt.Errorf("cassette %q body: %w", name, err)
+		}
+	}
 	seq, err := c.items.NextSequence()
 	if err != nil {
 		return err
@@ -346,13 +360,19 @@ func (s *Store) WriteCassette(name string, ins []Interaction, replace bool) erro
 		return s.wrap(err)
 	}
 	values := make([][]byte, len(ins))
+	bodies := make([]*storedBody, len(ins))
 	hashes := make([][32]byte, len(ins))
+	packed := map[[32]byte]bool{} // bodies already packed by this call
+	known := func(h *[32]byte) bool { seen := packed[*h]; packed[*h] = true; return seen }
 	for i := range ins {
-		v, err := EncodeInteraction(&ins[i])
+		v, b, err := encodeForStore(&ins[i], known)
 		if err != nil {
 			return s.wrap(fmt.Errorf("interaction %d: %w", i+1, err))
 		}
-		values[i], hashes[i] = v, sha256.Sum256([]byte(ins[i].Key))
+		values[i], bodies[i], hashes[i] = v, b, sha256.Sum256([]byte(ins[i].Key))
+	}
+	if replace {
+		s.forgetBodies(name)
 	}
 	now := time.Now()
 	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
@@ -366,12 +386,22 @@ func (s *Store) WriteCassette(name string, ins []Interaction, replace bool) erro
 			return err
 		}
 		for i := range values {
-			if err := c.put(name, values[i], &hashes[i]); err != nil {
+			if err := c.put(name, values[i], &hashes[i], bodies[i]); err != nil {
 				return err
 			}
 		}
 		return c.finish(now)
 	}))
+}
+
+// forgetBodies tells every open Recorder that the cassette's stored bodies
+// are gone (it is being reset, replaced or deleted).
+func (s *Store) forgetBodies(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for r := range s.recorders {
+		r.forgetBodies(name)
+	}
 }
 
 // openCassette creates the cassette (and its sub-buckets and meta) if needed.
@@ -392,6 +422,9 @@ func openCassette(tx *bolt.Tx, name string, now time.Time) (*cassetteTx, error) 
 		return nil, err
 	}
 	if ct.index, err = c.CreateBucketIfNotExists(subIndex); err != nil {
+		return nil, err
+	}
+	if ct.bodies, err = c.CreateBucketIfNotExists(subBodies); err != nil {
 		return nil, err
 	}
 	ct.items.FillPercent = 0.9 // Seq keys only ever grow
@@ -497,6 +530,7 @@ func (s *Store) ResetCassette(name string) error {
 	if err := s.writable(); err != nil {
 		return s.wrap(err)
 	}
+	s.forgetBodies(name)
 	now := time.Now()
 	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
 		if root := tx.Bucket(bucketCassettes); root != nil && root.Bucket([]byte(name)) != nil {
@@ -514,6 +548,7 @@ func (s *Store) DeleteCassette(name string) error {
 	if err := s.writable(); err != nil {
 		return s.wrap(err)
 	}
+	s.forgetBodies(name)
 	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketCassettes)
 		if root == nil || root.Bucket([]byte(name)) == nil {
@@ -523,7 +558,7 @@ func (s *Store) DeleteCassette(name string) error {
 	}))
 }
 
-// rawValue is a stored value copied out of its transaction.
+// rawValue is a stored value, read inside its transaction.
 type rawValue struct {
 	seq uint64
 	val []byte
@@ -532,12 +567,13 @@ type rawValue struct {
 // Interactions returns every interaction of the cassette in Seq order,
 // decoded and independent of the store (wrapped ErrNoCassette if missing).
 func (s *Store) Interactions(name string) ([]Interaction, error) {
-	var raws []rawValue
+	var out []Interaction
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := cassetteBucket(tx, name)
 		if c == nil {
 			return &notFoundError{name}
 		}
+		var raws []rawValue
 		if m := c.Bucket(subMeta); m != nil {
 			raws = make([]rawValue, 0, getUint(m.Get(keyCount)))
 		}
@@ -550,23 +586,60 @@ func (s *Store) Interactions(name string) ([]Interaction, error) {
 			if len(k) != 8 || v == nil {
 				continue
 			}
-			raws = append(raws, rawValue{binary.BigEndian.Uint64(k), bytes.Clone(v)})
+			raws = append(raws, rawValue{binary.BigEndian.Uint64(k), v})
 		}
-		return nil
+		var err error
+		out, err = decodeRaw(name, raws, newBodyCache(c))
+		return err
 	})
-	if err != nil {
-		return nil, s.wrap(err)
-	}
-	out, err := decodeRaw(name, raws)
 	return out, s.wrap(err)
 }
 
-// decodeRaw decodes values, in parallel when there are many.
-func decodeRaw(name string, raws []rawValue) ([]Interaction, error) {
+// bodyCache resolves body references inside one read transaction. Every
+// interaction answered with the same body shares one decoded copy (read-only,
+// capacity-capped slices), so a cassette of a thousand identical 50 KB
+// answers holds 50 KB, not 50 MB.
+type bodyCache struct {
+	bucket *bolt.Bucket // nil in cassettes written before bodies were kept apart
+	mu     sync.Mutex
+	bodies map[[32]byte][]byte
+}
+
+func newBodyCache(cassette *bolt.Bucket) *bodyCache {
+	return &bodyCache{bucket: cassette.Bucket(subBodies), bodies: map[[32]byte][]byte{}}
+}
+
+// body is the decoder's resolver. Safe for concurrent use (decodeRaw's workers).
+func (bc *bodyCache) body(ref []byte) ([]byte, error) {
+	h := [32]byte(ref)
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if b, ok := bc.bodies[h]; ok {
+		return b, nil
+	}
+	var packed []byte
+	if bc.bucket != nil {
+		packed = bc.bucket.Get(ref)
+	}
+	if packed == nil {
+		return nil, fmt.Errorf("body %x is missing from the cassette", ref[:8])
+	}
+	b, err := unpackValue(packed)
+	if err != nil {
+		return nil, fmt.Errorf("body %x: %w", ref[:8], err)
+	}
+	bc.bodies[h] = b
+	return b, nil
+}
+
+// decodeRaw decodes values, in parallel when there are many. It runs inside
+// the transaction the values and bodies were read in; what it returns does
+// not alias it.
+func decodeRaw(name string, raws []rawValue, bodies *bodyCache) ([]Interaction, error) {
 	out := make([]Interaction, len(raws))
 	dec := func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
-			in, err := DecodeInteraction(raws[i].val)
+			in, err := decodeValue(raws[i].val, bodies.body)
 			if err != nil {
 				return fmt.Errorf("cassette %q interaction %d: %w", name, raws[i].seq, err)
 			}
@@ -636,24 +709,23 @@ func (s *Store) Seqs(cassette, key string) ([]uint64, error) {
 // InteractionsByKey returns, in recorded order, the cassette's interactions
 // whose Key equals key, found through the index.
 func (s *Store) InteractionsByKey(cassette, key string) ([]Interaction, error) {
-	var raws []rawValue
+	var all []Interaction
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := cassetteBucket(tx, cassette)
 		if c == nil {
 			return &notFoundError{cassette}
 		}
+		var raws []rawValue
 		items := c.Bucket(subInteractions)
 		for _, seq := range seqsTx(c, key) {
 			if v := items.Get(be64(seq)); v != nil {
-				raws = append(raws, rawValue{seq, bytes.Clone(v)})
+				raws = append(raws, rawValue{seq, v})
 			}
 		}
-		return nil
+		var err error
+		all, err = decodeRaw(cassette, raws, newBodyCache(c))
+		return err
 	})
-	if err != nil {
-		return nil, s.wrap(err)
-	}
-	all, err := decodeRaw(cassette, raws)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -669,26 +741,27 @@ func (s *Store) InteractionsByKey(cassette, key string) ([]Interaction, error) {
 // Interaction returns one interaction by Seq (wrapped ErrNoCassette or
 // ErrNoInteraction if missing).
 func (s *Store) Interaction(cassette string, seq uint64) (Interaction, error) {
-	var raw []byte
+	var in Interaction
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := cassetteBucket(tx, cassette)
 		if c == nil {
 			return &notFoundError{cassette}
 		}
+		var raw []byte
 		if items := c.Bucket(subInteractions); items != nil {
-			raw = bytes.Clone(items.Get(be64(seq)))
+			raw = items.Get(be64(seq))
 		}
 		if raw == nil {
 			return fmt.Errorf("cassette %q interaction %d: %w", cassette, seq, ErrNoInteraction)
+		}
+		var err error
+		if in, err = decodeValue(raw, newBodyCache(c).body); err != nil {
+			return fmt.Errorf("cassette %q interaction %d: %w", cassette, seq, err)
 		}
 		return nil
 	})
 	if err != nil {
 		return Interaction{}, s.wrap(err)
-	}
-	in, err := DecodeInteraction(raw)
-	if err != nil {
-		return Interaction{}, s.wrap(fmt.Errorf("cassette %q interaction %d: %w", cassette, seq, err))
 	}
 	in.Seq = seq
 	return in, nil
