@@ -256,3 +256,22 @@ func mustValue(t *testing.T, s *Store) []byte {
 	}
 	return v
 }
+
+// bodySums answers the SHA-256 of exactly the bytes it is given, even when a
+// caller reuses its buffer for other bytes after a call.
+func TestBodySumsIsTheSHA256(t *testing.T) {
+	sums := newBodySums()
+	buf := bodyOf(8, 4<<10)
+	for round := range 3 {
+		for _, b := range [][]byte{buf, bodyOf(9, 4<<10), bytes.Repeat([]byte("z"), 3<<20), nil} {
+			if got, want := sums.sum(b), sha256.Sum256(b); got != want {
+				t.Fatalf("round %d: sum of %d bytes is not their SHA-256", round, len(b))
+			}
+		}
+		buf[100]++ // the caller changes its buffer
+	}
+	var nilSums *bodySums
+	if nilSums.sum(buf) != sha256.Sum256(buf) {
+		t.Fatal("nil bodySums")
+	}
+}

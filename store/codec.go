@@ -136,47 +136,6 @@ func unpackValue(value []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w: unknown compression %d", ErrCorrupt, value[1])
 }
 
-// minBlobBody is the smallest response body the store keeps apart from its
-// interaction, in the cassette's bodies bucket under its SHA-256, so that a
-// body answered again and again (a polled tool, tools/list, a model list, a
-// load test) is compressed and stored once. Smaller bodies stay inline: the
-// reference and the lookup would cost more than they save.
-const minBlobBody = 1024
-
-// storedBody is a response body kept apart from its interaction value.
-// packed is its stored form, or nil when the Recorder knew the blob was
-// already stored (or about to be): the commit then packs body only if the
-// blob turns out to be missing.
-type storedBody struct {
-	hash   [32]byte
-	body   []byte
-	packed []byte
-}
-
-// encodeForStore encodes in the way the store writes it: a response body of
-// minBlobBody bytes or more goes into a storedBody, referenced from the value
-// by its SHA-256; known reports whether that body is already stored (then it
-// is not compressed again). A body whose recording was cut (NotRecorded) is
-// never large, and stays inline like small ones.
-func encodeForStore(in *Interaction, known func(*[32]byte) bool) ([]byte, *storedBody, error) {
-	body := in.Response.Body
-	if len(body) < minBlobBody {
-		v, err := encodeValue(in, nil)
-		return v, nil, err
-	}
-	sb := &storedBody{hash: sha256.Sum256(body), body: body}
-	value, err := encodeValue(in, &sb.hash)
-	if err != nil {
-		return nil, nil, err
-	}
-	if known == nil || !known(&sb.hash) {
-		if sb.packed, err = packValue(body); err != nil {
-			return nil, nil, err
-		}
-	}
-	return value, sb, nil
-}
-
 // DecodeInteraction decodes a value written by EncodeInteraction. The result
 // does not alias value. Seq is left zero. A value whose body is stored apart
 // cannot be decoded on its own: the store decodes those (decodeValue).

@@ -47,33 +47,7 @@ type Recorder struct {
 	// again. A hint only: the commit writes a body it finds missing.
 	storedMu sync.Mutex
 	stored   map[string]map[[32]byte]struct{}
-}
-
-// maxStoredHints bounds the body hashes remembered per cassette (32 B each).
-const maxStoredHints = 1 << 16
-
-// bodyStored reports whether the cassette's body h was stored or queued by
-// this Recorder, and notes it as queued from now on.
-func (r *Recorder) bodyStored(cassette string, h *[32]byte) bool {
-	r.storedMu.Lock()
-	defer r.storedMu.Unlock()
-	set := r.stored[cassette]
-	if _, ok := set[*h]; ok {
-		return true
-	}
-	if set == nil || len(set) >= maxStoredHints {
-		set = make(map[[32]byte]struct{})
-		r.stored[cassette] = set
-	}
-	set[*h] = struct{}{}
-	return false
-}
-
-// forgetBodies drops the cassette's hints (it was reset or deleted).
-func (r *Recorder) forgetBodies(cassette string) {
-	r.storedMu.Lock()
-	delete(r.stored, cassette)
-	r.storedMu.Unlock()
+	sums     *bodySums
 }
 
 // op is one queued record, or a control marker when ctl is set.
@@ -101,7 +75,7 @@ func (s *Store) NewRecorder(opts RecorderOptions) *Recorder {
 		opts.Queue = 1024
 	}
 	r := &Recorder{s: s, opts: opts, ch: make(chan op, opts.Queue), done: make(chan struct{}),
-		stored: map[string]map[[32]byte]struct{}{}}
+		stored: map[string]map[[32]byte]struct{}{}, sums: newBodySums()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -130,7 +104,7 @@ func (r *Recorder) Record(cassette string, in Interaction) error {
 	if r.s.readOnly {
 		return r.errorf("%w", ErrReadOnly)
 	}
-	value, body, err := encodeForStore(&in, func(h *[32]byte) bool { return r.bodyStored(cassette, h) })
+	value, body, err := encodeForStore(&in, r.sums, func(h *[32]byte) bool { return r.bodyStored(cassette, h) })
 	if err != nil {
 		return r.errorf("encode: %w", err)
 	}

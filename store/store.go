@@ -365,7 +365,7 @@ func (s *Store) WriteCassette(name string, ins []Interaction, replace bool) erro
 	packed := map[[32]byte]bool{} // bodies already packed by this call
 	known := func(h *[32]byte) bool { seen := packed[*h]; packed[*h] = true; return seen }
 	for i := range ins {
-		v, b, err := encodeForStore(&ins[i], known)
+		v, b, err := encodeForStore(&ins[i], nil, known)
 		if err != nil {
 			return s.wrap(fmt.Errorf("interaction %d: %w", i+1, err))
 		}
@@ -593,43 +593,6 @@ func (s *Store) Interactions(name string) ([]Interaction, error) {
 		return err
 	})
 	return out, s.wrap(err)
-}
-
-// bodyCache resolves body references inside one read transaction. Every
-// interaction answered with the same body shares one decoded copy (read-only,
-// capacity-capped slices), so a cassette of a thousand identical 50 KB
-// answers holds 50 KB, not 50 MB.
-type bodyCache struct {
-	bucket *bolt.Bucket // nil in cassettes written before bodies were kept apart
-	mu     sync.Mutex
-	bodies map[[32]byte][]byte
-}
-
-func newBodyCache(cassette *bolt.Bucket) *bodyCache {
-	return &bodyCache{bucket: cassette.Bucket(subBodies), bodies: map[[32]byte][]byte{}}
-}
-
-// body is the decoder's resolver. Safe for concurrent use (decodeRaw's workers).
-func (bc *bodyCache) body(ref []byte) ([]byte, error) {
-	h := [32]byte(ref)
-	bc.mu.Lock()
-	defer bc.mu.Unlock()
-	if b, ok := bc.bodies[h]; ok {
-		return b, nil
-	}
-	var packed []byte
-	if bc.bucket != nil {
-		packed = bc.bucket.Get(ref)
-	}
-	if packed == nil {
-		return nil, fmt.Errorf("body %x is missing from the cassette", ref[:8])
-	}
-	b, err := unpackValue(packed)
-	if err != nil {
-		return nil, fmt.Errorf("body %x: %w", ref[:8], err)
-	}
-	bc.bodies[h] = b
-	return b, nil
 }
 
 // decodeRaw decodes values, in parallel when there are many. It runs inside
