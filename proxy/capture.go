@@ -58,7 +58,14 @@ type readMark struct {
 }
 
 func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func(*capture)) *capture {
+	var mem []byte
+	if n := resp.ContentLength; n > 0 && n <= min(maxBody, spillThreshold) {
+		// Sized once: appending read by read would allocate the body about
+		// twice over on its way up (the garbage of a 50 KB body is ~130 KB).
+		mem = make([]byte, 0, n)
+	}
 	return &capture{
+		mem:      mem,
 		src:      src,
 		start:    time.Now(),
 		maxBody:  maxBody,

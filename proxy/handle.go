@@ -196,7 +196,7 @@ func (s *Server) save(in store.Interaction, mode Mode) {
 			s.log.Error("recording dropped: internal error", "url", in.Request.URL, "panic", fmt.Sprint(p))
 		}
 	}()
-	s.memo.response(s.redactor, &in.Response) // the request was scrubbed in handle, before keying
+	redactResponse(s.memo, s.redactor, &in.Response) // the request was scrubbed in handle, before keying
 	in.Key = s.cfg.Rules.Key(&in.Request)
 	if mode == ModeLive {
 		s.index.Add(in)

@@ -2,9 +2,8 @@ package proxy
 
 import (
 	"bytes"
-	"hash/maphash"
-	"sync"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/bytesmemo"
 	"github.com/cassetteproxy/cassetteproxy/redact"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -13,95 +12,49 @@ import (
 // answered again (a polled tool, tools/list, a model list, a load test) is
 // compared byte for byte with the one seen before instead of scanned again:
 // on a 50 KB JSON body the comparison costs a few microseconds, the scan
-// tens to a hundred. The body's redaction depends only on its bytes and its
+// tens to a hundred. A body's redaction depends only on its bytes and its
 // Content-Type, and the memo is keyed on both, so a hit returns exactly what
-// the scan would. The raw bodies it holds are copies that live in memory
-// only, like the response itself on its way to redaction, and are bounded in
-// number and in bytes.
-type redactMemo struct {
-	seed maphash.Seed
-
-	mu      sync.Mutex
-	entries map[uint64]memoEntry
-	bytes   int
-}
-
-type memoEntry struct {
-	contentType string
-	raw         []byte // a private copy of the body as it came
-	redacted    []byte // what it redacted to; never written to
-}
+// the scan would. The raw bodies it holds are copies in memory only, like
+// the response itself on its way to redaction. The value is the redacted
+// body, or nil when redaction changed nothing (the memo's copy is the answer).
+type redactMemo = bytesmemo.Memo[[]byte]
 
 const (
-	minMemoBody    = 1024     // below this, scanning is as cheap as comparing
-	maxMemoBody    = 1 << 20  // larger bodies are rare repeats and costly to keep
-	maxMemoBytes   = 16 << 20 // raw plus redacted, over all entries
+	minMemoBody    = 1024    // below this, scanning is as cheap as comparing
+	maxMemoBytes   = 4 << 20 // raw plus redacted, over all entries
 	maxMemoEntries = 256
 )
 
-func newRedactMemo() *redactMemo {
-	return &redactMemo{seed: maphash.MakeSeed(), entries: map[uint64]memoEntry{}}
-}
+func newRedactMemo() *redactMemo { return bytesmemo.New[[]byte](maxMemoEntries, maxMemoBytes) }
 
-// response redacts resp in place exactly like redactor.Response, reusing the
-// redacted body of an identical earlier body. Streams (events) are always
-// scanned: their redaction is per event.
-func (m *redactMemo) response(redactor *redact.Redactor, resp *store.Response) {
+// redactResponse redacts resp in place exactly like redactor.Response,
+// reusing the redacted body of an identical earlier body. Streams (events)
+// are always scanned: their redaction is per event.
+func redactResponse(memo *redactMemo, redactor *redact.Redactor, resp *store.Response) {
 	body := resp.Body
-	if len(resp.Events) > 0 || len(body) < minMemoBody || len(body) > maxMemoBody {
+	if len(resp.Events) > 0 || len(body) < minMemoBody {
 		redactor.Response(resp)
 		return
 	}
 	ct := resp.Header.Get("Content-Type")
-	h := maphash.Bytes(m.seed, body)
-	if redacted, ok := m.lookup(h, ct, body); ok {
+	if redacted, raw, ok := memo.Get(ct, body); ok {
 		resp.Body = nil // the headers are scrubbed as usual; the body is known
 		redactor.Response(resp)
+		if redacted == nil {
+			redacted = raw
+		}
 		resp.Body = redacted
 		return
 	}
 	raw := bytes.Clone(body) // before the scan, which owns body from here
 	redactor.Response(resp)
-	m.store(h, ct, raw, body, resp.Body)
-}
-
-func (m *redactMemo) lookup(h uint64, ct string, body []byte) ([]byte, bool) {
-	m.mu.Lock()
-	e, ok := m.entries[h]
-	m.mu.Unlock()
-	if !ok || e.contentType != ct || !bytes.Equal(e.raw, body) {
-		return nil, false
-	}
-	return e.redacted, true
-}
-
-// store remembers that raw (a private copy of body) redacted to redacted.
-func (m *redactMemo) store(h uint64, ct string, raw, body, redacted []byte) {
-	e := memoEntry{contentType: ct, raw: raw, redacted: redacted}
-	if len(redacted) > 0 && &body[0] == &redacted[0] { // the scan answered with body itself
+	redacted := resp.Body
+	if len(redacted) > 0 && &redacted[0] == &body[0] { // the scan answered with body itself
 		if bytes.Equal(redacted, raw) {
-			e.redacted = raw // nothing redacted
+			redacted = nil // nothing redacted
 		} else {
-			e.redacted = bytes.Clone(redacted) // body belongs to the caller
+			redacted = bytes.Clone(redacted) // body belongs to the caller
 		}
 	}
-	size := memoSize(e)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if old, ok := m.entries[h]; ok {
-		m.bytes -= memoSize(old)
-	}
-	if len(m.entries) >= maxMemoEntries || m.bytes+size > maxMemoBytes {
-		clear(m.entries) // crude, but repeats refill it within a few requests
-		m.bytes = 0
-	}
-	m.entries[h] = e
-	m.bytes += size
-}
-
-func memoSize(e memoEntry) int {
-	if len(e.raw) > 0 && len(e.redacted) > 0 && &e.raw[0] == &e.redacted[0] {
-		return len(e.raw)
-	}
-	return len(e.raw) + len(e.redacted)
+	memo.Put(ct, raw, redacted, len(redacted))
 }

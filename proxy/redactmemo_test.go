@@ -44,7 +44,7 @@ func TestRedactMemoAnswersLikeTheRedactor(t *testing.T) {
 				want := &store.Response{Status: 200, Header: http.Header{"Content-Type": {c.ct}, "Set-Cookie": {"sid=abc123secret"}}, Body: bytes.Clone(c.body)}
 				got := &store.Response{Status: 200, Header: want.Header.Clone(), Body: bytes.Clone(c.body)}
 				red.Response(want)
-				memo.response(red, got)
+				redactResponse(memo, red, got)
 				if !bytes.Equal(got.Body, want.Body) {
 					t.Fatalf("body:\n got %.200s\nwant %.200s", got.Body, want.Body)
 				}
@@ -57,7 +57,7 @@ func TestRedactMemoAnswersLikeTheRedactor(t *testing.T) {
 			})
 		}
 	}
-	if len(memo.entries) == 0 {
+	if memo.Len() == 0 {
 		t.Fatal("memo kept nothing")
 	}
 }
@@ -67,9 +67,9 @@ func TestRedactMemoStaysBounded(t *testing.T) {
 	memo := newRedactMemo()
 	for i := range 3 * maxMemoEntries {
 		body := fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, i, strings.Repeat("y", 4096))
-		memo.response(red, &store.Response{Header: http.Header{"Content-Type": {"application/json"}}, Body: body})
-		if len(memo.entries) > maxMemoEntries || memo.bytes > maxMemoBytes {
-			t.Fatalf("after %d bodies: %d entries, %d bytes", i+1, len(memo.entries), memo.bytes)
+		redactResponse(memo, red, &store.Response{Header: http.Header{"Content-Type": {"application/json"}}, Body: body})
+		if memo.Len() > maxMemoEntries || memo.Bytes() > maxMemoBytes {
+			t.Fatalf("after %d bodies: %d entries, %d bytes", i+1, memo.Len(), memo.Bytes())
 		}
 	}
 }

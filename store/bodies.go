@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"hash/maphash"
 	"sync"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/bytesmemo"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -25,7 +25,7 @@ const minBlobBody = 1024
 // storedBody is a response body kept apart from its interaction value.
 // packed is its stored form, or nil when the Recorder knew the blob was
 // already stored (or about to be): the commit then packs body only if the
-// blob turns out to be missing.
+// blob turns out to be missing. body is kept only while packed is nil.
 type storedBody struct {
 	hash   [32]byte
 	body   []byte
@@ -52,60 +52,29 @@ func encodeForStore(in *Interaction, sums *bodySums, known func(*[32]byte) bool)
 		if sb.packed, err = packValue(body); err != nil {
 			return nil, nil, err
 		}
+		sb.body = nil // packed: the caller's bytes are not needed any more
 	}
 	return value, sb, nil
 }
 
 // bodySums remembers the SHA-256 of recent large bodies, so a body seen
 // again is compared byte for byte with a kept copy (a memcmp, a few
-// microseconds for 50 KB) instead of hashed again (~25 µs). Bounded in
-// entries and bytes; a nil *bodySums just hashes.
-type bodySums struct {
-	seed maphash.Seed
+// microseconds for 50 KB) instead of hashed again (~25 µs). A nil *bodySums
+// just hashes.
+type bodySums struct{ memo *bytesmemo.Memo[[32]byte] }
 
-	mu      sync.Mutex
-	entries map[uint64]sumEntry
-	bytes   int
-}
-
-type sumEntry struct {
-	body []byte // a private copy
-	sum  [32]byte
-}
-
-const (
-	maxSumEntries = 256
-	maxSumBytes   = 8 << 20
-)
-
-func newBodySums() *bodySums {
-	return &bodySums{seed: maphash.MakeSeed(), entries: map[uint64]sumEntry{}}
-}
+func newBodySums() *bodySums { return &bodySums{bytesmemo.New[[32]byte](256, 4<<20)} }
 
 func (s *bodySums) sum(body []byte) [32]byte {
-	if s == nil || len(body) > maxSumBytes/4 {
+	if s == nil || len(body) > 1<<20 { // too large to keep a copy of
 		return sha256.Sum256(body)
 	}
-	h := maphash.Bytes(s.seed, body)
-	s.mu.Lock()
-	e, ok := s.entries[h]
-	s.mu.Unlock()
-	if ok && bytes.Equal(e.body, body) {
-		return e.sum
+	if sum, _, ok := s.memo.Get("", body); ok {
+		return sum
 	}
-	e = sumEntry{body: bytes.Clone(body), sum: sha256.Sum256(body)}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.entries[h]; ok {
-		s.bytes -= len(old.body)
-	}
-	if len(s.entries) >= maxSumEntries || s.bytes+len(body) > maxSumBytes {
-		clear(s.entries)
-		s.bytes = 0
-	}
-	s.entries[h] = e
-	s.bytes += len(body)
-	return e.sum
+	sum := sha256.Sum256(body)
+	s.memo.Put("", bytes.Clone(body), sum, 0)
+	return sum
 }
 
 // maxStoredHints bounds the body hashes remembered per cassette (32 B each).
