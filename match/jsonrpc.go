@@ -14,6 +14,9 @@ import (
 // "jsonrpc":"2.0" and an "id"), as the bytes it was written with. Batches,
 // notifications (no id) and anything that is not JSON-RPC give ok false.
 func JSONRPCID(body []byte) (id json.RawMessage, ok bool) {
+	if !startsObject(body) { // most bodies (none, a GET's) end here, unparsed
+		return nil, false
+	}
 	n, err := parseJSON(body)
 	if err != nil || !isJSONRPC(&n) {
 		return nil, false
@@ -25,6 +28,19 @@ func JSONRPCID(body []byte) (id json.RawMessage, ok bool) {
 		}
 	}
 	return nil, false
+}
+
+// startsObject reports whether the first byte after JSON whitespace is '{':
+// a JSON-RPC message is an object, so nothing else needs parsing.
+func startsObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == '{'
+	}
+	return false
 }
 
 // WithJSONRPCID returns body with the value of its top-level "id" replaced

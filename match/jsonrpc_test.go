@@ -23,6 +23,10 @@ func TestJSONRPCID(t *testing.T) {
 		{`[{"jsonrpc":"2.0","id":1}]`, ``, false},
 		{`not json`, ``, false},
 		{``, ``, false},
+		{" \r\n\t{\"jsonrpc\":\"2.0\",\"id\":7}\n", `7`, true}, // JSON whitespace before the object
+		{" \t\n", ``, false},
+		{"\ufeff{\"jsonrpc\":\"2.0\",\"id\":7}", ``, false}, // a BOM is not JSON whitespace
+		{`"{\"jsonrpc\":\"2.0\",\"id\":1}"`, ``, false},  // a string, not an object
 	}
 	for _, tc := range cases {
 		id, ok := JSONRPCID([]byte(tc.body))

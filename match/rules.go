@@ -416,7 +416,10 @@ func (r *Rules) Modes() []string {
 // host and drops a trailing dot. port is "" when absent.
 func splitHostPort(hostport string) (hostname, port string) {
 	hostport = strings.TrimSpace(hostport)
-	if h, p, err := net.SplitHostPort(hostport); err == nil {
+	if strings.IndexByte(hostport, ':') < 0 {
+		// No port: the common case, without net.SplitHostPort's error.
+		hostname = strings.Trim(hostport, "[]")
+	} else if h, p, err := net.SplitHostPort(hostport); err == nil {
 		hostname, port = h, p
 	} else {
 		hostname = strings.Trim(hostport, "[]")

@@ -176,3 +176,23 @@ func TestGlobMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitHostPort(t *testing.T) {
+	cases := []struct{ in, host, port string }{
+		{"api.example.com", "api.example.com", ""},
+		{"API.Example.COM.", "api.example.com", ""},
+		{" api.example.com:8443 ", "api.example.com", "8443"},
+		{"api.example.com:443", "api.example.com", "443"},
+		{"[::1]:8080", "::1", "8080"},
+		{"[::1]", "::1", ""},
+		{"::1", "::1", ""}, // not host:port; kept whole
+		{"", "", ""},
+		{"h:", "h", ""},
+	}
+	for _, tc := range cases {
+		h, p := splitHostPort(tc.in)
+		if h != tc.host || p != tc.port {
+			t.Errorf("splitHostPort(%q) = %q, %q; want %q, %q", tc.in, h, p, tc.host, tc.port)
+		}
+	}
+}

@@ -208,38 +208,63 @@ func (s *Server) save(in store.Interaction, mode Mode) {
 
 // replayResponse answers from a recorded interaction. A JSON-RPC answer
 // carries the live request's id, not the recorded one (see jsonrpcAnswer).
+//
+// An answer with a body of known length (nearly every one) is handed the
+// recorded header map itself, not a copy: its length goes in
+// ContentLength, which is what both writers use (Response.Write leaves a
+// Content-Length header out and writes the field; writeResponse sets it
+// from the field), and no writer changes the map of such an answer
+// (goproxy deletes Content-Length only from answers it re-chunks: unknown
+// length or a replaced body). The other answers get a copy.
 func (s *Server) replayResponse(req *http.Request, live *store.Request, in *store.Interaction) *http.Response {
-	h := in.Response.Header.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
 	resp := &http.Response{
 		StatusCode: in.Response.Status,
 		// Status is left empty: Response.Write derives the reason phrase.
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:  h,
 		Request: req,
 	}
 	body, events := jsonrpcAnswer(live, in)
 	switch {
 	case req.Method == http.MethodHead:
 		// No body, but the length a GET would fetch, as recorded.
+		resp.Header = cloneHeader(in.Response.Header)
 		resp.Body = http.NoBody
-		resp.ContentLength, _ = strconv.ParseInt(h.Get("Content-Length"), 10, 64)
+		resp.ContentLength, _ = strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
 	case in.Response.Status == http.StatusNoContent || in.Response.Status == http.StatusNotModified:
+		resp.Header = cloneHeader(in.Response.Header)
 		resp.Body = http.NoBody
 		resp.ContentLength = 0
 	case in.Response.Streamed:
 		// A stream is served as its events, one write each, so a client
 		// reading event by event sees what it saw live.
+		resp.Header = cloneHeader(in.Response.Header)
 		resp.Body = newEventReader(req.Context(), events, in.Response.Incomplete, s.cfg.ReplayTiming)
 		resp.ContentLength = -1
+	case len(body) == 0:
+		resp.Header = cloneHeader(in.Response.Header)
+		resp.Body = nopCloser{bytes.NewReader(body)}
+		resp.ContentLength = 0
+		resp.Header.Set("Content-Length", "0") // goproxy re-chunks a 0 without it
 	default:
+		resp.Header = in.Response.Header // shared, read-only: see above
+		if resp.Header == nil {
+			resp.Header = emptyHeader
+		}
 		resp.Body = nopCloser{bytes.NewReader(body)}
 		resp.ContentLength = int64(len(body))
-		h.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	return resp
+}
+
+// emptyHeader is the shared, never written, header of a recorded answer
+// that has none.
+var emptyHeader = http.Header{}
+
+func cloneHeader(h http.Header) http.Header {
+	if h == nil {
+		return http.Header{}
+	}
+	return h.Clone()
 }
 
 // jsonrpcAnswer is the recorded body and events, with the id of a JSON-RPC

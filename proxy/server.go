@@ -243,6 +243,11 @@ func New(cfg Config) (*Server, error) {
 			s.report(Outcome{Method: http.MethodConnect, URL: host, Host: host, Decision: DecisionBlocked, Reason: ReasonHostNotRecorded, Status: cfg.BlockedStatus})
 			return goproxy.RejectConnect, host
 		}
+		// goproxy copies UserData into every request of the tunnel: it is
+		// how a request's answer finds the client connection (holdNextWrite).
+		if tc, ok := ctx.Req.Context().Value(connKey{}).(*trackedConn); ok {
+			ctx.UserData = tc
+		}
 		return mitm, host
 	})
 	gp.OnRequest().DoFunc(func(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
@@ -251,7 +256,11 @@ func New(cfg Config) (*Server, error) {
 			ctx.RoundTripper = goproxy.RoundTripperFunc(s.upgradeTrip)
 			return req, nil
 		}
-		return req, s.handle(req)
+		resp := s.handle(req)
+		if tc, ok := ctx.UserData.(*trackedConn); ok && headThenBody(req, resp) {
+			tc.holdNextWrite() // the head waits for the body: one write(2), not two
+		}
+		return req, resp
 	})
 	s.gp = gp
 	s.srv = &http.Server{
@@ -261,6 +270,9 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 		// Once goproxy hijacks a connection net/http's deadlines are gone;
 		// trackedConn applies TunnelIdle from then on.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 		ConnState: func(c net.Conn, st http.ConnState) {
 			if tc, ok := c.(*trackedConn); ok && st == http.StateHijacked {
 				tc.hijacked.Store(true)
@@ -438,10 +450,97 @@ type trackedConn struct {
 	s        *Server
 	once     sync.Once
 	hijacked atomic.Bool
+
+	// Write coalescing (see holdNextWrite). holding is set while a write
+	// is armed to be held or bytes are held, so Read and Write look no
+	// further otherwise; wmu orders every write once it is set.
+	holding atomic.Bool
+	wmu     sync.Mutex
+	armed   bool        // under wmu: the next Write is kept back
+	held    []byte      // under wmu: the kept-back bytes
+	iov     net.Buffers // under wmu: held and the next write, for one writev
 }
 
-// Read gives a hijacked connection an idle deadline, renewed at every read.
+// connKey finds the accepted *trackedConn in a request's context
+// (http.Server.ConnContext).
+type connKey struct{}
+
+// holdNextWrite keeps the connection's next Write back, to go out in one
+// system call with the Write after it, or before the next Read, or at
+// Close, whichever comes first. Inside an intercepted tunnel goproxy writes
+// a response's head and its body as two TLS records, each its own write(2);
+// for an answer whose body is in memory nothing can block between the two,
+// so they may share one. Never arm it when the body may wait on anything
+// but this connection's own reads (an upstream, a paced stream): the head
+// would wait with it.
+func (c *trackedConn) holdNextWrite() {
+	c.wmu.Lock()
+	c.armed = true
+	c.holding.Store(true)
+	c.wmu.Unlock()
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if !c.holding.Load() {
+		return c.Conn.Write(p)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.armed {
+		c.armed = false
+		c.held = append(c.held[:0], p...)
+		return len(p), nil
+	}
+	return c.flushLocked(p)
+}
+
+// flushLocked sends the held bytes, then p, with one writev, and disarms.
+// The count returned is of p's bytes.
+func (c *trackedConn) flushLocked(p []byte) (int, error) {
+	c.armed = false
+	c.holding.Store(false)
+	held := c.held
+	c.held = c.held[:0]
+	if cap(c.held) > 64<<10 {
+		c.held = nil // a large record once is no reason to keep its size
+	}
+	switch {
+	case len(held) == 0:
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return c.Conn.Write(p)
+	case len(p) == 0:
+		_, err := c.Conn.Write(held)
+		return 0, err
+	}
+	c.iov = append(c.iov[:0], held, p)
+	n, err := c.iov.WriteTo(c.Conn) // consumes c.iov
+	c.iov = c.iov[:0:0]
+	n -= int64(len(held))
+	if n < 0 {
+		n = 0
+	}
+	return int(n), err
+}
+
+// flushHeld sends anything held back.
+func (c *trackedConn) flushHeld() error {
+	if !c.holding.Load() {
+		return nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.flushLocked(nil)
+	return err
+}
+
+// Read gives a hijacked connection an idle deadline, renewed at every read,
+// and first sends anything held back: the peer may be waiting for it.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if err := c.flushHeld(); err != nil {
+		return 0, err
+	}
 	if c.hijacked.Load() {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.s.cfg.TunnelIdle))
 	}
@@ -449,6 +548,13 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 }
 
 func (c *trackedConn) Close() error {
+	// Held bytes go out first, unless a write is under way (Shutdown
+	// closing a connection another goroutine is writing to): Close never
+	// waits on a peer that does not read.
+	if c.holding.Load() && c.wmu.TryLock() {
+		_, _ = c.flushLocked(nil)
+		c.wmu.Unlock()
+	}
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
