@@ -124,7 +124,7 @@ func (ix *Index) Next(req *store.Request) (*store.Interaction, Status) {
 	if ix == nil {
 		return nil, NotFound
 	}
-	key := ix.rules.normalize(req).digest()
+	key := ix.rules.digest(req)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	b := ix.byKey[key]

@@ -26,7 +26,7 @@ func TestJSONRPCID(t *testing.T) {
 		{" \r\n\t{\"jsonrpc\":\"2.0\",\"id\":7}\n", `7`, true}, // JSON whitespace before the object
 		{" \t\n", ``, false},
 		{"\ufeff{\"jsonrpc\":\"2.0\",\"id\":7}", ``, false}, // a BOM is not JSON whitespace
-		{`"{\"jsonrpc\":\"2.0\",\"id\":1}"`, ``, false},  // a string, not an object
+		{`"{\"jsonrpc\":\"2.0\",\"id\":1}"`, ``, false},     // a string, not an object
 	}
 	for _, tc := range cases {
 		id, ok := JSONRPCID([]byte(tc.body))

@@ -56,7 +56,7 @@ type normReq struct {
 // SHA-256 of its canonical form. See the package documentation for what
 // goes in.
 func (r *Rules) Key(req *store.Request) string {
-	d := r.normalize(req).digest()
+	d := r.digest(req)
 	return hex.EncodeToString(d[:])
 }
 
@@ -88,7 +88,21 @@ func splitURL(raw string) (scheme, authority, path, query string) {
 }
 
 func (r *Rules) normalize(req *store.Request) *normReq {
-	n := &normReq{method: strings.ToUpper(strings.TrimSpace(req.Method))}
+	n := new(normReq)
+	r.normalizeInto(n, req)
+	return n
+}
+
+// digest is the key's digest of req: normalize, without a normReq left on
+// the heap per call.
+func (r *Rules) digest(req *store.Request) [32]byte {
+	var n normReq
+	r.normalizeInto(&n, req)
+	return n.digest()
+}
+
+func (r *Rules) normalizeInto(n *normReq, req *store.Request) {
+	*n = normReq{method: strings.ToUpper(strings.TrimSpace(req.Method))}
 	if n.method == "" {
 		n.method = http.MethodGet
 	}
@@ -116,7 +130,6 @@ func (r *Rules) normalize(req *store.Request) *normReq {
 	n.query = parsePairs(rawQuery, func(k string) bool { return anyGlob(eff.ignoreQuery, k, false) })
 	n.header = keyedHeaders(req.Header, eff)
 	n.normalizeBody(req, eff)
-	return n
 }
 
 // hostKey is the host as it goes in the key: the port only when it is
@@ -421,10 +434,19 @@ type summary struct {
 	content                    sketch
 }
 
+// noPairsDigest is the digest of an empty list of pairs: most requests
+// have no query or no keyed header, and need not hash nothing again.
+var noPairsDigest = sha256.Sum256(appendPairs(nil, nil))
+
 func (n *normReq) partDigests() (q, h [32]byte) {
+	q, h = noPairsDigest, noPairsDigest
 	buf := make([]byte, 0, 128)
-	q = sha256.Sum256(appendPairs(buf, n.query))
-	h = sha256.Sum256(appendPairs(buf[:0], n.header))
+	if len(n.query) > 0 {
+		q = sha256.Sum256(appendPairs(buf, n.query))
+	}
+	if len(n.header) > 0 {
+		h = sha256.Sum256(appendPairs(buf[:0], n.header))
+	}
 	return
 }
 

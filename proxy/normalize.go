@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strings"
 
 	"github.com/andybalholm/brotli"
@@ -27,20 +29,74 @@ var hopHeaders = []string{
 // keepUpgrade leaves Connection/Upgrade in place for a protocol upgrade.
 func stripHop(h http.Header, keepUpgrade bool) {
 	if !keepUpgrade {
-		for _, v := range h.Values("Connection") {
-			for _, name := range strings.Split(v, ",") {
+		for _, v := range h["Connection"] {
+			for name := range strings.SplitSeq(v, ",") {
 				if name = strings.TrimSpace(name); name != "" {
 					h.Del(name)
 				}
 			}
 		}
 	}
-	for _, name := range hopHeaders {
+	for _, name := range hopHeaders { // canonical already: delete as Header.Del would
 		if keepUpgrade && (name == "Connection" || name == "Upgrade") {
 			continue
 		}
-		h.Del(name)
+		if _, ok := h[name]; ok {
+			delete(h, name)
+		}
 	}
+}
+
+// recordedRequestDrops are the headers a recorded request never has: the
+// hop-by-hop ones, then Content-Length (derived from the body) and Expect
+// (the proxy has the body already; 100-continue is between it and the
+// client).
+var recordedRequestDrops = append(slices.Clone(hopHeaders), "Content-Length", "Expect")
+
+// hasAny reports whether h has any of the (canonical) names.
+func hasAny(h http.Header, names []string) bool {
+	for _, name := range names {
+		if _, ok := h[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutHop is a copy of h without its hop-by-hop headers and without the
+// extra (canonical) names: what Clone, then stripHop(h, false), then Del of
+// each extra name leave, made in one pass.
+func withoutHop(h http.Header, extra ...string) http.Header {
+	if h == nil {
+		return nil
+	}
+	var named []string // canonical names the Connection header lists
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				named = append(named, textproto.CanonicalMIMEHeaderKey(name))
+			}
+		}
+	}
+	nv := 0
+	for _, vv := range h {
+		nv += len(vv)
+	}
+	sv := make([]string, nv) // one backing array for every value, as Clone does
+	out := make(http.Header, len(h))
+	for k, vv := range h {
+		if slices.Contains(hopHeaders, k) || slices.Contains(extra, k) || slices.Contains(named, k) {
+			continue
+		}
+		if vv == nil {
+			out[k] = nil
+			continue
+		}
+		n := copy(sv, vv)
+		out[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	return out
 }
 
 // isUpgrade reports a protocol upgrade request (WebSocket and the like).
@@ -61,11 +117,20 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 // recordedRequest is the form a live request is stored and matched in:
 // hop-by-hop headers gone, body decoded.
-func recordedRequest(req *http.Request, body []byte) store.Request {
-	h := req.Header.Clone()
-	stripHop(h, false)
-	h.Del("Content-Length")
-	h.Del("Expect") // the proxy has the body already; 100-continue is between it and the client
+//
+// Its header is a copy, since it is redacted in place and the live request
+// may be forwarded. With inPlace (a request that is never forwarded, as in
+// replay and strict modes) and nothing to strip, it is the live request's
+// own map: the answer is made from the recorded form, and neither net/http
+// nor goproxy reads a header a redaction could change (they read
+// Connection and Expect, whose presence forces the copy).
+func recordedRequest(req *http.Request, body []byte, inPlace bool) store.Request {
+	var h http.Header
+	if inPlace && !hasAny(req.Header, recordedRequestDrops) {
+		h = req.Header
+	} else {
+		h = withoutHop(req.Header, recordedRequestDrops[len(hopHeaders):]...)
+	}
 	r := store.Request{Method: req.Method, URL: req.URL.String(), Header: h, Body: body}
 	if enc := h.Get("Content-Encoding"); enc != "" && len(body) > 0 {
 		if decoded, err := decodeBody(enc, body); err == nil {
@@ -82,10 +147,11 @@ func recordedRequest(req *http.Request, body []byte) store.Request {
 // served; only the answer to a HEAD keeps Content-Length, since it has no
 // body to derive it from (it tells the size of what a GET would fetch).
 func recordedResponseHead(resp *http.Response) store.Response {
-	h := resp.Header.Clone()
-	stripHop(h, false)
+	var h http.Header
 	if resp.Request == nil || resp.Request.Method != http.MethodHead {
-		h.Del("Content-Length")
+		h = withoutHop(resp.Header, "Content-Length")
+	} else {
+		h = withoutHop(resp.Header)
 	}
 	return store.Response{Status: resp.StatusCode, Header: h}
 }

@@ -367,7 +367,7 @@ func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (resp *http
 			resp, err = s.errorResponse(req, http.StatusBadGateway, "cassetteproxy internal error"), nil
 		}
 	}()
-	recReq := recordedRequest(req, nil)
+	recReq := recordedRequest(req, nil, false)
 	s.redactor.Request(&recReq)
 	resp, err = s.upstreamFor(ModeRecord).RoundTrip(req)
 	out := Outcome{Method: req.Method, URL: recReq.URL, Host: req.URL.Host, Decision: DecisionTunnelled}
@@ -458,7 +458,8 @@ type trackedConn struct {
 	wmu     sync.Mutex
 	armed   bool        // under wmu: the next Write is kept back
 	held    []byte      // under wmu: the kept-back bytes
-	iov     net.Buffers // under wmu: held and the next write, for one writev
+	iov     [2][]byte   // under wmu: held and the next write, for one writev
+	bufs    net.Buffers // under wmu: over iov (a field, so WriteTo allocates nothing)
 }
 
 // connKey finds the accepted *trackedConn in a request's context
@@ -514,9 +515,10 @@ func (c *trackedConn) flushLocked(p []byte) (int, error) {
 		_, err := c.Conn.Write(held)
 		return 0, err
 	}
-	c.iov = append(c.iov[:0], held, p)
-	n, err := c.iov.WriteTo(c.Conn) // consumes c.iov
-	c.iov = c.iov[:0:0]
+	c.iov = [2][]byte{held, p}
+	c.bufs = c.iov[:]
+	n, err := c.bufs.WriteTo(c.Conn) // consumes c.bufs
+	c.iov, c.bufs = [2][]byte{}, nil // keep no reference to p
 	n -= int64(len(held))
 	if n < 0 {
 		n = 0

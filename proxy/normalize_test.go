@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+// TestRecordedRequestHeader: the recorded header is the live one without
+// hop-by-hop headers, Content-Length and Expect (what Clone, stripHop and
+// Del left before it was made in one pass), and it is the live map itself
+// only for a request never forwarded that has nothing to strip.
+func TestRecordedRequestHeader(t *testing.T) {
+	cases := []struct {
+		name    string
+		in      http.Header
+		inPlace bool
+		want    http.Header
+		shared  bool
+	}{
+		{"clean, never forwarded", http.Header{"Accept": {"*/*"}, "User-Agent": {"x"}}, true,
+			http.Header{"Accept": {"*/*"}, "User-Agent": {"x"}}, true},
+		{"clean, may be forwarded", http.Header{"Accept": {"*/*"}}, false, http.Header{"Accept": {"*/*"}}, false},
+		{"hop headers", http.Header{"Accept": {"a"}, "Proxy-Connection": {"keep-alive"}, "Te": {"trailers"}, "Keep-Alive": {"5"}}, true,
+			http.Header{"Accept": {"a"}}, false},
+		{"Connection names more", http.Header{"Connection": {"X-Hop, close"}, "X-Hop": {"1"}, "X-Keep": {"2", "3"}}, true,
+			http.Header{"X-Keep": {"2", "3"}}, false},
+		{"length and expect", http.Header{"Content-Length": {"3"}, "Expect": {"100-continue"}, "Content-Type": {"text/plain"}}, true,
+			http.Header{"Content-Type": {"text/plain"}}, false},
+		{"nil value kept", http.Header{"X-Nil": nil, "Upgrade": {"h2c"}}, false, http.Header{"X-Nil": nil}, false},
+		{"no header", nil, true, nil, true},
+		{"no header, copied", nil, false, nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", "http://h.test/x", nil)
+			req.Header = tc.in
+			before := tc.in.Clone()
+			got := recordedRequest(req, nil, tc.inPlace).Header
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("recorded header %v, want %v", got, tc.want)
+			}
+			shared := got != nil && reflect.ValueOf(got).UnsafePointer() == reflect.ValueOf(tc.in).UnsafePointer()
+			if shared != tc.shared && tc.in != nil {
+				t.Errorf("shared the live map: %v, want %v", shared, tc.shared)
+			}
+			if !reflect.DeepEqual(tc.in, before) {
+				t.Errorf("the live header changed: %v, was %v", tc.in, before)
+			}
+		})
+	}
+}
+
+func TestRecordedResponseHead(t *testing.T) {
+	cases := []struct {
+		method string
+		in     http.Header
+		want   http.Header
+	}{
+		{"GET", http.Header{"Content-Type": {"a"}, "Content-Length": {"3"}, "Connection": {"keep-alive"}, "Transfer-Encoding": {"chunked"}},
+			http.Header{"Content-Type": {"a"}}},
+		{"HEAD", http.Header{"Content-Type": {"a"}, "Content-Length": {"3"}, "Keep-Alive": {"timeout=5"}},
+			http.Header{"Content-Type": {"a"}, "Content-Length": {"3"}}},
+		{"GET", http.Header{"Connection": {"X-Conn"}, "X-Conn": {"1"}, "Etag": {`"e"`}}, http.Header{"Etag": {`"e"`}}},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(tc.method, "http://h.test/", nil)
+		resp := &http.Response{StatusCode: 200, Header: tc.in, Request: req}
+		before := tc.in.Clone()
+		got := recordedResponseHead(resp)
+		if !reflect.DeepEqual(got.Header, tc.want) || got.Status != 200 {
+			t.Errorf("%s %v: recorded %d %v, want %v", tc.method, tc.in, got.Status, got.Header, tc.want)
+		}
+		if !reflect.DeepEqual(tc.in, before) {
+			t.Errorf("the live header changed: %v", tc.in)
+		}
+	}
+}
