@@ -189,7 +189,7 @@ func (r *Redactor) scrubMultipart(w *writer, ct string) {
 			sub := &writer{r: r, fp: w.fp, src: s[bs:be]}
 			r.scrubBody(sub, pct)
 			if sub.dirty {
-				w.replace(span{start: bs, end: be, lit: sub.bytes()})
+				w.replaceLit(bs, be, sub.bytes())
 			}
 		}
 		if next < 0 {

@@ -35,18 +35,74 @@ var jsonDelim = func() (t [256]bool) {
 	return
 }()
 
+// keyCache remembers the verdicts of secretKey on recent keys of one JSON
+// body, which repeats its keys ("role", "content", "type", ...) and, in
+// tool-call arguments, the keys of the JSON inside its strings: 16 sets of
+// 4, the most recent first. An entry is a key's place in the body,
+// src[start:end].
+type keyCache [16][4]struct {
+	start, end int32
+	secret     bool
+}
+
+// secretKey is secretField of a raw JSON key (unescaped first), answered
+// from c when it saw the same bytes before; c may be nil. raw is
+// src[start:start+len(raw)].
+func (r *Redactor) secretKey(c *keyCache, src []byte, start int, raw []byte) bool {
+	n := len(raw)
+	if c == nil || n == 0 || start+n > 1<<31-1 {
+		return r.secretField(unescapeKey(raw))
+	}
+	x := uint32(n) | uint32(raw[0])<<8 | uint32(raw[n/2])<<16 | uint32(raw[n-1])<<24
+	set := &c[(x*0x9E3779B1)>>28]
+	for k := range set {
+		e := &set[k]
+		if e.end == 0 {
+			break
+		}
+		if int(e.end-e.start) == n && src[e.start] == raw[0] && string(src[e.start:e.end]) == string(raw) {
+			return e.secret
+		}
+	}
+	secret := r.secretField(unescapeKey(raw))
+	copy(set[1:], set[:3])
+	set[0].start, set[0].end, set[0].secret = int32(start), int32(start+n), secret
+	return secret
+}
+
+// Classes of the byte that starts a JSON token.
+const (
+	jOther = iota // a number, a literal or stray text
+	jSkip         // white space, ':'
+	jOpen         // { [
+	jClose        // } ]
+	jComma
+	jQuote
+)
+
+var jclass = func() (t [256]uint8) {
+	for _, c := range []byte(" \t\n\r:") {
+		t[c] = jSkip
+	}
+	t['{'], t['['], t['}'], t[']'], t[','], t['"'] = jOpen, jOpen, jClose, jClose, jComma, jQuote
+	return
+}()
+
 func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func (r *Redactor) scanJSON(w *writer, lo, hi int) {
 	s := w.src
 	paths := len(r.paths) > 0
-	st := append(w.frames[:0], jframe{root: true, states: r.root})
+	var stack [16]jframe // deeper nesting grows on the heap
+	var cands [32]int    // mayMatch positions in the current string (stringScan)
+	var keys keyCache
+	st := append(stack[:0], jframe{root: true, states: r.root})
 	for i := lo; i < hi; {
 		c := s[i]
-		switch {
-		case isWS(c) || c == ':':
+		switch jclass[c] {
+		case jSkip:
 			i++
-		case c == '{' || c == '[':
+		case jOpen:
 			top := &st[len(st)-1]
 			var states []pstate
 			if paths {
@@ -61,42 +117,48 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int) {
 			}
 			st = append(st, jframe{arr: c == '[', secret: c == '[' && top.secret, states: states})
 			i++
-		case c == '}' || c == ']':
+		case jClose:
 			if len(st) > 1 {
 				st = st[:len(st)-1]
 			} else {
 				st[0].secret, st[0].key = false, nil
 			}
 			i++
-		case c == ',':
+		case jComma:
 			if top := &st[len(st)-1]; top.arr {
 				top.idx++
 			} else {
 				top.secret, top.key = false, nil
 			}
 			i++
-		case c == '"':
-			e, closed := stringEnd(s, i+1, hi)
+		case jQuote:
+			e, closed, nc, resume := stringScan(s, i+1, hi, cands[:])
 			top := &st[len(st)-1]
+			next := e + 1 // where the scan goes on: after the ':' of a key
 			isKey := false
 			if closed && !top.arr {
 				k := e + 1
 				for k < hi && isWS(s[k]) {
 					k++
 				}
-				isKey = k < hi && s[k] == ':'
+				if isKey = k < hi && s[k] == ':'; isKey {
+					next = k + 1
+				}
 			}
+			scan := nc > 0 || resume < e || len(r.pats) > 0
 			switch {
 			case isKey:
-				r.scanText(w, i+1, e)
+				if scan {
+					r.scanTextAt(w, i+1, e, cands[:nc], resume, &keys)
+				}
 				top.key = s[i+1 : e]
-				top.secret = r.secretField(unescapeKey(top.key))
+				top.secret = r.secretKey(&keys, s, i+1, top.key)
 			case e > i+1 && (top.secret || paths && r.finalHere(top)) && !isMarker(s[i+1:e]):
 				w.replace(span{start: i + 1, end: e, kind: "field"})
-			default:
-				r.scanText(w, i+1, e)
+			case scan:
+				r.scanTextAt(w, i+1, e, cands[:nc], resume, &keys)
 			}
-			i = e + 1
+			i = next
 		default:
 			j := i
 			for j < hi && !jsonDelim[s[j]] {
@@ -118,18 +180,28 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int) {
 			i = j
 		}
 	}
-	w.frames = st[:0]
 }
 
 // stringEnd returns the index of the quote closing a string whose content
 // starts at from, or hi when it is not closed.
 func stringEnd(s []byte, from, hi int) (int, bool) {
 	for i := from; i < hi; {
-		k := bytes.IndexByte(s[i:hi], '"')
-		if k < 0 {
-			break
+		// Most strings (keys, short values) end within a few bytes: a byte
+		// loop first, IndexByte for the rest.
+		q, e := i, min(i+16, hi)
+		for q < e && s[q] != '"' {
+			q++
 		}
-		q := i + k
+		if q == e {
+			if e == hi {
+				break
+			}
+			k := bytes.IndexByte(s[e:hi], '"')
+			if k < 0 {
+				break
+			}
+			q = e + k
+		}
 		n := 0
 		for q-1-n >= from && s[q-1-n] == '\\' {
 			n++

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -23,11 +24,6 @@ var (
 		"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie",
 		"X-Api-Key", "Api-Key", "X-Auth-Token",
 	}
-	// A header whose normalized name contains one of these is secret,
-	// unless it is a rate-limit header (x-ratelimit-remaining-tokens and
-	// kin carry counts, not credentials).
-	headerSubstrings = []string{"token", "secret", "password", "apikey"}
-
 	defaultFields = []string{
 		"api_key", "apikey", "key", "token", "access_token", "refresh_token",
 		"id_token", "client_secret", "password", "secret", "sig", "signature",
@@ -132,6 +128,15 @@ func normName(s string) string {
 // appendNormName appends name normalized as normName does, without
 // allocating when dst has room (the hot path: every JSON key).
 func appendNormName[T string | []byte](dst []byte, name T) []byte {
+	if n := len(dst); cap(dst)-n >= len(name) { // branch-free: write every byte, keep those that count
+		d := dst[:n+len(name)]
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			d[n] = normLower[c]
+			n += int(normKeep[c])
+		}
+		return d[:n]
+	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		switch {
@@ -144,6 +149,19 @@ func appendNormName[T string | []byte](dst []byte, name T) []byte {
 	}
 	return dst
 }
+
+// normLower lower-cases ASCII letters; normKeep is 0 for the bytes a
+// normalized name drops ('-' and '_'), else 1.
+var normLower, normKeep = func() (l, k [256]byte) {
+	for c := 0; c < 256; c++ {
+		l[c], k[c] = byte(c), 1
+		if c >= 'A' && c <= 'Z' {
+			l[c] = byte(c) + 'a' - 'A'
+		}
+	}
+	k['-'], k['_'] = 0, 0
+	return
+}()
 
 // secretField reports whether a query, form or JSON field name is secret.
 // "user[password]" is judged by its last bracket, "password".
@@ -170,11 +188,53 @@ func (r *Redactor) secretField(name []byte) bool {
 // are not credentials: max_tokens, x-ratelimit-remaining-tokens and
 // token_count stay.
 func (r *Redactor) credentialLike(norm []byte) bool {
-	if len(norm) < 5 || r.allow[string(norm)] || bytes.Contains(norm, []byte("ratelimit")) {
+	if len(norm) < 5 {
 		return false
 	}
-	return bytes.HasSuffix(norm, []byte("token")) || bytes.Contains(norm, []byte("secret")) ||
-		bytes.Contains(norm, []byte("password")) || bytes.Contains(norm, []byte("apikey"))
+	f := nameSubs(norm)
+	if f&subRatelimit != 0 || f&(subSecret|subPassword|subAPIKey) == 0 && !bytes.HasSuffix(norm, []byte("token")) {
+		return false
+	}
+	return !r.allow[string(norm)]
+}
+
+// Substrings of normalized names that make a header or field a credential.
+const (
+	subToken = 1 << iota
+	subSecret
+	subPassword
+	subAPIKey
+	subRatelimit
+)
+
+// nameSubs reports which of token, secret, password, apikey and ratelimit
+// occur in a normalized name, in one pass.
+func nameSubs(n []byte) (f uint8) {
+	for j := 0; j+5 <= len(n); j++ {
+		switch t := n[j:]; t[0] {
+		case 't':
+			if string(t[:5]) == "token" {
+				f |= subToken
+			}
+		case 's':
+			if len(t) >= 6 && string(t[:6]) == "secret" {
+				f |= subSecret
+			}
+		case 'p':
+			if len(t) >= 8 && string(t[:8]) == "password" {
+				f |= subPassword
+			}
+		case 'a':
+			if len(t) >= 6 && string(t[:6]) == "apikey" {
+				f |= subAPIKey
+			}
+		case 'r':
+			if len(t) >= 9 && string(t[:9]) == "ratelimit" {
+				f |= subRatelimit
+			}
+		}
+	}
+	return f
 }
 
 func lastIndexByte(b []byte, c byte) int {
@@ -186,24 +246,21 @@ func lastIndexByte(b []byte, c byte) int {
 	return -1
 }
 
-// secretHeader reports whether a header's whole value is secret.
+// secretHeader reports whether a header's whole value is secret: a listed
+// name, or a name containing token, secret, password or apikey unless it
+// is a rate-limit header (x-ratelimit-remaining-tokens and kin carry
+// counts, not credentials).
 func (r *Redactor) secretHeader(name string) bool {
-	n := normName(name)
-	if r.allow[n] {
+	var buf [64]byte
+	n := appendNormName(buf[:0], name)
+	if r.allow[string(n)] {
 		return false
 	}
-	if r.headers[n] {
+	if r.headers[string(n)] {
 		return true
 	}
-	if strings.Contains(n, "ratelimit") {
-		return false
-	}
-	for _, sub := range headerSubstrings {
-		if strings.Contains(n, sub) {
-			return true
-		}
-	}
-	return false
+	f := nameSubs(n)
+	return f&subRatelimit == 0 && f&(subToken|subSecret|subPassword|subAPIKey) != 0
 }
 
 // Interaction scrubs an interaction in place before it is stored: the
@@ -258,8 +315,17 @@ func (r *Redactor) text(s string, fp bool) string {
 	if s == "" {
 		return s
 	}
-	w := r.newWriter([]byte(s), fp)
-	if looksLikeURL(s) {
+	return r.scrubString(s, fp, looksLikeURL(s))
+}
+
+// scrubString scrubs s as a URL or as text and returns s itself when it is
+// clean. s is read in place, without a copy: the scanners never write to
+// their source (writer.src), and the result of a dirty scrub is the
+// writer's own fresh buffer, handed over as a string and never touched
+// again.
+func (r *Redactor) scrubString(s string, fp, asURL bool) string {
+	w := r.newWriter(unsafe.Slice(unsafe.StringData(s), len(s)), fp)
+	if asURL {
 		r.scrubURL(w)
 	} else {
 		r.scanText(w, 0, len(s))
@@ -267,16 +333,13 @@ func (r *Redactor) text(s string, fp bool) string {
 	if !w.dirty {
 		return s
 	}
-	return string(w.bytes())
+	out := w.bytes()
+	return unsafe.String(unsafe.SliceData(out), len(out))
 }
 
 func (r *Redactor) request(req *store.Request, fp bool) {
 	if req.URL != "" {
-		w := r.newWriter([]byte(req.URL), fp)
-		r.scrubURL(w)
-		if w.dirty {
-			req.URL = string(w.bytes())
-		}
+		req.URL = r.scrubString(req.URL, fp, true)
 	}
 	r.scrubHeader(req.Header, fp)
 	req.Body = r.body(req.Body, headerValue(req.Header, "Content-Type"), fp)
@@ -312,15 +375,7 @@ func (r *Redactor) scrubHeader(h http.Header, fp bool) {
 			case secret:
 				nv = r.secretHeaderValue(v, fp)
 			default:
-				w := r.newWriter([]byte(v), fp)
-				if looksLikeURL(v) { // Location, Referer, Link
-					r.scrubURL(w)
-				} else {
-					r.scanText(w, 0, len(v))
-				}
-				if w.dirty {
-					nv = string(w.bytes())
-				}
+				nv = r.scrubString(v, fp, looksLikeURL(v)) // a URL: Location, Referer, Link
 			}
 			if nv != v && out == nil {
 				out = append([]string(nil), vals...)
@@ -428,7 +483,7 @@ func (r *Redactor) scrubURL(w *writer) {
 }
 
 func indexStr(b []byte, sub string) int {
-	return strings.Index(string(b), sub) // no copy: the compiler converts in place
+	return bytes.Index(b, []byte(sub))
 }
 
 func indexByteIn(s []byte, from, to int, c byte) int {
@@ -465,16 +520,50 @@ func (r *Redactor) scrubPairs(w *writer, lo, hi int, kind string) {
 	}
 }
 
+// decodeComponent percent-decodes a query component as url.QueryUnescape
+// does ('+' is a space); b itself when it holds no escape or a malformed
+// one (a '%' not followed by two hex digits).
 func decodeComponent(b []byte) []byte {
-	for _, c := range b {
-		if c == '%' || c == '+' {
-			if s, err := url.QueryUnescape(string(b)); err == nil {
-				return []byte(s)
+	k := 0
+	for k < len(b) && b[k] != '%' && b[k] != '+' {
+		k++
+	}
+	if k == len(b) {
+		return b
+	}
+	for i := k; i < len(b); i++ {
+		if b[i] == '%' {
+			if i+2 >= len(b) || unhex(b[i+1]) < 0 || unhex(b[i+2]) < 0 {
+				return b
 			}
-			return b
+			i += 2
 		}
 	}
-	return b
+	out := append(make([]byte, 0, len(b)), b[:k]...)
+	for i := k; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '%':
+			out = append(out, byte(unhex(b[i+1])<<4|unhex(b[i+2])))
+			i += 2
+		case '+':
+			out = append(out, ' ')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c - 'a' + 10)
+	case c >= 'A' && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
 }
 
 // markerEscaper undoes QueryEscape's escaping of the marker brackets.
@@ -495,7 +584,7 @@ func (r *Redactor) scanEncoded(w *writer, lo, hi int) {
 		return
 	}
 	lit := markerEscaper.Replace(url.QueryEscape(string(sub.bytes())))
-	w.replace(span{start: lo, end: hi, lit: []byte(lit)})
+	w.replaceLit(lo, hi, []byte(lit))
 }
 
 // events scrubs a streamed body: the concatenated events are scrubbed as

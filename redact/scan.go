@@ -2,17 +2,18 @@ package redact
 
 import (
 	"bytes"
+	"math/bits"
 	"sort"
 	"strings"
 )
 
-// span is one stretch of w.src to replace.
+// span is one stretch of w.src to replace by a marker. It is small enough
+// to be returned in registers by the matchers.
 type span struct {
 	start, end int
 	kind       string
-	enc        bool   // write the marker percent-encoded (URL userinfo)
-	quote      int    // >0: wrap the marker as a JSON string behind quote-1 backslashes
-	lit        []byte // literal replacement instead of a marker
+	enc        bool // write the marker percent-encoded (URL userinfo)
+	quote      int  // >0: wrap the marker as a JSON string behind quote-1 backslashes
 }
 
 type edit struct{ start, end, newLen int }
@@ -30,7 +31,6 @@ type writer struct {
 	encAll bool // percent-encode every marker (inside URL userinfo)
 	edits  []edit
 	spans  []span
-	frames []jframe
 }
 
 func (r *Redactor) newWriter(src []byte, fp bool) *writer {
@@ -40,6 +40,15 @@ func (r *Redactor) newWriter(src []byte, fp bool) *writer {
 // replace writes sp. Replacements must come in increasing order; one that
 // overlaps what is already written is dropped.
 func (w *writer) replace(sp span) {
+	w.replaceWith(sp, nil)
+}
+
+// replaceLit writes lit in place of src[start:end], as replace does.
+func (w *writer) replaceLit(start, end int, lit []byte) {
+	w.replaceWith(span{start: start, end: end}, lit)
+}
+
+func (w *writer) replaceWith(sp span, lit []byte) {
 	if sp.start < w.last || sp.end < sp.start || sp.end > len(w.src) {
 		return
 	}
@@ -50,8 +59,8 @@ func (w *writer) replace(sp span) {
 	w.out = append(w.out, w.src[w.last:sp.start]...)
 	n0 := len(w.out)
 	sp.enc = sp.enc || w.encAll
-	if sp.lit != nil {
-		w.out = append(w.out, sp.lit...)
+	if lit != nil {
+		w.out = append(w.out, lit...)
 	} else {
 		q := sp.quote
 		for k := 1; k < q; k++ {
@@ -155,7 +164,9 @@ func allHex(b []byte) bool {
 
 // Byte classes.
 var (
-	trig     [256]bool // bytes where a built-in rule may fire
+	trig     [256]uint8    // bytes where a built-in rule may fire (1), else 0
+	strStop  [256]uint8    // where stringScan stops: trig, and the quote
+	stop8    [8][256]uint8 // stop8[k][c] = 1<<k where strStop[c] != 0: eight loads OR into a mask
 	alnum    [256]bool
 	tokChar  [256]bool // [A-Za-z0-9_-]: API keys, base64url
 	b64tok   [256]bool // RFC 6750 b64token: [A-Za-z0-9-._~+/]
@@ -177,7 +188,16 @@ func init() {
 		pemBody[c] = a || bytes.IndexByte([]byte("+/= \t\r\n\\"), b) >= 0
 	}
 	for _, b := range []byte("-_AJBb:=@") {
-		trig[b] = true
+		trig[b] = 1
+	}
+	strStop = trig
+	strStop['"'] = 2
+	for k := range stop8 {
+		for c := range 256 {
+			if strStop[c] != 0 {
+				stop8[k][c] = 1 << k
+			}
+		}
 	}
 	for _, b := range []byte("&# \t\r\n\"'\\<>;,)`|") {
 		qStop[b] = true
@@ -195,26 +215,63 @@ func init() {
 
 // scanText redacts the token patterns (and the user patterns) in src[lo:hi].
 func (r *Redactor) scanText(w *writer, lo, hi int) {
+	r.scanTextAt(w, lo, hi, nil, lo, nil)
+}
+
+// scanTextAt is scanText for a stretch where the trigger bytes before
+// resume that pass mayMatch were found already (stringScan): cands, in
+// increasing order. From resume on it looks for them itself.
+func (r *Redactor) scanTextAt(w *writer, lo, hi int, cands []int, resume int, keys *keyCache) {
+	if resume >= hi && len(cands) == 0 && len(r.pats) == 0 {
+		return
+	}
 	s := w.src
-	spans := w.spans[:0]
-	last := lo
-	pemNoEnd := hi // no "-----END " at or after this offset
-	for i := lo; i < hi; i++ {
-		if !trig[s[i]] {
-			continue
-		}
-		sp, ok := r.matchAt(s, lo, hi, i, &pemNoEnd)
-		if !ok || sp.start < last || sp.end <= sp.start {
-			continue
-		}
-		spans = append(spans, sp)
-		last = sp.end
-		if sp.end-1 > i {
-			i = sp.end - 1
+	ts := textScan{spans: w.spans[:0], last: lo, next: lo, pemNoEnd: hi}
+	for _, i := range cands {
+		if i >= ts.next {
+			r.try(&ts, keys, s, lo, hi, i)
 		}
 	}
+	for i := max(resume, ts.next); i < hi; i++ {
+		if i = nextTrigger(s, i, hi); i >= hi {
+			break
+		}
+		if quickMay(s, lo, hi, i) && mayMatch(s, lo, hi, i) {
+			r.try(&ts, keys, s, lo, hi, i)
+			i = max(i, ts.next-1)
+		}
+	}
+	r.flush(w, &ts, lo, hi)
+}
+
+// textScan is the state of one scanText: the spans found, the end of the
+// last one, where the next match may start, and where a search for the end
+// of a PEM block failed.
+type textScan struct {
+	spans    []span
+	last     int
+	next     int
+	pemNoEnd int
+}
+
+// try runs the matcher of the trigger byte at i and keeps its span when it
+// does not overlap the previous one; the scan then resumes at the span's
+// end.
+func (r *Redactor) try(ts *textScan, keys *keyCache, s []byte, lo, hi, i int) {
+	sp, ok := r.matchAt(&ts.pemNoEnd, keys, s, lo, hi, i)
+	if !ok || sp.start < ts.last || sp.end <= sp.start {
+		return
+	}
+	ts.spans = append(ts.spans, sp)
+	ts.last = sp.end
+	ts.next = max(i+1, sp.end)
+}
+
+// flush adds the user patterns' spans and writes them all.
+func (r *Redactor) flush(w *writer, ts *textScan, lo, hi int) {
+	spans := ts.spans
 	if len(r.pats) > 0 {
-		spans = r.userSpans(s, lo, hi, spans)
+		spans = r.userSpans(w.src, lo, hi, spans)
 	}
 	for _, sp := range spans {
 		w.replace(sp)
@@ -222,7 +279,202 @@ func (r *Redactor) scanText(w *writer, lo, hi int) {
 	w.spans = spans[:0]
 }
 
-func (r *Redactor) matchAt(s []byte, lo, hi, i int, pemNoEnd *int) (span, bool) {
+// nextTrigger returns the first i' >= i below hi where trig is set, or hi.
+func nextTrigger(s []byte, i, hi int) int { return nextIn(&trig, s, i, hi) }
+
+// nextIn returns the first i' >= i below hi where t is set, or hi. Most
+// text has a trigger byte every few dozen bytes at most, so it looks at
+// eight bytes per step with independent table loads and one branch.
+func nextIn(t *[256]uint8, s []byte, i, hi int) int {
+	if hi > len(s) {
+		hi = len(s)
+	}
+	for ; i+8 <= hi; i += 8 {
+		b := s[i : i+8 : i+8]
+		if t[b[0]]|t[b[1]]|t[b[2]]|t[b[3]]|t[b[4]]|t[b[5]]|t[b[6]]|t[b[7]] != 0 {
+			break
+		}
+	}
+	for ; i < hi; i++ {
+		if t[s[i]] != 0 {
+			return i
+		}
+	}
+	return hi
+}
+
+// stringScan returns the index of the quote closing a JSON string whose
+// content starts at from, or hi when it is not closed (as stringEnd), and
+// collects in cands the positions in it where mayMatch holds, in order.
+// When cands is full it finds the end alone and returns in resume where the
+// collection stopped (else end): the caller scans from there.
+//
+// mayMatch is evaluated against hi rather than the string's end: the only
+// byte that differs is the one after the last content byte, the closing
+// quote, which fails every test mayMatch makes on the bytes after i, as
+// the missing byte does.
+func stringScan(s []byte, from, hi int, cands []int) (end int, closed bool, n, resume int) {
+	if hi > len(s) {
+		hi = len(s)
+	}
+	for i := from; i < hi; {
+		// m: the stops among the next (up to) eight bytes, bit k for s[i+k].
+		base := i
+		var m uint
+		if i+8 <= hi {
+			b := s[i : i+8 : i+8]
+			m = uint(stop8[0][b[0]] | stop8[1][b[1]] | stop8[2][b[2]] | stop8[3][b[3]] |
+				stop8[4][b[4]] | stop8[5][b[5]] | stop8[6][b[6]] | stop8[7][b[7]])
+			i += 8
+		} else {
+			for ; i < hi; i++ {
+				m |= uint(strStop[s[i]]&1|strStop[s[i]]>>1) << (i - base)
+			}
+		}
+		for m != 0 {
+			p := base + bits.TrailingZeros(m)
+			m &= m - 1
+			if s[p] == '"' {
+				k := 0
+				for p-1-k >= from && s[p-1-k] == '\\' {
+					k++
+				}
+				if k%2 == 0 {
+					return p, true, n, p
+				}
+				continue
+			}
+			if quickMay(s, from, hi, p) && mayMatch(s, from, hi, p) {
+				if n == len(cands) {
+					end, closed = stringEnd(s, p, hi)
+					return end, closed, n, p
+				}
+				cands[n] = p
+				n++
+			}
+		}
+	}
+	return hi, false, n, hi
+}
+
+// Trigger classes for quickMay: one bit per matcher.
+const (
+	tDash = 1 << iota
+	tUnder
+	tA
+	tJ
+	tB
+	tColon
+	tEq
+	tAt
+)
+
+// trigClass is the class of a trigger byte; prevOK and nextOK the classes
+// whose mayMatch test can pass with that byte before, or after, the
+// trigger.
+var trigClass, prevOK, nextOK [256]uint8
+
+func init() {
+	for c, k := range map[byte]uint8{'-': tDash, '_': tUnder, 'A': tA, 'J': tJ, 'B': tB, 'b': tB, ':': tColon, '=': tEq, '@': tAt} {
+		trigClass[c] = k
+	}
+	for c := range 256 {
+		prevOK[c] = tAt
+		if nameChar[c] {
+			prevOK[c] |= tColon | tEq
+		}
+	}
+	for _, c := range []byte("kabprs") {
+		prevOK[c] |= tDash
+	}
+	for _, c := range []byte("kpousrb") {
+		prevOK[c] |= tUnder
+	}
+	prevOK['y'] |= tJ
+	for _, c := range []byte("\" \t") {
+		prevOK[c] |= tColon
+	}
+	nextOK['-'] |= tDash
+	for _, c := range []byte("KSBCI") {
+		nextOK[c] |= tA
+	}
+	for _, c := range []byte("eEaA") {
+		nextOK[c] |= tB
+	}
+	nextOK[' '] |= tColon
+	nextOK['\t'] |= tColon
+}
+
+// quickMay is a cheaper superset of mayMatch, small enough to inline: the
+// byte before or after the trigger must be one its matcher can start with.
+func quickMay(s []byte, lo, hi, i int) bool {
+	var prev, next byte
+	if i > lo {
+		prev = s[i-1]
+	}
+	if i+1 < hi {
+		next = s[i+1]
+	}
+	return (prevOK[prev]|nextOK[next])&trigClass[s[i]] != 0
+}
+
+// mayMatch is a necessary condition for matchAt to find a span at i,
+// checked on the neighbouring bytes only: most trigger bytes in prose ('b',
+// '-', '_', ':') fail it, and matchAt is not called. Each case mirrors the
+// first test of the matcher it guards; keep them in step.
+func mayMatch(s []byte, lo, hi, i int) bool {
+	var prev, next byte
+	if i > lo {
+		prev = s[i-1]
+	}
+	if i+1 < hi {
+		next = s[i+1]
+	}
+	switch s[i] {
+	case '-': // sk-, xox[abprs]-, -----BEGIN
+		switch prev {
+		case 'k':
+			return i-2 >= lo && s[i-2] == 's' || next == '-'
+		case 'a', 'b', 'p', 'r', 's':
+			return i-4 >= lo && s[i-2] == 'x' || next == '-'
+		}
+		return next == '-'
+	case '_': // sk_ rk_, gh[pousr]_, github_
+		switch prev {
+		case 'k':
+			return i-2 >= lo && (s[i-2] == 's' || s[i-2] == 'r')
+		case 'p', 'o', 'u', 's', 'r':
+			return i-3 >= lo && s[i-2] == 'h' && s[i-3] == 'g'
+		case 'b':
+			return i-6 >= lo && s[i-2] == 'u'
+		}
+		return false
+	case 'A': // AKIA ASIA ABIA ACCA AIza
+		return next == 'K' || next == 'S' || next == 'B' || next == 'C' || next == 'I'
+	case 'J': // eyJ
+		return prev == 'y' && i-2 >= lo && s[i-2] == 'e'
+	case 'B', 'b': // bearer, basic (ASCII case folding only: no other
+		// byte folds to e, a or s, and a two-byte rune that folds to s
+		// leaves too few bytes for the word)
+		if i+2 >= hi {
+			return false
+		}
+		switch next | 0x20 {
+		case 'e':
+			return s[i+2]|0x20 == 'a'
+		case 'a':
+			return s[i+2]|0x20 == 's'
+		}
+		return false
+	case ':': // "name": (after a quote and blanks), or Name: value
+		return prev == '"' || prev == ' ' || prev == '\t' || nameChar[prev] && (next == ' ' || next == '\t')
+	case '=': // name=value
+		return nameChar[prev]
+	}
+	return true // '@'
+}
+
+func (r *Redactor) matchAt(pemNoEnd *int, keys *keyCache, s []byte, lo, hi, i int) (span, bool) {
 	switch s[i] {
 	case '-':
 		return matchDash(s, lo, hi, i, pemNoEnd)
@@ -235,11 +487,11 @@ func (r *Redactor) matchAt(s []byte, lo, hi, i int, pemNoEnd *int) (span, bool) 
 	case 'B', 'b':
 		return matchAuthScheme(s, lo, hi, i)
 	case ':':
-		return r.matchQuotedField(s, lo, hi, i)
+		return r.matchQuotedField(keys, s, lo, hi, i)
 	case '@':
 		return matchUserinfo(s, lo, hi, i)
 	case '=':
-		return r.matchQueryField(s, lo, hi, i)
+		return r.matchQueryField(keys, s, lo, hi, i)
 	}
 	return span{}, false
 }
@@ -537,7 +789,7 @@ func matchUserinfo(s []byte, lo, hi, at int) (span, bool) {
 // matchQueryField takes the value of name=value when name is a secret field
 // name and stands at the start, or after ? & # ; , a space, a quote or a
 // JSON escape: query strings and form bodies inside text, log fields.
-func (r *Redactor) matchQueryField(s []byte, lo, hi, i int) (span, bool) {
+func (r *Redactor) matchQueryField(keys *keyCache, s []byte, lo, hi, i int) (span, bool) {
 	p := i
 	for p > lo && i-p < 64 && nameChar[s[p-1]] {
 		p--
@@ -556,7 +808,7 @@ func (r *Redactor) matchQueryField(s []byte, lo, hi, i int) (span, bool) {
 	} else if p > lo && bytes.IndexByte([]byte("?&#;, \t\r\n\"'`({|"), s[p-1]) < 0 {
 		return span{}, false
 	}
-	if p >= i || !r.secretField(s[p:i]) {
+	if p >= i || !r.secretKey(keys, s, p, s[p:i]) {
 		return span{}, false
 	}
 	v := i + 1
@@ -581,9 +833,9 @@ func runOf2(s []byte, i, hi int, stop *[256]bool) int {
 // matchQuotedField takes the value of "name": "value" or "name": 123 when
 // name is a secret field name: JSON inside text, and JSON encoded inside a
 // JSON string (\"name\":\"value\", as in tool-call arguments).
-func (r *Redactor) matchQuotedField(s []byte, lo, hi, i int) (span, bool) {
+func (r *Redactor) matchQuotedField(keys *keyCache, s []byte, lo, hi, i int) (span, bool) {
 	if i > lo && nameChar[s[i-1]] {
-		return r.matchColonHeader(s, lo, hi, i)
+		return r.matchColonHeader(keys, s, lo, hi, i)
 	}
 	j := i - 1
 	for j >= lo && (s[j] == ' ' || s[j] == '\t') {
@@ -609,7 +861,7 @@ func (r *Redactor) matchQuotedField(s []byte, lo, hi, i int) (span, bool) {
 			return span{}, false
 		}
 	}
-	if !r.secretField(s[p:ne]) {
+	if !r.secretKey(keys, s, p, s[p:ne]) {
 		return span{}, false
 	}
 	v := i + 1
@@ -646,7 +898,7 @@ func (r *Redactor) matchQuotedField(s []byte, lo, hi, i int) (span, bool) {
 // rest of the line, keeping an auth scheme word; after a secret field name,
 // one token that looks like a credential (6 bytes or more with a digit, or
 // 16 or more), so "password: required" stays.
-func (r *Redactor) matchColonHeader(s []byte, lo, hi, i int) (span, bool) {
+func (r *Redactor) matchColonHeader(keys *keyCache, s []byte, lo, hi, i int) (span, bool) {
 	p := i
 	for p > lo && i-p < 64 && nameChar[s[p-1]] {
 		p--
@@ -686,7 +938,7 @@ func (r *Redactor) matchColonHeader(s []byte, lo, hi, i int) (span, bool) {
 		}
 		return span{start: v, end: e, kind: kind}, true
 	}
-	if !r.secretField(name) {
+	if !r.secretKey(keys, s, p, name) {
 		return span{}, false
 	}
 	e := runOf2(s, v, hi, &qStop)

@@ -1,0 +1,405 @@
+package redact_test
+
+// Equivalence of the redactor with the frozen oracle (oracle_test.go, the
+// implementation before the performance work): byte-identical output on the
+// test tables, the captured traffic, random mutations and a differential
+// fuzz target. Any difference is a failure: a faster scanner must not find
+// fewer secrets, nor change clean bytes.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cassetteproxy/cassetteproxy/redact"
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
+
+var equivConfigs = []redact.Config{
+	{},
+	{Secret: []byte("k")},
+	{Secret: []byte("fuzz"), Fields: []string{"email", "ssn", "card_number"}, Headers: []string{"X-Internal-Auth"},
+		JSONPaths: []string{"$.customer.email", "$..pin", "$.blob", "$[*].key", "$.orders[*].note", "$['a b']", "$.a[0]"},
+		Patterns:  []string{"acct-[0-9]+", "session=([a-f0-9]{6,})", "internal-[a-z]+"}},
+	{Allow: []string{"key", "X-Api-Key", "token", "password"}},
+	{Secret: []byte("x"), JSONPaths: []string{"$..*", "$..a"}, Patterns: []string{`(?i)internal-[a-z]+`, `[0-9]{3}-[0-9]{2}-([0-9]{4})`}},
+}
+
+var equivCTs = []string{
+	"application/json", "application/json; charset=utf-8", "application/x-ndjson", "text/plain",
+	"text/event-stream", "application/x-www-form-urlencoded", "", "text/html",
+	"multipart/form-data; boundary=XyZb0undary", "multipart/form-data; boundary=B0und", "multipart/mixed", "application/octet-stream",
+}
+
+type equivPair struct {
+	cfg int
+	old *oracleRedactor
+	new *redact.Redactor
+}
+
+func equivPairs(t testing.TB) []equivPair {
+	var ps []equivPair
+	for i, cfg := range equivConfigs {
+		o, err := newOracle(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := redact.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, equivPair{i, o, n})
+	}
+	return ps
+}
+
+func cloneInteraction(in *store.Interaction) *store.Interaction {
+	c := *in
+	c.Request.Header = in.Request.Header.Clone()
+	c.Request.Body = bytes.Clone(in.Request.Body)
+	c.Response.Header = in.Response.Header.Clone()
+	c.Response.Body = bytes.Clone(in.Response.Body)
+	if in.Response.Events != nil {
+		c.Response.Events = make([]store.Event, len(in.Response.Events))
+		for i, ev := range in.Response.Events {
+			c.Response.Events[i] = store.Event{OffsetMs: ev.OffsetMs, Data: bytes.Clone(ev.Data)}
+		}
+	}
+	return &c
+}
+
+// inputs returns the byte slices of in that redaction must never write to.
+func inputs(in *store.Interaction) [][]byte {
+	bs := [][]byte{in.Request.Body, in.Response.Body}
+	for _, ev := range in.Response.Events {
+		bs = append(bs, ev.Data)
+	}
+	return bs
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkInteraction runs Interaction, Request and Response of both on copies
+// of in and fails on the first difference.
+func (p equivPair) checkInteraction(t testing.TB, what string, in *store.Interaction) {
+	t.Helper()
+	for _, op := range []string{"Interaction", "Request", "Response"} {
+		a, b := cloneInteraction(in), cloneInteraction(in)
+		pristine := cloneInteraction(in)
+		bIn := inputs(b)
+		switch op {
+		case "Interaction":
+			p.old.Interaction(a)
+			p.new.Interaction(b)
+		case "Request":
+			p.old.Request(&a.Request)
+			p.new.Request(&b.Request)
+		case "Response":
+			p.old.Response(&a.Response)
+			p.new.Response(&b.Response)
+		}
+		ja, jb := mustJSON(t, a), mustJSON(t, b)
+		if !bytes.Equal(ja, jb) {
+			t.Fatalf("config %d, %s, %s: output differs\ninput %s\n  old %s\n  new %s", p.cfg, what, op, mustJSON(t, pristine), ja, jb)
+		}
+		for i, x := range inputs(pristine) {
+			if !bytes.Equal(bIn[i], x) {
+				t.Fatalf("config %d, %s, %s: input slice %d modified", p.cfg, what, op, i)
+			}
+		}
+	}
+}
+
+func (p equivPair) checkText(t testing.TB, what string, s []byte, cts []string) {
+	t.Helper()
+	if a, b := p.old.String(string(s)), p.new.String(string(s)); a != b {
+		t.Fatalf("config %d, %s, String(%q):\n  old %q\n  new %q", p.cfg, what, s, a, b)
+	}
+	orig := bytes.Clone(s)
+	for _, ct := range cts {
+		for _, fp := range []bool{true, false} {
+			a := p.old.body(bytes.Clone(s), ct, fp)
+			b := p.new.BodyForTest(s, ct, fp)
+			if !bytes.Equal(a, b) {
+				t.Fatalf("config %d, %s, body ct %q fp %v:\ninput %q\n  old %q\n  new %q", p.cfg, what, ct, fp, s, a, b)
+			}
+			if !bytes.Equal(s, orig) {
+				t.Fatalf("config %d, %s, body ct %q: input modified", p.cfg, what, ct)
+			}
+		}
+	}
+	if len(s) < 200 {
+		for _, name := range []string{"OPENAI_API_KEY", "HOME", "db_password", "PATH"} {
+			if a, b := p.old.EnvValue(name, string(s)), p.new.EnvValue(name, string(s)); a != b {
+				t.Fatalf("config %d, %s, EnvValue(%s, %q):\n  old %q\n  new %q", p.cfg, what, name, s, a, b)
+			}
+		}
+	}
+}
+
+// baseTexts: every text and body the tests know, and the traffic's.
+func baseTexts(t testing.TB) [][]byte {
+	var out [][]byte
+	for _, s := range redact.EquivTexts() {
+		out = append(out, []byte(s))
+	}
+	for _, in := range redact.EquivInteractions() {
+		out = append(out, []byte(in.Request.URL), in.Request.Body, in.Response.Body)
+		for _, h := range []http.Header{in.Request.Header, in.Response.Header} {
+			for _, vs := range h {
+				for _, v := range vs {
+					out = append(out, []byte(v))
+				}
+			}
+		}
+	}
+	for _, f := range trafficFiles(t) {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, raw)
+		for _, in := range loadTrafficFile(t, f) {
+			out = append(out, []byte(in.Request.URL), in.Request.Body, in.Response.Body)
+			for _, h := range []http.Header{in.Request.Header, in.Response.Header} {
+				for _, vs := range h {
+					for _, v := range vs {
+						out = append(out, []byte(v))
+					}
+				}
+			}
+		}
+	}
+	// dedupe, drop empties
+	seen := map[string]bool{}
+	var uniq [][]byte
+	for _, b := range out {
+		if len(b) > 0 && !seen[string(b)] {
+			seen[string(b)] = true
+			uniq = append(uniq, b)
+		}
+	}
+	return uniq
+}
+
+func TestEquivalenceTable(t *testing.T) {
+	ps := equivPairs(t)
+	ins := redact.EquivInteractions()
+	if len(ins) < 300 {
+		t.Fatalf("only %d interactions", len(ins))
+	}
+	texts := baseTexts(t)
+	cts := equivCTs
+	if testing.Short() || raceOn {
+		cts = []string{"application/json", "text/plain", "text/event-stream", "", "multipart/form-data; boundary=XyZb0undary"}
+	}
+	for _, p := range ps {
+		for i, in := range ins {
+			p.checkInteraction(t, fmt.Sprintf("table interaction %d", i), in)
+		}
+		for i, s := range texts {
+			p.checkText(t, fmt.Sprintf("text %d", i), s, cts)
+		}
+	}
+}
+
+func trafficFiles(t testing.TB) []string {
+	var files []string
+	for _, dir := range []string{"../testdata/traffic", "../../shared/testdata/traffic"} {
+		fs, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		files = append(files, fs...)
+	}
+	if len(files) == 0 {
+		t.Fatal("no traffic captures")
+	}
+	return files
+}
+
+func loadTrafficFile(t testing.TB, path string) []*store.Interaction {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Exchanges []struct {
+			Request struct {
+				Method, URL, Body string
+				Headers           [][2]string
+			}
+			Response struct {
+				Status  int
+				Headers [][2]string
+				Body    string
+				Chunks  *[]struct {
+					AtMs int64 `json:"at_ms"`
+					Data string
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []*store.Interaction
+	for _, ex := range doc.Exchanges {
+		in := &store.Interaction{Request: store.Request{Method: ex.Request.Method, URL: ex.Request.URL, Header: http.Header{}, Body: []byte(ex.Request.Body)},
+			Response: store.Response{Status: ex.Response.Status, Header: http.Header{}, Body: []byte(ex.Response.Body)}}
+		for _, h := range ex.Request.Headers {
+			in.Request.Header.Add(h[0], h[1])
+		}
+		for _, h := range ex.Response.Headers {
+			in.Response.Header.Add(h[0], h[1])
+		}
+		if ex.Response.Chunks != nil {
+			in.Response.Streamed = true
+			for _, c := range *ex.Response.Chunks {
+				in.Response.Events = append(in.Response.Events, store.Event{OffsetMs: c.AtMs, Data: []byte(c.Data)})
+			}
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+func TestEquivalenceTraffic(t *testing.T) {
+	ps := equivPairs(t)
+	for _, f := range trafficFiles(t) {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins := loadTrafficFile(t, f)
+		for _, p := range ps {
+			p.checkText(t, f, raw, equivCTs)
+			for i, in := range ins {
+				p.checkInteraction(t, fmt.Sprintf("%s #%d", f, i), in)
+				// The same exchange with a secret planted in each body.
+				planted := cloneInteraction(in)
+				plant := func(b []byte) []byte {
+					if k := bytes.IndexByte(b, '"'); k >= 0 {
+						return append(append(bytes.Clone(b[:k+1]), "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z "...), b[k+1:]...)
+					}
+					return b
+				}
+				planted.Request.Body = plant(planted.Request.Body)
+				planted.Response.Body = plant(planted.Response.Body)
+				for j := range planted.Response.Events {
+					planted.Response.Events[j].Data = plant(planted.Response.Events[j].Data)
+				}
+				p.checkInteraction(t, fmt.Sprintf("%s #%d planted", f, i), planted)
+			}
+		}
+	}
+}
+
+func TestEquivalenceMutations(t *testing.T) {
+	ps := equivPairs(t)
+	base := baseTexts(t)
+	iters := 20000
+	if testing.Short() || raceOn {
+		iters = 1500
+	}
+	rng := rand.New(rand.NewSource(20261127))
+	for it := 0; it < iters; it++ {
+		src := base[rng.Intn(len(base))]
+		if len(src) > 4096 { // a window of a large body
+			n := 512 + rng.Intn(3584)
+			st := rng.Intn(len(src) - n)
+			src = src[st : st+n]
+		}
+		in := redact.Mutate(rng, src)
+		p := ps[rng.Intn(len(ps))]
+		cts := []string{equivCTs[rng.Intn(len(equivCTs))], equivCTs[rng.Intn(len(equivCTs))], "application/json", "text/plain"}
+		p.checkText(t, fmt.Sprintf("mutation %d", it), in, cts)
+		if it%8 == 0 {
+			p.checkInteraction(t, fmt.Sprintf("mutation %d", it), streamedInteraction(in, rng.Intn(len(in)+1), equivCTs[rng.Intn(len(equivCTs))]))
+		}
+	}
+	// Whole large bodies, mutated, on every config and content type.
+	large := 40
+	if testing.Short() || raceOn {
+		large = 4
+	}
+	for it := 0; it < large; it++ {
+		src := redact.EquivLLMJSON(8 << 10)
+		if it%2 == 1 {
+			src = base[rng.Intn(len(base))]
+		}
+		in := redact.Mutate(rng, src)
+		for _, p := range ps {
+			p.checkText(t, fmt.Sprintf("large mutation %d", it), in, equivCTs)
+		}
+	}
+}
+
+// streamedInteraction carries data as a request body, a response body and
+// the same response as two stream events cut at cut.
+func streamedInteraction(data []byte, cut int, ct string) *store.Interaction {
+	if cut > len(data) {
+		cut = len(data)
+	}
+	in := &store.Interaction{
+		Key: string(data),
+		Request: store.Request{Method: "POST", URL: "https://api.example.com/v1/x?q=" + string(data[:min(len(data), 40)]),
+			Header: http.Header{"Content-Type": {ct}, "X-Note": {string(data[:min(len(data), 60)])}}, Body: data},
+		Response: store.Response{Status: 200, Header: http.Header{"Content-Type": {ct}}, Body: data, Streamed: true,
+			Events: []store.Event{{OffsetMs: 1, Data: data[:cut]}, {OffsetMs: 2, Data: data[cut:]}}},
+	}
+	return in
+}
+
+func FuzzEquivalence(f *testing.F) {
+	for _, s := range redact.EquivTexts() {
+		if len(s) < 4096 {
+			f.Add([]byte(s), uint8(len(s)), uint16(len(s)/2))
+		}
+	}
+	ps := equivPairs(f)
+	f.Fuzz(func(t *testing.T, data []byte, sel uint8, cut uint16) {
+		p := ps[int(sel)%len(ps)]
+		ct := equivCTs[int(sel)/len(ps)%len(equivCTs)]
+		p.checkText(t, "fuzz", data, []string{ct, "application/json", "text/plain", "text/event-stream"})
+		p.checkInteraction(t, "fuzz", streamedInteraction(data, int(cut), ct))
+	})
+}
+
+// TestEquivalenceBenchBodies: the benchmark inputs at every size.
+func TestEquivalenceBenchBodies(t *testing.T) {
+	ps := equivPairs(t)
+	sizes := []int{1 << 10, 4 << 10, 50 << 10, 200 << 10}
+	if testing.Short() || raceOn {
+		sizes = sizes[:3]
+	}
+	for _, n := range sizes {
+		body := redact.EquivLLMJSON(n)
+		for _, p := range ps {
+			p.checkText(t, fmt.Sprintf("llmJSON %d", n), body, equivCTs)
+		}
+	}
+	// Inputs where the sizes matter: long runs and every prefix of a secret.
+	for _, s := range []string{"sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc",
+		"-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----", `{"password":"hunter2"}`, "https://u:pw@h/?token=1#key=2"} {
+		for i := 0; i <= len(s); i++ {
+			if (testing.Short() || raceOn) && i%5 != 0 {
+				continue
+			}
+			for _, p := range ps {
+				p.checkText(t, "prefix", []byte(s[:i]), equivCTs)
+				p.checkText(t, "suffix", []byte(s[i:]), equivCTs)
+				p.checkText(t, "padded", []byte(strings.Repeat("x", 70)+s[:i]+strings.Repeat(" ", 70)+s[i:]), equivCTs)
+			}
+		}
+	}
+}

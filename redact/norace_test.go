@@ -1,0 +1,5 @@
+//go:build !race
+
+package redact_test
+
+const raceOn = false // see race_test.go
