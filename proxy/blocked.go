@@ -101,3 +101,17 @@ func headThenBody(req *http.Request, resp *http.Response) bool {
 	b, ok := resp.Body.(nopCloser)
 	return ok && b.Reader != nil && int64(b.Len()) == resp.ContentLength
 }
+
+// prefetched reads ahead a small forwarded body (capture.prefetch) and
+// reports whether the answer is then, like headThenBody's, a head followed
+// at once by its whole body.
+func prefetched(req *http.Request, resp *http.Response) bool {
+	if resp == nil {
+		return false
+	}
+	c, ok := resp.Body.(*capture)
+	if !ok || resp.ContentLength <= 0 || resp.StatusCode < 200 || req.Method == http.MethodHead {
+		return false
+	}
+	return c.prefetch() && c.drained()
+}

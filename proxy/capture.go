@@ -4,9 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
-	"mime"
 	"net/http"
 	"os"
 	"sort"
@@ -49,7 +49,16 @@ type capture struct {
 	err     error
 	done    func(c *capture)
 	doneRan sync.Once
+
+	// After prefetch: the kept bytes not yet handed to the client, and
+	// how the source ended (nil: not yet, read on from src).
+	pending []byte
+	perr    error
 }
+
+// prefetchMax bounds the bodies prefetch reads ahead of the client: one
+// TLS record's worth.
+const prefetchMax = 16 << 10
 
 // readMark is where one upstream read ended in the body, and when it arrived.
 type readMark struct {
@@ -81,15 +90,62 @@ func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func
 // isStreamed reports a response whose writes matter as events: server-sent
 // events, NDJSON, and any identity-encoded body of unknown length.
 func isStreamed(resp *http.Response) bool {
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	switch mt {
+	switch baseMediaType(resp.Header.Get("Content-Type")) {
 	case "text/event-stream", "application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq":
 		return true
 	}
 	return resp.ContentLength < 0 && resp.Header.Get("Content-Encoding") == ""
 }
 
+// prefetch reads a small body of known length whole before the client
+// reads any of it, and reports whether it did. Only bodies that are not
+// streams qualify (their reads carry no timing), up to prefetchMax, and
+// nothing must have been read yet. Inside a tunnel goproxy writes the head
+// as soon as it has the response; with the body already here the head can
+// wait for it and both go out in one write(2) (trackedConn.holdNextWrite).
+// The client then sees the head when the body has arrived, not before;
+// what it reads, and what is recorded, are the same.
+func (c *capture) prefetch() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := cap(c.mem)
+	if c.streamed || c.bodiless || c.size != 0 || len(c.mem) != 0 || n == 0 || n > prefetchMax || int64(n) > c.maxBody {
+		return false
+	}
+	defer func() { // outside handle's recover: a bug here must cost this answer, not the process
+		if p := recover(); p != nil {
+			c.size, c.pending = int64(len(c.mem)), c.mem
+			c.perr = fmt.Errorf("cassetteproxy internal error reading the body: %v", p)
+		}
+	}()
+	for len(c.mem) < n && c.perr == nil {
+		k, err := c.src.Read(c.mem[len(c.mem):n])
+		c.mem = c.mem[:len(c.mem)+k]
+		c.perr = err
+	}
+	if c.perr == nil { // full, and the source has not said it ended: ask (a Go body says so at once)
+		var probe [1]byte
+		k, err := c.src.Read(probe[:])
+		c.mem = append(c.mem, probe[:k]...) // more than its length: kept and served like the rest
+		c.perr = err
+	}
+	c.size = int64(len(c.mem))
+	c.pending = c.mem
+	return true
+}
+
+// drained reports a prefetched body whose every byte and ending are in
+// hand: reading it never waits.
+func (c *capture) drained() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.perr != nil
+}
+
 func (c *capture) Read(p []byte) (int, error) {
+	if c.pending != nil || c.perr != nil {
+		return c.readPrefetched(p)
+	}
 	n, err := c.src.Read(p)
 	if n > 0 {
 		c.keep(p[:n])
@@ -100,6 +156,30 @@ func (c *capture) Read(p []byte) (int, error) {
 		} else {
 			c.finish(err)
 		}
+	}
+	return n, err
+}
+
+// readPrefetched serves what prefetch read, then goes on from the source;
+// the source's end comes with the last bytes, as the source gave it.
+func (c *capture) readPrefetched(p []byte) (int, error) {
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	if len(c.pending) > 0 {
+		return n, nil
+	}
+	c.pending = nil
+	err := c.perr
+	if err == nil {
+		if n > 0 {
+			return n, nil
+		}
+		return c.Read(p) // the prefetch stopped short of the end: read on
+	}
+	if errors.Is(err, io.EOF) {
+		c.finish(nil)
+	} else {
+		c.finish(err)
 	}
 	return n, err
 }

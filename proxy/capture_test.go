@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -276,5 +278,106 @@ rules:
 	}
 	if !contacts(&Config{Mode: ModeReplay, Rules: rules}) || contacts(&Config{Mode: ModeReplay, Rules: match.DefaultRules()}) {
 		t.Error("contacts: a live or record rule needs the real transport, and only then")
+	}
+}
+
+// lastWithEOF is an upstream body that, like Go's, returns its end with its
+// last bytes.
+type lastWithEOF struct{ chunks }
+
+func (c *lastWithEOF) Read(p []byte) (int, error) {
+	n, err := c.chunks.Read(p)
+	if err == nil && len(c.parts) == 0 {
+		err = c.err
+	}
+	return n, err
+}
+
+// TestCapturePrefetch: a small body of known length is read ahead whole;
+// the client then reads the same bytes, with the same end, and the
+// recording is the one it would have been. Anything else is not read ahead.
+func TestCapturePrefetch(t *testing.T) {
+	json := http.Header{"Content-Type": {"application/json"}}
+	cases := []struct {
+		name       string
+		method     string
+		status     int
+		header     http.Header
+		length     int64
+		parts      []string
+		err        error
+		withLast   bool // the source returns its end with its last bytes
+		readSize   int  // the client's buffer
+		closeEarly bool // the client closes before reading
+
+		prefetched bool
+		want       string
+		wantErr    error
+		incomplete bool
+	}{
+		{name: "end with the last bytes", header: json, length: 7, parts: []string{`{"a":`, `1}`}, err: io.EOF, withLast: true,
+			readSize: 64, prefetched: true, want: `{"a":1}`, wantErr: io.EOF},
+		{name: "end after the last bytes", header: json, length: 7, parts: []string{`{"a":1}`}, err: io.EOF,
+			readSize: 64, prefetched: true, want: `{"a":1}`, wantErr: io.EOF},
+		{name: "small client reads", header: json, length: 7, parts: []string{`{"a":1}`}, err: io.EOF,
+			readSize: 3, prefetched: true, want: `{"a":1}`, wantErr: io.EOF},
+		{name: "upstream breaks midway", header: json, length: 7, parts: []string{`{"a"`}, err: io.ErrUnexpectedEOF,
+			readSize: 64, prefetched: true, want: `{"a"`, wantErr: io.ErrUnexpectedEOF, incomplete: true},
+		{name: "client closes unread", header: json, length: 7, parts: []string{`{"a":1}`}, err: io.EOF,
+			readSize: 64, closeEarly: true, prefetched: true, incomplete: true},
+		{name: "a stream is not read ahead", header: http.Header{"Content-Type": {"text/event-stream"}}, length: 9,
+			parts: []string{"data: a\n\n"}, err: io.EOF, readSize: 64, want: "data: a\n\n", wantErr: io.EOF},
+		{name: "unknown length", header: json, length: -1, parts: []string{`{}`}, err: io.EOF,
+			readSize: 64, want: `{}`, wantErr: io.EOF},
+		{name: "too large", header: json, length: prefetchMax + 1, parts: []string{strings.Repeat("x", prefetchMax+1)}, err: io.EOF,
+			readSize: 64 << 10, want: strings.Repeat("x", prefetchMax+1), wantErr: io.EOF},
+		{name: "HEAD", method: "HEAD", header: json, length: 7, err: io.EOF, readSize: 64, wantErr: io.EOF},
+		{name: "204", status: 204, header: json, length: 7, err: io.EOF, readSize: 64, wantErr: io.EOF},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			method, status := cmp.Or(tc.method, "GET"), cmp.Or(tc.status, 200)
+			req, _ := http.NewRequest(method, "http://h.test/", nil)
+			var src io.ReadCloser = &chunks{parts: slices.Clone(tc.parts), err: tc.err}
+			if tc.withLast {
+				src = &lastWithEOF{chunks{parts: slices.Clone(tc.parts), err: tc.err}}
+			}
+			resp := &http.Response{StatusCode: status, Header: tc.header, ContentLength: tc.length, Request: req, Body: src}
+			var rec store.Response
+			var doneErr error
+			done := 0
+			c := newCapture(src, resp, 64<<20, func(c *capture) { done++; doneErr = c.err; c.fill(&rec) })
+			resp.Body = c
+			if got := prefetched(req, resp); got != tc.prefetched {
+				t.Fatalf("prefetched = %v, want %v", got, tc.prefetched)
+			}
+			if done != 0 {
+				t.Fatal("done ran before the client read anything")
+			}
+			var got []byte
+			var err error
+			if tc.closeEarly {
+				c.Close()
+			} else {
+				buf := make([]byte, tc.readSize)
+				for err == nil {
+					var n int
+					n, err = c.Read(buf)
+					got = append(got, buf[:n]...)
+				}
+			}
+			if !tc.closeEarly && (string(got) != tc.want || !errors.Is(err, tc.wantErr)) {
+				t.Errorf("client read %q, %v; want %q, %v", got, err, tc.want, tc.wantErr)
+			}
+			if done != 1 {
+				t.Fatalf("done ran %d times", done)
+			}
+			if (doneErr != nil) != tc.incomplete || rec.Incomplete != tc.incomplete {
+				t.Errorf("recorded incomplete=%v (err %v), want %v", rec.Incomplete, doneErr, tc.incomplete)
+			}
+			if !tc.closeEarly && string(rec.Body) != tc.want {
+				t.Errorf("recorded body %q, want %q", rec.Body, tc.want)
+			}
+		})
 	}
 }

@@ -257,7 +257,7 @@ func New(cfg Config) (*Server, error) {
 			return req, nil
 		}
 		resp := s.handle(req)
-		if tc, ok := ctx.UserData.(*trackedConn); ok && headThenBody(req, resp) {
+		if tc, ok := ctx.UserData.(*trackedConn); ok && (headThenBody(req, resp) || prefetched(req, resp)) {
 			tc.holdNextWrite() // the head waits for the body: one write(2), not two
 		}
 		return req, resp

@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"bytes"
-	"mime"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -73,6 +73,15 @@ func sseEventEnds(body []byte) (ends []int, ok bool) {
 
 // isSSE reports a text/event-stream content type.
 func isSSE(contentType string) bool {
-	mt, _, _ := mime.ParseMediaType(contentType)
-	return mt == "text/event-stream"
+	return baseMediaType(contentType) == "text/event-stream"
+}
+
+// baseMediaType is the media type mime.ParseMediaType returns, for
+// comparing with known (valid) types only: it is the same lower-cased,
+// trimmed text before any ';', without the parameters parsed (a map per
+// call) and without the validity check, which a type equal to a valid one
+// passes anyway.
+func baseMediaType(contentType string) string {
+	base, _, _ := strings.Cut(contentType, ";")
+	return strings.TrimSpace(strings.ToLower(base))
 }

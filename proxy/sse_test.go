@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"mime"
 	"strings"
 	"testing"
 )
@@ -130,3 +131,21 @@ func endsWithBlankLine(b []byte) bool {
 }
 
 func utfValid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// TestBaseMediaType: for the types the proxy looks for, baseMediaType says
+// what mime.ParseMediaType would.
+func TestBaseMediaType(t *testing.T) {
+	known := []string{"text/event-stream", "application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq"}
+	for _, ct := range []string{
+		"text/event-stream", "Text/Event-Stream; charset=utf-8", " text/event-stream ;", "text/event-stream; charset",
+		"text/event-stream;;", "text/event-stream garbage", "text/event-stream/x", "application/x-ndjson; q=\"a",
+		"application/json", "", ";", "text/", "APPLICATION/JSONL", "application/json-seq\t",
+	} {
+		mt, _, _ := mime.ParseMediaType(ct)
+		for _, k := range known {
+			if got, want := baseMediaType(ct) == k, mt == k; got != want {
+				t.Errorf("%q is %s: %v, mime says %v (%q)", ct, k, got, want, mt)
+			}
+		}
+	}
+}
