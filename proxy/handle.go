@@ -143,7 +143,13 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 	stopRecording := func() { stopAfter(); cancel(); s.inflight.Done() }
 	outReq := req.WithContext(ctx) // a shallow copy: only its Header and Body change, both replaced
 	outReq.RequestURI = ""
-	outReq.Header = withoutHop(req.Header, "Expect") // the body is already here: no 100-continue wait upstream
+	// Hop-by-hop headers and Expect (the body is already here: no
+	// 100-continue wait upstream) go; a header with none of them is sent
+	// as it is (the transport only reads it, and so does everyone after).
+	outReq.Header = req.Header
+	if hasAny(req.Header, recordedRequestDrops) {
+		outReq.Header = withoutHop(req.Header, "Expect")
+	}
 	outReq.Body = io.NopCloser(bytes.NewReader(body))
 	outReq.ContentLength = int64(len(body))
 	if rest != nil { // over --max-body: stream the remainder, key on what was read

@@ -32,7 +32,7 @@ func stripHop(h http.Header, keepUpgrade bool) {
 		for _, v := range h["Connection"] {
 			for name := range strings.SplitSeq(v, ",") {
 				if name = strings.TrimSpace(name); name != "" {
-					h.Del(name)
+					delete(h, canonicalToken(name))
 				}
 			}
 		}
@@ -63,6 +63,38 @@ func hasAny(h http.Header, names []string) bool {
 	return false
 }
 
+// canonicalToken is textproto.CanonicalMIMEHeaderKey(name), without its
+// allocation for the tokens a Connection header usually lists.
+func canonicalToken(name string) string {
+	for _, c := range [...]string{"Keep-Alive", "Close", "Upgrade"} {
+		if asciiEqualFold(name, c) {
+			return c
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII only (no Kelvin sign for
+// a K): what CanonicalMIMEHeaderKey would fold.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 // withoutHop is a copy of h without its hop-by-hop headers and without the
 // extra (canonical) names: what Clone, then stripHop(h, false), then Del of
 // each extra name leave, made in one pass.
@@ -74,7 +106,7 @@ func withoutHop(h http.Header, extra ...string) http.Header {
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
-				named = append(named, textproto.CanonicalMIMEHeaderKey(name))
+				named = append(named, canonicalToken(name))
 			}
 		}
 	}

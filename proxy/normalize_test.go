@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/textproto"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -74,5 +78,61 @@ func TestRecordedResponseHead(t *testing.T) {
 		if !reflect.DeepEqual(tc.in, before) {
 			t.Errorf("the live header changed: %v", tc.in)
 		}
+	}
+}
+
+func TestCanonicalToken(t *testing.T) {
+	for _, name := range []string{"keep-alive", "Keep-Alive", "KEEP-ALIVE", "close", "CLOSE", "upgrade", "x-custom-hop",
+		"\u212Aeep-alive", "keep alive", "keep-alivee", "", "te", "Proxy-Authorization", "cl\u00f8se"} {
+		if got, want := canonicalToken(name), textproto.CanonicalMIMEHeaderKey(name); got != want {
+			t.Errorf("canonicalToken(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestForwardedRequestHeader: upstream gets the client's header without
+// hop-by-hop headers and Expect, secrets intact (only the recording is
+// redacted), whether or not there was anything to strip; the live request
+// is left as it came.
+func TestForwardedRequestHeader(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+		io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	s, _ := startTestServer(t, ModeRecord, nil)
+	cases := []struct {
+		name   string
+		in     http.Header
+		absent []string
+	}{
+		{"nothing to strip", http.Header{"Authorization": {"Bearer sk-live-abcdefghijklmnop1234"}, "Accept": {"*/*"}}, nil},
+		{"hop headers", http.Header{"Authorization": {"Bearer sk-live-abcdefghijklmnop1234"}, "Connection": {"X-Hop"}, "X-Hop": {"1"},
+			"Proxy-Authorization": {"Basic eA=="}, "Te": {"trailers"}}, []string{"X-Hop", "Proxy-Authorization", "Te", "Connection"}},
+		{"expect", http.Header{"Authorization": {"Bearer sk-live-abcdefghijklmnop1234"}, "Expect": {"100-continue"}}, []string{"Expect"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", up.URL+"/x", strings.NewReader("body"))
+			req.Header = tc.in.Clone()
+			req.Header.Set("Content-Type", "text/plain")
+			before := req.Header.Clone()
+			resp := s.handle(req)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			h := <-got
+			if h.Get("Authorization") != "Bearer sk-live-abcdefghijklmnop1234" || h.Get("Accept") != tc.in.Get("Accept") {
+				t.Errorf("upstream got %v", h)
+			}
+			for _, name := range tc.absent {
+				if _, ok := h[name]; ok {
+					t.Errorf("upstream got %s: %v", name, h)
+				}
+			}
+			if !reflect.DeepEqual(req.Header, before) {
+				t.Errorf("the live header changed: %v, was %v", req.Header, before)
+			}
+		})
 	}
 }
