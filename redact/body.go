@@ -33,7 +33,12 @@ func (r *Redactor) scrubBody(w *writer, ct string) {
 		r.scrubMultipart(w, ct)
 		return
 	}
-	if !utf8.Valid(b) {
+	// A body that is not UTF-8 is left alone. A declared text body is
+	// scanned first and checked only when something was replaced: clean,
+	// it comes back as it was, UTF-8 or not, and most bodies are clean.
+	textual := mt == "text/event-stream" || mt == "application/x-www-form-urlencoded" ||
+		strings.Contains(mt, "json") || strings.HasPrefix(mt, "text/")
+	if !textual && !utf8.Valid(b) {
 		return
 	}
 	switch {
@@ -49,6 +54,9 @@ func (r *Redactor) scrubBody(w *writer, ct string) {
 		r.scrubPairs(w, 0, len(b), "field")
 	default:
 		r.scanText(w, 0, len(b))
+	}
+	if textual && w.dirty && !utf8.Valid(b) {
+		*w = writer{r: w.r, fp: w.fp, src: b, track: w.track} // nothing replaced
 	}
 }
 

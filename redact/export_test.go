@@ -17,6 +17,16 @@ func (r *Redactor) BodyForTest(b []byte, ct string, fp bool) []byte { return r.b
 // in each of its placements.
 func EquivInteractions() []*store.Interaction {
 	var out []*store.Interaction
+	// Auth scheme words in any case, Unicode folding included.
+	for _, v := range []string{"BEARER abcdefgh12345678", "To\u212Aen abc123xyz", "NEGOT\u0130ATE abc", "bearer\t tok-1", "Basic",
+		"Bearer [REDACTED:bearer]", "[REDACTED:header]", "aws4-hmac-sha256 Credential=AKIA/x, Signature=ff", "Digest  ", "x y z",
+		"AWS4-HMAC-SHA256-AND-A-MUCH-LONGER-WORD zz", "\u212A\u212A\u212A\u212A\u212A\u212A\u212A\u212A\u212A tok"} {
+		in := baseInteraction()
+		in.Request.Header["Authorization"] = []string{v}
+		in.Request.Header["X-Note"] = []string{"Authorization: " + v}
+		in.Response.Header["Set-Cookie"] = []string{v, ""}
+		out = append(out, in)
+	}
 	for _, s := range samples {
 		for _, p := range placementsFor(s) {
 			if in := p.build(s); in != nil {

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/cassetteproxy/cassetteproxy/store"
@@ -41,6 +42,7 @@ type Redactor struct {
 	fields  map[string]bool // normalized secret field names (query, form, JSON), allow-list applied
 	fbloom  [256]uint64     // first byte of a field name -> bit (length mod 64): skips most map lookups
 	headers map[string]bool // normalized secret header names, allow-list applied
+	known   map[string]bool // secretHeader of common header names as they come, worked out in New
 	allow   map[string]bool
 	paths   [][]pseg
 	root    []pstate
@@ -79,6 +81,12 @@ func New(cfg Config) (*Redactor, error) {
 	}
 	addTo(r.headers, defaultHeaders)
 	addTo(r.headers, cfg.Headers)
+	r.known = map[string]bool{}
+	for _, n := range commonHeaders {
+		for _, v := range []string{n, http.CanonicalHeaderKey(n), strings.ToLower(n)} {
+			r.known[v] = r.secretHeader(v)
+		}
+	}
 	for _, p := range cfg.JSONPaths {
 		segs, err := parseJSONPath(p)
 		if err != nil {
@@ -104,20 +112,27 @@ func New(cfg Config) (*Redactor, error) {
 	}
 	if len(cfg.Secret) > 0 {
 		r.secret = append([]byte(nil), cfg.Secret...)
-		r.hpool.New = func() any { return hmac.New(sha256.New, r.secret) }
+		r.hpool.New = func() any { return &fingerprinter{h: hmac.New(sha256.New, r.secret)} }
 	}
 	return r, nil
 }
 
+// fingerprinter is a pooled HMAC with its own sum buffer (a local one
+// escapes through the hash.Hash interface: one allocation per marker).
+type fingerprinter struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
 // appendFingerprint appends 8 hex digits of HMAC-SHA256(secret, val).
 func (r *Redactor) appendFingerprint(dst, val []byte) []byte {
-	h := r.hpool.Get().(hash.Hash)
-	h.Reset()
-	h.Write(val)
-	var sum [sha256.Size]byte
-	b := h.Sum(sum[:0])
-	r.hpool.Put(h)
-	return hex.AppendEncode(dst, b[:4])
+	f := r.hpool.Get().(*fingerprinter)
+	f.h.Reset()
+	f.h.Write(val)
+	b := f.h.Sum(f.sum[:0])
+	dst = hex.AppendEncode(dst, b[:4])
+	r.hpool.Put(f)
+	return dst
 }
 
 // normName lower-cases ASCII and drops '-' and '_'.
@@ -324,7 +339,7 @@ func (r *Redactor) text(s string, fp bool) string {
 // writer's own fresh buffer, handed over as a string and never touched
 // again.
 func (r *Redactor) scrubString(s string, fp, asURL bool) string {
-	w := r.newWriter(unsafe.Slice(unsafe.StringData(s), len(s)), fp)
+	w := r.newWriter(bytesOf(s), fp)
 	if asURL {
 		r.scrubURL(w)
 	} else {
@@ -364,9 +379,31 @@ var authSchemes = map[string]string{
 	"mutual": "header", "apikey": "header", "aws4-hmac-sha256": "header",
 }
 
+// commonHeaders are the header names most requests and responses carry;
+// New works out secretHeader for them once.
+var commonHeaders = []string{
+	"Accept", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Access-Control-Allow-Headers",
+	"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Age",
+	"Alt-Svc", "Authorization", "Cache-Control", "Cf-Cache-Status", "Cf-Ray", "Connection", "Content-Disposition",
+	"Content-Encoding", "Content-Language", "Content-Length", "Content-Type", "Cookie", "Date", "Etag", "Expires",
+	"Host", "If-Modified-Since", "If-None-Match", "Keep-Alive", "Last-Modified", "Link", "Location",
+	"Mcp-Protocol-Version", "Mcp-Session-Id", "Openai-Organization", "Openai-Processing-Ms", "Openai-Version",
+	"Origin", "Pragma", "Proxy-Authorization", "Referer", "Retry-After", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
+	"Sec-Fetch-Site", "Server", "Set-Cookie", "Strict-Transport-Security", "Traceparent", "Transfer-Encoding",
+	"User-Agent", "Vary", "Via", "X-Api-Key", "X-Content-Type-Options", "X-Forwarded-For", "X-Forwarded-Proto",
+	"X-Frame-Options", "X-Powered-By", "X-Ratelimit-Limit-Requests", "X-Ratelimit-Limit-Tokens",
+	"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Requests",
+	"X-Ratelimit-Reset-Tokens", "X-Request-Id", "X-Stainless-Arch", "X-Stainless-Lang", "X-Stainless-Os",
+	"X-Stainless-Package-Version", "X-Stainless-Retry-Count", "X-Stainless-Runtime", "X-Stainless-Runtime-Version",
+	"Anthropic-Version", "Anthropic-Beta", "Request-Id", "X-Goog-Api-Client",
+}
+
 func (r *Redactor) scrubHeader(h http.Header, fp bool) {
 	for name, vals := range h {
-		secret := r.secretHeader(name)
+		secret, ok := r.known[name]
+		if !ok {
+			secret = r.secretHeader(name)
+		}
 		var out []string // copy on write: the value slice may be shared
 		for i, v := range vals {
 			nv := v
@@ -395,21 +432,54 @@ func (r *Redactor) scrubHeader(h http.Header, fp bool) {
 func (r *Redactor) secretHeaderValue(v string, fp bool) string {
 	kind, cred := "header", v
 	if sp := strings.IndexAny(v, " \t"); sp > 0 {
-		if k, ok := authSchemes[strings.ToLower(v[:sp])]; ok {
+		if k, ok := authScheme(v[:sp]); ok {
 			if c := strings.TrimLeft(v[sp:], " \t"); c != "" {
 				kind, cred = k, c
 			}
 		}
 	}
-	if isMarker([]byte(cred)) {
+	cb := bytesOf(cred) // read only
+	if isMarker(cb) {
 		return v
 	}
-	return v[:len(v)-len(cred)] + string(r.appendMarker(nil, kind, []byte(cred), false, fp))
+	out := append(make([]byte, 0, len(v)-len(cred)+len(markerOpenEnc)+len(kind)+16), v[:len(v)-len(cred)]...)
+	out = r.appendMarker(out, kind, cb, false, fp)
+	return unsafe.String(unsafe.SliceData(out), len(out))
+}
+
+// bytesOf is s as a byte slice without a copy, for reading only.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// authScheme looks an auth scheme word up in authSchemes, case-insensitively
+// as strings.ToLower compares, without allocating for an ASCII word.
+func authScheme[T string | []byte](word T) (string, bool) {
+	var buf [24]byte
+	if len(word) > len(buf) {
+		// Longer than any scheme however written: lower-casing shortens a
+		// word by at most two bytes a letter (the Kelvin sign is a k), and
+		// no scheme is longer than 16 letters.
+		return "", false
+	}
+	for i := 0; i < len(word); i++ {
+		c := word[i]
+		if c >= utf8.RuneSelf {
+			k, ok := authSchemes[strings.ToLower(string(word))] // Unicode folding (the Kelvin sign is a k)
+			return k, ok
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	k, ok := authSchemes[string(buf[:len(word)])]
+	return k, ok
 }
 
 func looksLikeURL(s string) bool {
-	if strings.ContainsAny(s, " \t\r\n") {
-		return false
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' && (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			return false
+		}
 	}
 	if strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") {
 		return true

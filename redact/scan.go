@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"math/bits"
 	"sort"
-	"strings"
 )
 
 // span is one stretch of w.src to replace by a marker. It is small enough
@@ -927,7 +926,7 @@ func (r *Redactor) matchColonHeader(keys *keyCache, s []byte, lo, hi, i int) (sp
 		}
 		kind := "header"
 		if sp := bytes.IndexAny(s[v:e], " \t"); sp > 0 {
-			if k, ok := authSchemes[strings.ToLower(string(s[v:v+sp]))]; ok {
+			if k, ok := authScheme(s[v : v+sp]); ok {
 				kind = k
 				for v += sp; v < e && (s[v] == ' ' || s[v] == '\t'); v++ {
 				}
