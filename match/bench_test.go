@@ -28,6 +28,17 @@ func BenchmarkKey(b *testing.B) {
 	}
 }
 
+// BenchmarkKeyGET is the replay path's common case: a GET without a body
+// (the load harness's requests).
+func BenchmarkKeyGET(b *testing.B) {
+	req := rq("GET", "http://127.0.0.1:34171/1k.json", "", "", "User-Agent", "Go-http-client/1.1", "Accept-Encoding", "gzip")
+	r := DefaultRules()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.digest(req)
+	}
+}
+
 func BenchmarkKeyWithRules(b *testing.B) {
 	req := rq("POST", "https://api.openai.com/v1/chat/completions", ctJSON, chatBody(1), "X-Tenant", "acme")
 	r := mustRules(b, `
