@@ -381,7 +381,7 @@ func (r *Rules) effectiveFor(hostname, port, path string) *effective {
 // and 443 are taken as defaults. path "" (unknown, as at CONNECT time)
 // matches only rules without a path pattern.
 func (r *Rules) ModeFor(host, path string) (string, bool) {
-	if r == nil {
+	if r == nil || len(r.rules) == 0 {
 		return "", false
 	}
 	hostname, port := splitHostPort(host)
