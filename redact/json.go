@@ -88,6 +88,8 @@ var jclass = func() (t [256]uint8) {
 	return
 }()
 
+var jclassp = &jclass // loaded once by scanJSON, not rebuilt at each use
+
 func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func (r *Redactor) scanJSON(w *writer, lo, hi int) {
@@ -97,9 +99,10 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int) {
 	var cands [32]int    // mayMatch positions in the current string (stringScan)
 	var keys keyCache
 	st := append(stack[:0], jframe{root: true, states: r.root})
+	jc := jclassp
 	for i := lo; i < hi; {
 		c := s[i]
-		switch jclass[c] {
+		switch jc[c] {
 		case jSkip:
 			i++
 		case jOpen:
@@ -151,8 +154,10 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int) {
 				if scan {
 					r.scanTextAt(w, i+1, e, cands[:nc], resume, &keys)
 				}
-				top.key = s[i+1 : e]
-				top.secret = r.secretKey(&keys, s, i+1, top.key)
+				if paths {
+					top.key = s[i+1 : e] // only JSON paths look at the key
+				}
+				top.secret = r.secretKey(&keys, s, i+1, s[i+1:e])
 			case e > i+1 && (top.secret || paths && r.finalHere(top)) && !isMarker(s[i+1:e]):
 				w.replace(span{start: i + 1, end: e, kind: "field"})
 			case scan:

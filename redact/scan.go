@@ -228,15 +228,20 @@ func (r *Redactor) scanTextAt(w *writer, lo, hi int, cands []int, resume int, ke
 	ts := textScan{spans: w.spans[:0], last: lo, next: lo, pemNoEnd: hi}
 	for _, i := range cands {
 		if i >= ts.next {
-			r.try(&ts, keys, s, lo, hi, i)
+			if sp, ok := r.matchAt(&ts.pemNoEnd, keys, s, lo, hi, i); ok {
+				ts.keep(sp, i)
+			}
 		}
 	}
+	q := quickp
 	for i := max(resume, ts.next); i < hi; i++ {
 		if i = nextTrigger(s, i, hi); i >= hi {
 			break
 		}
-		if quickMay(s, lo, hi, i) && mayMatch(s, lo, hi, i) {
-			r.try(&ts, keys, s, lo, hi, i)
+		if quickMay(q, s, lo, hi, i) && mayMatch(s, lo, hi, i) {
+			if sp, ok := r.matchAt(&ts.pemNoEnd, keys, s, lo, hi, i); ok {
+				ts.keep(sp, i)
+			}
 			i = max(i, ts.next-1)
 		}
 	}
@@ -253,17 +258,14 @@ type textScan struct {
 	pemNoEnd int
 }
 
-// try runs the matcher of the trigger byte at i and keeps its span when it
-// does not overlap the previous one; the scan then resumes at the span's
-// end.
-func (r *Redactor) try(ts *textScan, keys *keyCache, s []byte, lo, hi, i int) {
-	sp, ok := r.matchAt(&ts.pemNoEnd, keys, s, lo, hi, i)
-	if !ok || sp.start < ts.last || sp.end <= sp.start {
-		return
+// keep keeps the span a matcher found at i when it does not overlap the
+// previous one; the scan then resumes at its end.
+func (ts *textScan) keep(sp span, i int) {
+	if sp.start >= ts.last && sp.end > sp.start {
+		ts.spans = append(ts.spans, sp)
+		ts.last = sp.end
+		ts.next = max(i+1, sp.end)
 	}
-	ts.spans = append(ts.spans, sp)
-	ts.last = sp.end
-	ts.next = max(i+1, sp.end)
 }
 
 // flush adds the user patterns' spans and writes them all.
@@ -277,6 +279,10 @@ func (r *Redactor) flush(w *writer, ts *textScan, lo, hi int) {
 	}
 	w.spans = spans[:0]
 }
+
+// stop8p is &stop8 as a variable: loaded into a register once, where the
+// global's address is rebuilt for each of the eight tables.
+var stop8p = &stop8
 
 // nextTrigger returns the first i' >= i below hi where trig is set, or hi.
 func nextTrigger(s []byte, i, hi int) int { return nextIn(&trig, s, i, hi) }
@@ -316,14 +322,15 @@ func stringScan(s []byte, from, hi int, cands []int) (end int, closed bool, n, r
 	if hi > len(s) {
 		hi = len(s)
 	}
+	t, q := stop8p, quickp // loaded once, not rebuilt at each use
 	for i := from; i < hi; {
 		// m: the stops among the next (up to) eight bytes, bit k for s[i+k].
 		base := i
 		var m uint
 		if i+8 <= hi {
 			b := s[i : i+8 : i+8]
-			m = uint(stop8[0][b[0]] | stop8[1][b[1]] | stop8[2][b[2]] | stop8[3][b[3]] |
-				stop8[4][b[4]] | stop8[5][b[5]] | stop8[6][b[6]] | stop8[7][b[7]])
+			m = uint(t[0][b[0]] | t[1][b[1]] | t[2][b[2]] | t[3][b[3]] |
+				t[4][b[4]] | t[5][b[5]] | t[6][b[6]] | t[7][b[7]])
 			i += 8
 		} else {
 			for ; i < hi; i++ {
@@ -334,7 +341,10 @@ func stringScan(s []byte, from, hi int, cands []int) (end int, closed bool, n, r
 			p := base + bits.TrailingZeros(m)
 			m &= m - 1
 			if s[p] == '"' {
-				k := 0
+				if p == from || s[p-1] != '\\' {
+					return p, true, n, p
+				}
+				k := 1
 				for p-1-k >= from && s[p-1-k] == '\\' {
 					k++
 				}
@@ -343,7 +353,7 @@ func stringScan(s []byte, from, hi int, cands []int) (end int, closed bool, n, r
 				}
 				continue
 			}
-			if quickMay(s, from, hi, p) && mayMatch(s, from, hi, p) {
+			if quickMay(q, s, from, hi, p) && mayMatch(s, from, hi, p) {
 				if n == len(cands) {
 					end, closed = stringEnd(s, p, hi)
 					return end, closed, n, p
@@ -372,6 +382,12 @@ const (
 // whose mayMatch test can pass with that byte before, or after, the
 // trigger.
 var trigClass, prevOK, nextOK [256]uint8
+
+// quickTabs holds the three for quickMay, behind a variable the scan loops
+// load once (the globals' addresses would be rebuilt at each use).
+type quickTabs struct{ class, prev, next *[256]uint8 }
+
+var quickp = &quickTabs{&trigClass, &prevOK, &nextOK}
 
 func init() {
 	for c, k := range map[byte]uint8{'-': tDash, '_': tUnder, 'A': tA, 'J': tJ, 'B': tB, 'b': tB, ':': tColon, '=': tEq, '@': tAt} {
@@ -406,7 +422,7 @@ func init() {
 
 // quickMay is a cheaper superset of mayMatch, small enough to inline: the
 // byte before or after the trigger must be one its matcher can start with.
-func quickMay(s []byte, lo, hi, i int) bool {
+func quickMay(q *quickTabs, s []byte, lo, hi, i int) bool {
 	var prev, next byte
 	if i > lo {
 		prev = s[i-1]
@@ -414,7 +430,7 @@ func quickMay(s []byte, lo, hi, i int) bool {
 	if i+1 < hi {
 		next = s[i+1]
 	}
-	return (prevOK[prev]|nextOK[next])&trigClass[s[i]] != 0
+	return (q.prev[prev]|q.next[next])&q.class[s[i]] != 0
 }
 
 // mayMatch is a necessary condition for matchAt to find a span at i,
