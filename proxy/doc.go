@@ -5,10 +5,12 @@
 // recorder without holding up the client.
 //
 // Files, one concern each:
-//   - server.go:    the listener, goproxy wiring, shutdown of hijacked connections
+//   - server.go:    the listener, goproxy wiring, shutdown of hijacked connections,
+//     and the client connection that sends a tunnelled head with its body in one write
 //   - handle.go:    one request's whole path, top to bottom
 //   - capture.go:   the tee that records a response body as the client reads it
-//     (spilling to a temporary file past 1 MiB, a marker past --max-body)
+//     (spilling to a temporary file past 1 MiB, a marker past --max-body;
+//     read ahead whole when small, inside a tunnel)
 //   - sse.go:       splitting a recorded event stream into its SSE events
 //   - normalize.go: turning a live request or response into its recorded form
 //   - blocked.go:   the answer a blocked request gets
