@@ -21,6 +21,7 @@ type lineBuffer struct {
 	direct bool
 
 	writeMu sync.Mutex // serializes writes to out
+	spare   []byte     // under writeMu: the last batch's buffer, reused by the next (no regrowing every 50 ms)
 	kick    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -81,10 +82,13 @@ func (b *lineBuffer) flush() {
 	defer b.writeMu.Unlock()
 	b.mu.Lock()
 	out := b.buf
-	b.buf = nil
+	b.buf, b.spare = b.spare[:0], nil
 	b.mu.Unlock()
 	if len(out) > 0 {
 		_, _ = b.out.Write(out)
+	}
+	if cap(out) <= lineBufferLimit*2 { // a buffer grown by a flood is let go
+		b.spare = out[:0]
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -132,6 +133,14 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	// replay/strict ones: the cassette is then both loaded and written, so
 	// a record-mode run with such rules appends instead of starting fresh.
 	plan := proxy.PlanFor(mode, rules)
+	if !plan.Records && os.Getenv("GOGC") == "" {
+		// Answering from memory allocates little per request and keeps a
+		// small heap, so at Go's default (GOGC=100) collections come often
+		// and cost ~10% of a 1 KB replay's CPU; at 200 that halves, for a
+		// few MiB more (peak RSS at 64 clients 30.7 -> 35.4 MiB). Recording
+		// keeps the default: its heap holds captured bodies. GOGC wins.
+		debug.SetGCPercent(200)
+	}
 
 	// Listen before the store is touched: a port in use must fail before a
 	// record-mode start has emptied the cassette.
