@@ -2,7 +2,6 @@ package redact
 
 import (
 	"bytes"
-	"encoding/json"
 	"mime"
 	"strings"
 	"unicode/utf8"
@@ -47,9 +46,11 @@ func (r *Redactor) scrubBody(w *writer, ct string) {
 	case mt == "application/x-www-form-urlencoded":
 		r.scrubPairs(w, 0, len(b), "field")
 	case strings.Contains(mt, "json"):
-		r.scanJSON(w, 0, len(b)) // lenient: truncated JSON and NDJSON too
-	case startsJSON(b, 0, len(b)) && json.Valid(b):
-		r.scanJSON(w, 0, len(b))
+		var js jsonScratch
+		r.scanJSON(w, 0, len(b), &js) // lenient: truncated JSON and NDJSON too
+	case startsJSON(b, 0, len(b)) && validJSON(b):
+		var js jsonScratch
+		r.scanJSON(w, 0, len(b), &js)
 	case mt == "" && looksLikeForm(b):
 		r.scrubPairs(w, 0, len(b), "field")
 	default:
@@ -97,15 +98,24 @@ func looksLikeForm(b []byte) bool {
 // carries JSON by the JSON scanner, every other line as text.
 func (r *Redactor) scrubSSE(w *writer) {
 	s := w.src
+	var js jsonScratch
+	nl := -1 // the next '\n' at or after p (len(s): none); kept, so that lines of lone \r stay linear
 	for p := 0; p < len(s); {
-		e := p
-		for e < len(s) && s[e] != '\n' && s[e] != '\r' {
-			e++
+		// the line ends at the first \n or \r
+		if nl < p {
+			nl = len(s)
+			if k := bytes.IndexByte(s[p:], '\n'); k >= 0 {
+				nl = p + k
+			}
+		}
+		e := nl
+		if k := bytes.IndexByte(s[p:e], '\r'); k >= 0 {
+			e = p + k
 		}
 		if hasPrefixAt(s, p, e, "data:") {
 			d := p + 5
-			if startsJSON(s, d, e) && json.Valid(s[d:e]) {
-				r.scanJSON(w, d, e)
+			if startsJSON(s, d, e) && validJSON(s[d:e]) {
+				r.scanJSON(w, d, e, &js)
 			} else {
 				r.scanText(w, d, e)
 			}

@@ -2,6 +2,7 @@ package redact
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand"
 	"net/url"
 	"os"
@@ -245,6 +246,69 @@ func TestDecodeComponent(t *testing.T) {
 	for _, s := range []string{"", "a", "a+b", "%41", "%4", "%zz", "%%41", "a%2Bb%3d", "%e6%97%a5", "+%", "%C3%A9+x", "%", "%a", "abc%ff%FF%0a"} {
 		if got, want := decodeComponent([]byte(s)), queryUnescapeRef([]byte(s)); !bytes.Equal(got, want) {
 			t.Errorf("decodeComponent(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func checkValidJSON(t *testing.T, b []byte) {
+	if got, want := validJSON(b), json.Valid(b); got != want {
+		t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
+	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{``, ` `, `0`, `-0`, `01`, `-`, `1.`, `1.5e`, `1e+5`, `1E-05`, `.5`, `"a"`, `"\u00e9\n"`, `"\u00g9"`, "\"\x01\"",
+		`"\x"`, `[]`, `[ ]`, `[1,]`, `[,1]`, `{}`, `{ }`, `{"a":1,}`, `{"a" : [true,false,null]}`, `{"a":1}x`, `{"a":1} `, `nul`, `truee`,
+		`[[[]]]`, `{"a":{"b":{}}}`, `"\"`, `"\\"`, "\"\xff\"", `{"a":"b"]`, `[1}`, `{1:2}`, `{"a"}`, `[-]`, `[-1.0e-0]`} {
+		f.Add([]byte(s))
+	}
+	for _, s := range EquivTexts() {
+		if len(s) < 2048 {
+			f.Add([]byte(s))
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkValidJSON(t, b)
+	})
+}
+
+func TestValidJSON(t *testing.T) {
+	for _, s := range EquivTexts() {
+		checkValidJSON(t, []byte(s))
+	}
+	for _, s := range fastpathCorpus(t, 2000) {
+		checkValidJSON(t, s)
+		for _, cut := range []int{1, 2, len(s) / 2, len(s) - 1} {
+			if cut > 0 && cut < len(s) {
+				checkValidJSON(t, s[:cut])
+				checkValidJSON(t, s[cut:])
+			}
+		}
+	}
+	// Nesting: encoding/json allows 10000 levels, not 10001.
+	for _, n := range []int{63, 64, 65, 127, 128, 129, 9999, 10000, 10001} {
+		for _, open := range []string{"[", `{"k":`, `[{"k":`} {
+			var b []byte
+			for i := 0; i < n; i++ {
+				b = append(b, open...)
+			}
+			checkValidJSON(t, b)
+			b = append(b, '1')
+			for i := n - 1; i >= 0; i-- {
+				switch open {
+				case "[":
+					b = append(b, ']')
+				case `{"k":`:
+					b = append(b, '}')
+				default:
+					b = append(b, "}]"...)
+				}
+			}
+			checkValidJSON(t, b)
+			if open != `[{"k":` {
+				// mixed: arrays inside objects inside arrays...
+				checkValidJSON(t, append(append([]byte(nil), b...), ' '))
+			}
 		}
 	}
 }

@@ -19,13 +19,16 @@ import (
 
 type pstate struct{ p, pos int32 }
 
+// jframe is one open object or array. It holds no pointer (the key is a
+// place in src), so pushing one costs no write barrier; the JSON path
+// states of each frame, when there are paths, live beside the stack.
 type jframe struct {
-	arr    bool
-	root   bool   // the pseudo-frame around top-level values
-	secret bool   // object: the current key is secret; array: its scalars are
-	key    []byte // object: the current key (raw)
-	idx    int    // array: the current index
-	states []pstate
+	arr        bool
+	root       bool // the pseudo-frame around top-level values
+	secret     bool // object: the current key is secret; array: its scalars are
+	hasKey     bool // object: a key was read, src[key0:key1] (raw)
+	key0, key1 int
+	idx        int // array: the current index
 }
 
 var jsonDelim = func() (t [256]bool) {
@@ -92,13 +95,25 @@ var jclassp = &jclass // loaded once by scanJSON, not rebuilt at each use
 
 func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-func (r *Redactor) scanJSON(w *writer, lo, hi int) {
+// jsonScratch is scanJSON's working memory. A caller that scans many JSON
+// values of one body (the data: lines of an SSE stream) passes the same one
+// to each: it is zeroed once, and the keys of one line are known in the
+// next.
+type jsonScratch struct {
+	stack [16]jframe // the first frames; deeper nesting grows on the heap
+	cands [32]int    // mayMatch positions in the current string (stringScan)
+	keys  keyCache
+}
+
+func (r *Redactor) scanJSON(w *writer, lo, hi int, js *jsonScratch) {
 	s := w.src
 	paths := len(r.paths) > 0
-	var stack [16]jframe // deeper nesting grows on the heap
-	var cands [32]int    // mayMatch positions in the current string (stringScan)
-	var keys keyCache
-	st := append(stack[:0], jframe{root: true, states: r.root})
+	cands, keys := &js.cands, &js.keys
+	st := append(js.stack[:0], jframe{root: true})
+	var pst [][]pstate // with paths: the states of st[k] in pst[k]
+	if paths {
+		pst = append(pst, r.root)
+	}
 	jc := jclassp
 	for i := lo; i < hi; {
 		c := s[i]
@@ -107,31 +122,33 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int) {
 			i++
 		case jOpen:
 			top := &st[len(st)-1]
-			var states []pstate
 			if paths {
-				var final bool
-				states, final = r.child(top, true)
+				states, final := r.child(top, pst[len(pst)-1], s, true)
 				if final {
 					end := skipComposite(s, i, hi)
 					w.replace(span{start: i, end: end, kind: "field", quote: 1})
 					i = end
 					continue
 				}
+				pst = append(pst, states)
 			}
-			st = append(st, jframe{arr: c == '[', secret: c == '[' && top.secret, states: states})
+			st = append(st, jframe{arr: c == '[', secret: c == '[' && top.secret})
 			i++
 		case jClose:
 			if len(st) > 1 {
 				st = st[:len(st)-1]
+				if paths {
+					pst = pst[:len(pst)-1]
+				}
 			} else {
-				st[0].secret, st[0].key = false, nil
+				st[0].secret, st[0].hasKey = false, false
 			}
 			i++
 		case jComma:
 			if top := &st[len(st)-1]; top.arr {
 				top.idx++
 			} else {
-				top.secret, top.key = false, nil
+				top.secret, top.hasKey = false, false
 			}
 			i++
 		case jQuote:
@@ -152,16 +169,14 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int) {
 			switch {
 			case isKey:
 				if scan {
-					r.scanTextAt(w, i+1, e, cands[:nc], resume, &keys)
+					r.scanTextAt(w, i+1, e, cands[:nc], resume, keys)
 				}
-				if paths {
-					top.key = s[i+1 : e] // only JSON paths look at the key
-				}
-				top.secret = r.secretKey(&keys, s, i+1, s[i+1:e])
-			case e > i+1 && (top.secret || paths && r.finalHere(top)) && !isMarker(s[i+1:e]):
+				top.hasKey, top.key0, top.key1 = true, i+1, e
+				top.secret = r.secretKey(keys, s, i+1, s[i+1:e])
+			case e > i+1 && (top.secret || paths && r.finalHere(top, pst[len(pst)-1], s)) && !isMarker(s[i+1:e]):
 				w.replace(span{start: i + 1, end: e, kind: "field"})
 			case scan:
-				r.scanTextAt(w, i+1, e, cands[:nc], resume, &keys)
+				r.scanTextAt(w, i+1, e, cands[:nc], resume, keys)
 			}
 			i = next
 		default:
@@ -176,7 +191,7 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int) {
 			tok := s[i:t]
 			top := &st[len(st)-1]
 			if isNumber(tok) {
-				if top.secret || paths && r.finalHere(top) {
+				if top.secret || paths && r.finalHere(top, pst[len(pst)-1], s) {
 					w.replace(span{start: i, end: t, kind: "field", quote: 1})
 				}
 			} else if !isLiteral(tok) {
@@ -283,18 +298,22 @@ func unescapeKey(raw []byte) []byte {
 
 // child returns the path states for a composite value in frame f and
 // whether a JSON path ends at it.
-func (r *Redactor) child(f *jframe, want bool) ([]pstate, bool) {
+func (r *Redactor) child(f *jframe, states []pstate, src []byte, want bool) ([]pstate, bool) {
 	if f.root {
 		return r.root, false
 	}
-	if len(f.states) == 0 || !f.arr && f.key == nil {
+	if len(states) == 0 || !f.arr && !f.hasKey {
 		return nil, false
 	}
-	return r.step(f.states, unescapeKey(f.key), f.idx, f.arr, want)
+	var key []byte
+	if f.hasKey {
+		key = unescapeKey(src[f.key0:f.key1])
+	}
+	return r.step(states, key, f.idx, f.arr, want)
 }
 
-func (r *Redactor) finalHere(f *jframe) bool {
-	_, final := r.child(f, false)
+func (r *Redactor) finalHere(f *jframe, states []pstate, src []byte) bool {
+	_, final := r.child(f, states, src, false)
 	return final && !f.root
 }
 

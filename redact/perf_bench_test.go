@@ -182,3 +182,28 @@ func BenchmarkRedactResponseHeaders(b *testing.B) {
 		r.Response(&resp)
 	}
 }
+
+// BenchmarkRedactStreamed50KB: a streamed chat answer as the proxy records
+// it: ~50 KB of SSE chunks, one event per chunk, scrubbed as one body and
+// cut back into the events.
+func BenchmarkRedactStreamed50KB(b *testing.B) {
+	r := mustNew(b, Config{Secret: []byte("k")})
+	var events []store.Event
+	var body []byte
+	words := strings.Fields("the model returned a tool call with arguments for search and the agent read results from the index")
+	for i := 0; len(body) < 50<<10; i++ {
+		ev := fmt.Appendf(nil, "data: {\"id\":\"chatcmpl-9xYzBench0001\",\"object\":\"chat.completion.chunk\",\"created\":1718000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", " "+words[i%len(words)])
+		events = append(events, store.Event{OffsetMs: int64(i), Data: ev})
+		body = append(body, ev...)
+	}
+	body = append(body, "data: [DONE]\n\n"...)
+	events = append(events, store.Event{Data: []byte("data: [DONE]\n\n")})
+	hdr := http.Header{"Content-Type": {"text/event-stream"}}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		resp := store.Response{Status: 200, Header: hdr, Body: body, Streamed: true, Events: events}
+		r.Response(&resp)
+	}
+}

@@ -666,11 +666,21 @@ func (r *Redactor) events(resp *store.Response, ct string) {
 	for _, ev := range resp.Events {
 		total += len(ev.Data)
 	}
-	joined := make([]byte, 0, total)
-	for _, ev := range resp.Events {
-		joined = append(joined, ev.Data...)
+	// Body is normally the concatenation of the events: then it is scanned
+	// as it is, without a joined copy.
+	sameBody := total == len(resp.Body)
+	for i, off := 0, 0; sameBody && i < len(resp.Events); i++ {
+		d := resp.Events[i].Data
+		sameBody = string(d) == string(resp.Body[off:off+len(d)])
+		off += len(d)
 	}
-	sameBody := string(joined) == string(resp.Body)
+	joined := resp.Body
+	if !sameBody {
+		joined = make([]byte, 0, total)
+		for _, ev := range resp.Events {
+			joined = append(joined, ev.Data...)
+		}
+	}
 	if !sameBody && len(resp.Body) > 0 {
 		resp.Body = r.body(resp.Body, ct, true)
 	}

@@ -29,7 +29,6 @@ type writer struct {
 	track  bool // record edits (to re-split stream events)
 	encAll bool // percent-encode every marker (inside URL userinfo)
 	edits  []edit
-	spans  []span
 }
 
 func (r *Redactor) newWriter(src []byte, fp bool) *writer {
@@ -225,59 +224,38 @@ func (r *Redactor) scanTextAt(w *writer, lo, hi int, cands []int, resume int, ke
 		return
 	}
 	s := w.src
-	ts := textScan{spans: w.spans[:0], last: lo, next: lo, pemNoEnd: hi}
+	// The spans found, the end of the last one, where the next match may
+	// start, where a search for the end of a PEM block failed. Locals, not
+	// a struct behind a pointer, so that buf stays on the stack.
+	var buf [4]span // most stretches hold a secret or two at most
+	spans, last, next, pemNoEnd := buf[:0], lo, lo, hi
 	for _, i := range cands {
-		if i >= ts.next {
-			if sp, ok := r.matchAt(&ts.pemNoEnd, keys, s, lo, hi, i); ok {
-				ts.keep(sp, i)
+		if i >= next {
+			if sp, ok := r.matchAt(&pemNoEnd, keys, s, lo, hi, i); ok && sp.start >= last && sp.end > sp.start {
+				spans, last, next = append(spans, sp), sp.end, max(i+1, sp.end)
 			}
 		}
 	}
 	q := quickp
-	for i := max(resume, ts.next); i < hi; i++ {
+	for i := max(resume, next); i < hi; i++ {
 		if i = nextTrigger(s, i, hi); i >= hi {
 			break
 		}
 		if quickMay(q, s, lo, hi, i) && mayMatch(s, lo, hi, i) {
-			if sp, ok := r.matchAt(&ts.pemNoEnd, keys, s, lo, hi, i); ok {
-				ts.keep(sp, i)
+			if sp, ok := r.matchAt(&pemNoEnd, keys, s, lo, hi, i); ok && sp.start >= last && sp.end > sp.start {
+				spans, last, next = append(spans, sp), sp.end, max(i+1, sp.end)
+				i = next - 1
 			}
-			i = max(i, ts.next-1)
 		}
 	}
-	r.flush(w, &ts, lo, hi)
-}
-
-// textScan is the state of one scanText: the spans found, the end of the
-// last one, where the next match may start, and where a search for the end
-// of a PEM block failed.
-type textScan struct {
-	spans    []span
-	last     int
-	next     int
-	pemNoEnd int
-}
-
-// keep keeps the span a matcher found at i when it does not overlap the
-// previous one; the scan then resumes at its end.
-func (ts *textScan) keep(sp span, i int) {
-	if sp.start >= ts.last && sp.end > sp.start {
-		ts.spans = append(ts.spans, sp)
-		ts.last = sp.end
-		ts.next = max(i+1, sp.end)
-	}
-}
-
-// flush adds the user patterns' spans and writes them all.
-func (r *Redactor) flush(w *writer, ts *textScan, lo, hi int) {
-	spans := ts.spans
 	if len(r.pats) > 0 {
-		spans = r.userSpans(w.src, lo, hi, spans)
+		// userSpans keeps its slice (sort's closure): hand it a copy, so
+		// that buf can stay on the stack.
+		spans = r.userSpans(s, lo, hi, append([]span(nil), spans...))
 	}
 	for _, sp := range spans {
 		w.replace(sp)
 	}
-	w.spans = spans[:0]
 }
 
 // stop8p is &stop8 as a variable: loaded into a register once, where the
