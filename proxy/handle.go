@@ -180,17 +180,27 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 			c.fill(&in.Response)
 			s.save(in, mode)
 		}
-		if mode == ModeLive { // the next identical request must already find it in the index
+		c.mu.Lock()
+		small := c.size <= inlineSave
+		c.mu.Unlock()
+		if mode == ModeLive || small {
+			// Live: the next identical request must already find it in
+			// the index. A small body: saving it costs a few microseconds,
+			// less than handing it to a worker would.
 			finish()
 			return
 		}
-		// Redaction, keying and encoding cost more than the response took
-		// to stream: a save worker does them, so this connection's next
-		// request is not kept waiting. A full queue pushes back here.
+		// Redaction, keying and encoding of a larger body cost more than
+		// the response took to stream: a save worker does them, so this
+		// connection's next request is not kept waiting. A full queue
+		// pushes back here.
 		enqueueSave(finish)
 	})
 	return resp
 }
+
+// inlineSave is the largest body saved on the client's own goroutine.
+const inlineSave = 4 << 10
 
 // save redacts a finished interaction and hands it to the recorder. In live
 // mode it also joins the index, so the next identical request is replayed.
