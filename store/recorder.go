@@ -34,6 +34,7 @@ type Recorder struct {
 	s    *Store
 	opts RecorderOptions
 	ch   chan op
+	wake chan struct{} // cuts the writer's gathering short (see run)
 	done chan struct{}
 
 	mu     sync.RWMutex // Record/Flush hold it shared while enqueueing
@@ -74,7 +75,7 @@ func (s *Store) NewRecorder(opts RecorderOptions) *Recorder {
 	if opts.Queue <= 0 {
 		opts.Queue = 1024
 	}
-	r := &Recorder{s: s, opts: opts, ch: make(chan op, opts.Queue), done: make(chan struct{}),
+	r := &Recorder{s: s, opts: opts, ch: make(chan op, opts.Queue), wake: make(chan struct{}, 1), done: make(chan struct{}),
 		stored: map[string]map[[32]byte]struct{}{}, sums: newBodySums()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,6 +116,9 @@ func (r *Recorder) Record(cassette string, in Interaction) error {
 		return r.errorf("%w", ErrClosed)
 	}
 	r.ch <- o
+	if len(r.ch) >= r.opts.MaxBatch {
+		r.nudge()
+	}
 	return nil
 }
 
@@ -129,6 +133,7 @@ func (r *Recorder) Flush() error {
 		return r.errorf("flush: %w", ErrClosed)
 	}
 	r.ch <- op{ctl: ack}
+	r.nudge()
 	r.mu.RUnlock()
 	return <-ack
 }
@@ -145,6 +150,7 @@ func (r *Recorder) Close() error {
 		// so this send cannot block forever.
 		ack := make(chan error, 1)
 		r.ch <- op{ctl: ack, stop: true}
+		r.nudge()
 		r.closeErr = <-ack
 		<-r.done
 		r.s.mu.Lock()
@@ -152,6 +158,14 @@ func (r *Recorder) Close() error {
 		r.s.mu.Unlock()
 	})
 	return r.closeErr
+}
+
+// nudge wakes the writer if it is gathering a batch.
+func (r *Recorder) nudge() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // run is the writer goroutine.
@@ -174,20 +188,25 @@ func (r *Recorder) run() {
 	for {
 		add(<-r.ch)
 		if len(markers) == 0 {
+			// Let company gather for MaxDelay, then take whatever is queued.
+			// A send into the buffered channel wakes no one, so a busy
+			// recorder wakes once per batch, not once per record; Flush,
+			// Close and a batch's worth of queued records cut the wait short.
 			timer.Reset(r.opts.MaxDelay)
-		collect:
-			for len(batch) < r.opts.MaxBatch {
-				select {
-				case o := <-r.ch:
-					add(o)
-					if len(markers) > 0 {
-						break collect
-					}
-				case <-timer.C:
-					break collect
-				}
+			select {
+			case <-timer.C:
+			case <-r.wake:
 			}
 			timer.Stop()
+		}
+	drain:
+		for len(batch) < r.opts.MaxBatch && len(markers) == 0 {
+			select {
+			case o := <-r.ch:
+				add(o)
+			default:
+				break drain
+			}
 		}
 		if len(batch) > 0 {
 			if err := r.commit(batch); err != nil {
