@@ -2,6 +2,7 @@ package redact
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 )
 
@@ -44,6 +45,7 @@ var jsonDelim = func() (t [256]bool) {
 // 4, the most recent first. An entry is a key's place in the body,
 // src[start:end].
 type keyCache [16][4]struct {
+	head       uint64 // the key's first eight bytes, zero-padded
 	start, end int32
 	secret     bool
 }
@@ -56,20 +58,30 @@ func (r *Redactor) secretKey(c *keyCache, src []byte, start int, raw []byte) boo
 	if c == nil || n == 0 || start+n > 1<<31-1 {
 		return r.secretField(unescapeKey(raw))
 	}
-	x := uint32(n) | uint32(raw[0])<<8 | uint32(raw[n/2])<<16 | uint32(raw[n-1])<<24
-	set := &c[(x*0x9E3779B1)>>28]
+	var head uint64
+	if start+8 <= len(src) {
+		head = binary.LittleEndian.Uint64(src[start:])
+		if n < 8 {
+			head &= 1<<(8*n) - 1
+		}
+	} else {
+		for k := min(n, 8) - 1; k >= 0; k-- {
+			head = head<<8 | uint64(raw[k])
+		}
+	}
+	set := &c[((head^uint64(n)<<56^uint64(raw[n-1])<<48)*0x9E3779B97F4A7C15)>>60]
 	for k := range set {
 		e := &set[k]
 		if e.end == 0 {
 			break
 		}
-		if int(e.end-e.start) == n && src[e.start] == raw[0] && string(src[e.start:e.end]) == string(raw) {
+		if e.head == head && int(e.end-e.start) == n && (n <= 8 || string(src[e.start+8:e.end]) == string(raw[8:])) {
 			return e.secret
 		}
 	}
 	secret := r.secretField(unescapeKey(raw))
 	copy(set[1:], set[:3])
-	set[0].start, set[0].end, set[0].secret = int32(start), int32(start+n), secret
+	set[0].head, set[0].start, set[0].end, set[0].secret = head, int32(start), int32(start+n), secret
 	return secret
 }
 
