@@ -3,10 +3,12 @@ package redact
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -311,4 +313,44 @@ func TestValidJSON(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMayBeSecretNameIsNecessary: wherever secretField holds,
+// mayBeSecretName does, for every config's field names written every way.
+func TestMayBeSecretNameIsNecessary(t *testing.T) {
+	cfgs := []Config{{}, {Fields: []string{"email", "ssn", "card_number", "PIN", "x9", "naïve", "a.b", "q"}, Allow: []string{"key"}},
+		{Allow: append(append([]string(nil), defaultFields...), defaultHeaders...)}}
+	rng := rand.New(rand.NewSource(3))
+	var names []string
+	for _, f := range append(append(append([]string(nil), defaultFields...), defaultHeaders...), "email", "ssn", "card_number", "PIN", "x9", "naïve", "a.b", "q",
+		"x-session-token", "db_password", "client-secret", "my_api_key", "apiKey", "max_tokens", "x-ratelimit-remaining-tokens") {
+		names = append(names, f, strings.ToUpper(f), strings.ReplaceAll(f, "_", "-"), strings.ReplaceAll(f, "-", ""), "user["+f+"]", "x_"+f, f+"_2",
+			`\u0061`+f, jsonEscapeFirst(f))
+	}
+	for _, s := range EquivTexts() {
+		for _, w := range strings.FieldsFunc(s, func(r rune) bool { return !(r < 128 && nameChar[r]) }) {
+			names = append(names, w)
+		}
+	}
+	for k := 0; k < 20000; k++ {
+		b := []byte(names[rng.Intn(len(names))])
+		names = append(names, string(Mutate(rng, b)))
+	}
+	for _, cfg := range cfgs {
+		r := mustNew(t, cfg)
+		for _, n := range names {
+			raw := []byte(n)
+			if r.secretField(unescapeKey(raw)) && !r.mayBeSecretName(raw) {
+				t.Fatalf("config %+v: %q is a secret field name, mayBeSecretName says no", cfg, n)
+			}
+		}
+	}
+}
+
+// jsonEscapeFirst writes the first letter of s as a \u escape.
+func jsonEscapeFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return fmt.Sprintf(`\u%04x`, s[0]) + s[1:]
 }

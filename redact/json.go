@@ -55,6 +55,9 @@ type keyCache [16][4]struct {
 // from c when it saw the same bytes before; c may be nil. raw is
 // src[start:start+len(raw)].
 func (r *Redactor) secretKey(c *keyCache, src []byte, start int, raw []byte) bool {
+	if !r.mayBeSecretName(raw) {
+		return false
+	}
 	n := len(raw)
 	if c == nil || n == 0 || start+n > 1<<31-1 {
 		return r.secretField(unescapeKey(raw))

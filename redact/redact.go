@@ -41,6 +41,7 @@ type Redactor struct {
 	hpool   sync.Pool
 	fields  map[string]bool // normalized secret field names (query, form, JSON), allow-list applied
 	fbloom  [256]uint64     // first byte of a field name -> bit (length mod 64): skips most map lookups
+	fneed   *[256]bool      // a secret field name holds one of these bytes (see mayBeSecretName)
 	headers map[string]bool // normalized secret header names, allow-list applied
 	known   map[string]bool // secretHeader of common header names as they come, worked out in New
 	allow   map[string]bool
@@ -76,9 +77,16 @@ func New(cfg Config) (*Redactor, error) {
 	addTo(r.fields, defaultFields)
 	addTo(r.fields, defaultHeaders) // {"Authorization": "…"} in a JSON body is a credential too
 	addTo(r.fields, cfg.Fields)
+	r.fneed = new([256]bool)
 	for f := range r.fields {
 		r.fbloom[f[0]] |= 1 << (len(f) & 63)
+		r.needByte(f)
 	}
+	// credentialLike: token and apikey hold a k, secret a c, password a w.
+	for _, sub := range []string{"token", "secret", "password", "apikey"} {
+		r.needByte(sub)
+	}
+	r.fneed['\\'] = true // an escaped key may spell anything
 	addTo(r.headers, defaultHeaders)
 	addTo(r.headers, cfg.Headers)
 	r.known = map[string]bool{}
@@ -177,6 +185,41 @@ var normLower, normKeep = func() (l, k [256]byte) {
 	k['-'], k['_'] = 0, 0
 	return
 }()
+
+// needByte marks, for the normalized name f, one of its bytes (the rarest
+// in English) in both cases: a name that normalizes to f holds it.
+func (r *Redactor) needByte(f string) {
+	const rarestFirst = "zqxjkvbpygfwmucldrhsnioate"
+	best, rank := f[0], -1
+	for i := 0; i < len(f); i++ {
+		k := strings.IndexByte(rarestFirst, f[i])
+		if k < 0 { // a digit, a sign, a non-ASCII byte: rare in names
+			best = f[i]
+			break
+		}
+		if rank < 0 || k < rank {
+			best, rank = f[i], k
+		}
+	}
+	r.fneed[best] = true
+	if best >= 'a' && best <= 'z' {
+		r.fneed[best-'a'+'A'] = true
+	}
+}
+
+// mayBeSecretName is false when the raw key cannot be a secret field name
+// (secretField of its unescaped form): it holds none of the bytes needByte
+// marked, one per field name and per credential word, nor a backslash.
+// Most keys ("role", "type", "name", "query") are settled by it.
+func (r *Redactor) mayBeSecretName(raw []byte) bool {
+	need := r.fneed
+	for _, c := range raw {
+		if need[c] {
+			return true
+		}
+	}
+	return false
+}
 
 // secretField reports whether a query, form or JSON field name is secret.
 // "user[password]" is judged by its last bracket, "password".

@@ -258,6 +258,9 @@ func (r *Redactor) scanTextAt(w *writer, lo, hi int, cands []int, resume int, ke
 	}
 }
 
+// nameCharp is &nameChar, loaded once by the matchers' loops.
+var nameCharp = &nameChar
+
 // stop8p is &stop8 as a variable: loaded into a register once, where the
 // global's address is rebuilt for each of the eight tables.
 var stop8p = &stop8
@@ -305,7 +308,25 @@ func stringScan(s []byte, from, hi int, cands []int) (end int, closed bool, n, r
 		// m: the stops among the next (up to) eight bytes, bit k for s[i+k].
 		base := i
 		var m uint
-		if i+8 <= hi {
+		if i+32 <= hi {
+			b := s[i : i+32 : i+32]
+			m = uint(t[0][b[0]]|t[1][b[1]]|t[2][b[2]]|t[3][b[3]]|
+				t[4][b[4]]|t[5][b[5]]|t[6][b[6]]|t[7][b[7]]) |
+				uint(t[0][b[8]]|t[1][b[9]]|t[2][b[10]]|t[3][b[11]]|
+					t[4][b[12]]|t[5][b[13]]|t[6][b[14]]|t[7][b[15]])<<8 |
+				uint(t[0][b[16]]|t[1][b[17]]|t[2][b[18]]|t[3][b[19]]|
+					t[4][b[20]]|t[5][b[21]]|t[6][b[22]]|t[7][b[23]])<<16 |
+				uint(t[0][b[24]]|t[1][b[25]]|t[2][b[26]]|t[3][b[27]]|
+					t[4][b[28]]|t[5][b[29]]|t[6][b[30]]|t[7][b[31]])<<24
+			i += 32
+		} else if i+16 <= hi {
+			b := s[i : i+16 : i+16]
+			m = uint(t[0][b[0]]|t[1][b[1]]|t[2][b[2]]|t[3][b[3]]|
+				t[4][b[4]]|t[5][b[5]]|t[6][b[6]]|t[7][b[7]]) |
+				uint(t[0][b[8]]|t[1][b[9]]|t[2][b[10]]|t[3][b[11]]|
+					t[4][b[12]]|t[5][b[13]]|t[6][b[14]]|t[7][b[15]])<<8
+			i += 16
+		} else if i+8 <= hi {
 			b := s[i : i+8 : i+8]
 			m = uint(t[0][b[0]] | t[1][b[1]] | t[2][b[2]] | t[3][b[3]] |
 				t[4][b[4]] | t[5][b[5]] | t[6][b[6]] | t[7][b[7]])
@@ -827,7 +848,8 @@ func runOf2(s []byte, i, hi int, stop *[256]bool) int {
 // name is a secret field name: JSON inside text, and JSON encoded inside a
 // JSON string (\"name\":\"value\", as in tool-call arguments).
 func (r *Redactor) matchQuotedField(keys *keyCache, s []byte, lo, hi, i int) (span, bool) {
-	if i > lo && nameChar[s[i-1]] {
+	nc := nameCharp
+	if i > lo && nc[s[i-1]] {
 		return r.matchColonHeader(keys, s, lo, hi, i)
 	}
 	j := i - 1
@@ -843,7 +865,7 @@ func (r *Redactor) matchQuotedField(keys *keyCache, s []byte, lo, hi, i int) (sp
 	}
 	ne := j - k
 	p := ne
-	for p > lo && ne-p < 64 && nameChar[s[p-1]] {
+	for p > lo && ne-p < 64 && nc[s[p-1]] {
 		p--
 	}
 	if p == ne || p-1-k < lo || s[p-1] != '"' {
