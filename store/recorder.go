@@ -160,6 +160,11 @@ func (r *Recorder) Close() error {
 	return r.closeErr
 }
 
+// releaseEvery is how many commits the writer makes between giving back the
+// mapped pages they read (Store.releaseMapped): each commit reads the few
+// pages at the tree's growing edge, and over a long recording they add up.
+const releaseEvery = 64
+
 // nudge wakes the writer if it is gathering a batch.
 func (r *Recorder) nudge() {
 	select {
@@ -176,6 +181,7 @@ func (r *Recorder) run() {
 		markers []op
 		pending []error
 		timer   = time.NewTimer(time.Hour)
+		commits int
 	)
 	timer.Stop()
 	add := func(o op) {
@@ -209,6 +215,9 @@ func (r *Recorder) run() {
 			}
 		}
 		if len(batch) > 0 {
+			if commits++; commits%releaseEvery == 0 {
+				r.s.releaseMapped()
+			}
 			if err := r.commit(batch); err != nil {
 				err = r.errorf("commit of %d records: %w", len(batch), err)
 				pending = append(pending, err)

@@ -564,6 +564,19 @@ type rawValue struct {
 	val []byte
 }
 
+// releaseMapped gives back the store's mapped pages this process has read
+// (see releasePages). bbolt reads through a memory map, so every page a
+// reader or a commit touched stays in the process's RSS: a recorder that has
+// written 60 MB, or a replay that loaded a 60 MB cassette, would carry tens
+// of MiB of file pages it no longer needs. Inside a read transaction bbolt
+// cannot remap the file, so the mapping is where Info says for the call.
+func (s *Store) releaseMapped() {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		releasePages(s.db.Info().Data, int(tx.Size()))
+		return nil
+	})
+}
+
 // Interactions returns every interaction of the cassette in Seq order,
 // decoded and independent of the store (wrapped ErrNoCassette if missing).
 func (s *Store) Interactions(name string) ([]Interaction, error) {
@@ -592,6 +605,9 @@ func (s *Store) Interactions(name string) ([]Interaction, error) {
 		out, err = decodeRaw(name, raws, newBodyCache(c))
 		return err
 	})
+	if err == nil {
+		s.releaseMapped() // the whole cassette was read, and is now decoded in memory
+	}
 	return out, s.wrap(err)
 }
 
