@@ -221,3 +221,26 @@ func TestStalledTunnelIsClosed(t *testing.T) {
 		t.Fatal("the proxy still held a stalled tunnel open after 10 s")
 	}
 }
+
+// TestRequestHeadBound: a plain-HTTP request head over MaxHeaderBytes is
+// answered 431; one just under it is served.
+func TestRequestHeadBound(t *testing.T) {
+	ins := []store.Interaction{{Request: store.Request{Method: "GET", URL: "http://tool.test/a"},
+		Response: store.Response{Status: 200, Body: []byte("ok")}}}
+	_, c := startTestServer(t, ModeReplay, ins)
+	for _, tc := range []struct {
+		size int
+		want int
+	}{{MaxHeaderBytes - 4096, http.StatusOK}, {MaxHeaderBytes + 8192, http.StatusRequestHeaderFieldsTooLarge}} {
+		req, _ := http.NewRequest("GET", "http://tool.test/a", nil)
+		req.Header.Set("X-Big", strings.Repeat("a", tc.size))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%d B header: %v", tc.size, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%d B header: status %d, want %d", tc.size, resp.StatusCode, tc.want)
+		}
+	}
+}

@@ -187,6 +187,10 @@ func enqueueSave(save func()) {
 	saveQueue <- save
 }
 
+// MaxHeaderBytes bounds a plain-HTTP request's head (request line and
+// headers); a larger one is answered 431 Request Header Fields Too Large.
+const MaxHeaderBytes = 128 << 10
+
 // New wires a Server. It opens no socket; Serve does.
 func New(cfg Config) (*Server, error) {
 	if cfg.CA == nil || cfg.Rules == nil || cfg.Redactor == nil {
@@ -270,7 +274,11 @@ func New(cfg Config) (*Server, error) {
 		Handler:           s,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		// A request head over 128 KiB is answered 431. net/http's default
+		// (1 MiB) let each peer sending an endless header line make the
+		// proxy grow ~2 MiB of buffers; nginx allows 32 KiB, Node 16 KiB.
+		MaxHeaderBytes: MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 		// Once goproxy hijacks a connection net/http's deadlines are gone;
 		// trackedConn applies TunnelIdle from then on.
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
