@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -519,7 +520,15 @@ func authScheme[T string | []byte](word T) (string, bool) {
 }
 
 func looksLikeURL(s string) bool {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		// no byte below 0x21 in these eight (the usual case): skip them
+		x := binary.LittleEndian.Uint64(bytesOf(s[i : i+8]))
+		if (x-0x2121212121212121)&^x&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
 		if c := s[i]; c <= ' ' && (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
 			return false
 		}
