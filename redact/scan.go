@@ -249,9 +249,7 @@ func (r *Redactor) scanTextAt(w *writer, lo, hi int, cands []int, resume int, ke
 		}
 	}
 	if len(r.pats) > 0 {
-		// userSpans keeps its slice (sort's closure): hand it a copy, so
-		// that buf can stay on the stack.
-		spans = r.userSpans(s, lo, hi, append([]span(nil), spans...))
+		spans = r.userSpans(s, lo, hi, spans)
 	}
 	for _, sp := range spans {
 		w.replace(sp)
@@ -996,8 +994,11 @@ func closingQuote(s []byte, from, hi, k int) int {
 
 // userSpans adds the user patterns' matches to spans and returns them
 // sorted, merged and clear of existing markers.
-func (r *Redactor) userSpans(s []byte, lo, hi int, spans []span) []span {
-	n0 := len(spans)
+func (r *Redactor) userSpans(s []byte, lo, hi int, builtin []span) []span {
+	// The matches go to a new slice, builtin's spans first; builtin itself
+	// is returned when there are none (it may live on the caller's stack).
+	var spans []span
+	n0 := len(builtin)
 	seg := s[lo:hi]
 	add := func(m []int, base int) {
 		st, en := m[0], m[1]
@@ -1005,6 +1006,9 @@ func (r *Redactor) userSpans(s []byte, lo, hi int, spans []span) []span {
 			st, en = m[2], m[3]
 		}
 		if en > st {
+			if spans == nil {
+				spans = append(make([]span, 0, n0+4), builtin...)
+			}
 			spans = append(spans, span{start: base + st, end: base + en, kind: "pattern"})
 		}
 	}
@@ -1029,8 +1033,8 @@ func (r *Redactor) userSpans(s []byte, lo, hi int, spans []span) []span {
 			add(m, lo)
 		}
 	}
-	if len(spans) == n0 {
-		return spans
+	if spans == nil {
+		return builtin
 	}
 	// Leave markers alone: drop user matches that touch one.
 	if bytes.Contains(seg, []byte("REDACTED")) {
