@@ -347,8 +347,8 @@ evaluation of large language models on benchmarks with careful analysis of error
 // llmJSON is a chat-completion-shaped JSON document of exactly size bytes.
 func llmJSON(rng *rand.Rand, size int) []byte {
 	head := `{"id":"chatcmpl-9xYzBench0001","object":"chat.completion","created":1718000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"`
-	tail := `"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":812,"completion_tokens":%05d,"total_tokens":%05d},"system_fingerprint":"fp_bench"}`
-	tail = fmt.Sprintf(tail, size/4, size/4+812)
+	tail := `"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":812,"completion_tokens":%5d,"total_tokens":%5d},"system_fingerprint":"fp_bench"}`
+	tail = fmt.Sprintf(tail, size/4, size/4+812) // fixed width, space-padded: valid JSON at any size
 	n := size - len(head) - len(tail)
 	var sb strings.Builder
 	for sb.Len() < n {
