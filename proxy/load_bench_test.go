@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -263,22 +264,41 @@ func BenchmarkServeMemoryRef(b *testing.B) {
 	}
 }
 
-// recordCases are the workloads of the record benchmarks and their reference.
+// recordCases are the workloads of the record benchmarks and their
+// reference. A unique case answers every request with a different body (an
+// LLM's answers), so nothing is remembered from one answer to the next.
 var recordCases = []struct {
-	name string
-	tls  bool
-	size int
-}{{"HTTP1K", false, 1024}, {"HTTP50K", false, 50 << 10}, {"HTTPS1K", true, 1024}}
+	name   string
+	tls    bool
+	size   int
+	unique bool
+}{{"HTTP1K", false, 1024, false}, {"HTTP50K", false, 50 << 10, false}, {"HTTPS1K", true, 1024, false},
+	{"HTTP50KUnique", false, 50 << 10, true}}
 
-// jsonUpstream serves an LLM-style JSON body of size bytes at every path,
-// over TLS when asked; roots then trusts it (nil otherwise).
-func jsonUpstream(b *testing.B, tlsOn bool, size int) (up *httptest.Server, roots *x509.CertPool, body []byte) {
-	body = llmBody(0, size)
+// stampBody is body with n written over its first id characters: a
+// different, still valid, JSON document for every n.
+func stampBody(body []byte, n int) []byte {
+	out := bytes.Clone(body)
+	copy(out[7:15], fmt.Sprintf("%08d", n%100_000_000))
+	return out
+}
+
+// jsonUpstream serves an LLM-style JSON body of size bytes over TLS when
+// asked (roots then trusts it, nil otherwise). It returns the URLs to ask
+// and the body each answers: one URL, or for unique many, each its own body.
+func jsonUpstream(b *testing.B, tlsOn bool, size int, unique bool) (roots *x509.CertPool, urls []string, want func(int) []byte) {
+	body := llmBody(0, size)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := body
+		if unique {
+			n, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/v1/"))
+			out = stampBody(body, n)
+		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-		w.Write(body)
+		w.Header().Set("Content-Length", fmt.Sprint(len(out)))
+		w.Write(out)
 	})
+	var up *httptest.Server
 	if tlsOn {
 		up = httptest.NewUnstartedServer(h)
 		up.StartTLS()
@@ -288,7 +308,14 @@ func jsonUpstream(b *testing.B, tlsOn bool, size int) (up *httptest.Server, root
 		up = httptest.NewServer(h)
 	}
 	b.Cleanup(up.Close)
-	return up, roots, body
+	if !unique {
+		return roots, []string{up.URL + "/v1/a"}, func(int) []byte { return body }
+	}
+	urls = make([]string, max(b.N, 1))
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/v1/%d", up.URL, i)
+	}
+	return roots, urls, func(i int) []byte { return stampBody(body, i) }
 }
 
 // BenchmarkServeRecord: record mode against a local upstream, store,
@@ -296,7 +323,7 @@ func jsonUpstream(b *testing.B, tlsOn bool, size int) (up *httptest.Server, root
 func BenchmarkServeRecord(b *testing.B) {
 	for _, c := range recordCases {
 		b.Run(c.name, func(b *testing.B) {
-			up, roots, body := jsonUpstream(b, c.tls, c.size)
+			roots, urls, want := jsonUpstream(b, c.tls, c.size, c.unique)
 			st, err := store.Open(filepath.Join(b.TempDir(), "c.db"), store.Options{})
 			if err != nil {
 				b.Fatal(err)
@@ -305,7 +332,7 @@ func BenchmarkServeRecord(b *testing.B) {
 			rec := st.NewRecorder(store.RecorderOptions{})
 			defer rec.Close()
 			p := startBenchProxy(b, proxy.ModeRecord, nil, rec, roots)
-			drive(b, p.transport(), []string{up.URL + "/v1/a"}, func(int) []byte { return body })
+			drive(b, p.transport(), urls, want)
 		})
 	}
 }
@@ -315,7 +342,7 @@ func BenchmarkServeRecord(b *testing.B) {
 func BenchmarkServeForwardRef(b *testing.B) {
 	for _, c := range recordCases {
 		b.Run(c.name, func(b *testing.B) {
-			up, roots, body := jsonUpstream(b, c.tls, c.size)
+			roots, urls, want := jsonUpstream(b, c.tls, c.size, c.unique)
 			ca, err := proxy.LoadOrCreateCA(filepath.Join(b.TempDir(), "home"))
 			if err != nil {
 				b.Fatal(err)
@@ -330,7 +357,7 @@ func BenchmarkServeForwardRef(b *testing.B) {
 			pool := x509.NewCertPool()
 			pool.AddCert(ca.Cert)
 			p := &benchProxy{addr: strings.TrimPrefix(srv.URL, "http://"), ca: pool}
-			drive(b, p.transport(), []string{up.URL + "/v1/a"}, func(int) []byte { return body })
+			drive(b, p.transport(), urls, want)
 		})
 	}
 }
