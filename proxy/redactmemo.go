@@ -46,6 +46,10 @@ func redactResponse(memo *redactMemo, redactor *redact.Redactor, resp *store.Res
 		resp.Body = redacted
 		return
 	}
+	if !memo.Admit(ct, body) { // first sight: most bodies never come back
+		redactor.Response(resp)
+		return
+	}
 	raw := bytes.Clone(body) // before the scan, which owns body from here
 	redactor.Response(resp)
 	redacted := resp.Body

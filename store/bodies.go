@@ -73,7 +73,9 @@ func (s *bodySums) sum(body []byte) [32]byte {
 		return sum
 	}
 	sum := sha256.Sum256(body)
-	s.memo.Put("", bytes.Clone(body), sum, 0)
+	if s.memo.Admit("", body) { // seen before: worth a copy
+		s.memo.Put("", bytes.Clone(body), sum, 0)
+	}
 	return sum
 }
 

@@ -23,6 +23,7 @@ type Memo[V any] struct {
 	mu      sync.Mutex
 	entries map[uint64]entry[V]
 	bytes   int
+	seen    map[uint64]struct{} // slots seen once and not kept (see Admit)
 }
 
 type entry[V any] struct {
@@ -35,7 +36,8 @@ type entry[V any] struct {
 // New returns a Memo of at most maxEntries entries and maxBytes bytes (keys
 // plus the sizes given to Put).
 func New[V any](maxEntries, maxBytes int) *Memo[V] {
-	return &Memo[V]{seed: maphash.MakeSeed(), maxEntries: maxEntries, maxBytes: maxBytes, entries: map[uint64]entry[V]{}}
+	return &Memo[V]{seed: maphash.MakeSeed(), maxEntries: maxEntries, maxBytes: maxBytes,
+		entries: map[uint64]entry[V]{}, seen: map[uint64]struct{}{}}
 }
 
 // sampleLen is how much of each sampled stretch goes into the lookup hash.
@@ -72,6 +74,28 @@ func (m *Memo[V]) Get(tag string, b []byte) (val V, stored []byte, ok bool) {
 		return val, nil, false
 	}
 	return e.val, e.key, true
+}
+
+// maxSeen bounds the slots remembered by Admit (8 bytes each).
+const maxSeen = 1 << 14
+
+// Admit reports whether bytes like these (same tag, same sampled slot) were
+// offered before: only then is it worth copying them for Put. The first
+// sight is only noted, so bytes that never come back (every answer of an
+// LLM) cost a sampled hash, not a copy that churns the memo.
+func (m *Memo[V]) Admit(tag string, b []byte) bool {
+	s := m.slot(tag, b)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.seen[s]; ok {
+		delete(m.seen, s)
+		return true
+	}
+	if len(m.seen) >= maxSeen {
+		clear(m.seen)
+	}
+	m.seen[s] = struct{}{}
+	return false
 }
 
 // Put remembers val for the bytes b under tag. The Memo keeps b itself: it

@@ -63,3 +63,18 @@ func TestMemoStaysBounded(t *testing.T) {
 		t.Fatal("oversized entry kept")
 	}
 }
+
+// Admit says yes on the second sight of the same bytes, not the first.
+func TestAdmitOnSecondSight(t *testing.T) {
+	m := New[int](16, 1<<20)
+	a, b := []byte("first body"), []byte("other body")
+	for i, c := range []struct {
+		tag  string
+		b    []byte
+		want bool
+	}{{"t", a, false}, {"t", a, true}, {"t", b, false}, {"u", b, false}, {"t", b, true}, {"t", a, false}} {
+		if got := m.Admit(c.tag, c.b); got != c.want {
+			t.Fatalf("offer %d (%s %q): admitted %v, want %v", i+1, c.tag, c.b, got, c.want)
+		}
+	}
+}
