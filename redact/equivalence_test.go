@@ -171,7 +171,7 @@ func baseTexts(t testing.TB) [][]byte {
 			t.Fatal(err)
 		}
 		out = append(out, raw)
-		for _, in := range loadTrafficFile(t, f) {
+		for _, in := range redact.LoadTrafficForTest(t, f) {
 			out = append(out, []byte(in.Request.URL), in.Request.Body, in.Response.Body)
 			for _, h := range []http.Header{in.Request.Header, in.Response.Header} {
 				for _, vs := range h {
@@ -227,52 +227,6 @@ func trafficFiles(t testing.TB) []string {
 	return files
 }
 
-func loadTrafficFile(t testing.TB, path string) []*store.Interaction {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Exchanges []struct {
-			Request struct {
-				Method, URL, Body string
-				Headers           [][2]string
-			}
-			Response struct {
-				Status  int
-				Headers [][2]string
-				Body    string
-				Chunks  *[]struct {
-					AtMs int64 `json:"at_ms"`
-					Data string
-				}
-			}
-		}
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var out []*store.Interaction
-	for _, ex := range doc.Exchanges {
-		in := &store.Interaction{Request: store.Request{Method: ex.Request.Method, URL: ex.Request.URL, Header: http.Header{}, Body: []byte(ex.Request.Body)},
-			Response: store.Response{Status: ex.Response.Status, Header: http.Header{}, Body: []byte(ex.Response.Body)}}
-		for _, h := range ex.Request.Headers {
-			in.Request.Header.Add(h[0], h[1])
-		}
-		for _, h := range ex.Response.Headers {
-			in.Response.Header.Add(h[0], h[1])
-		}
-		if ex.Response.Chunks != nil {
-			in.Response.Streamed = true
-			for _, c := range *ex.Response.Chunks {
-				in.Response.Events = append(in.Response.Events, store.Event{OffsetMs: c.AtMs, Data: []byte(c.Data)})
-			}
-		}
-		out = append(out, in)
-	}
-	return out
-}
-
 func TestEquivalenceTraffic(t *testing.T) {
 	ps := equivPairs(t)
 	for _, f := range trafficFiles(t) {
@@ -280,7 +234,7 @@ func TestEquivalenceTraffic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ins := loadTrafficFile(t, f)
+		ins := redact.LoadTrafficForTest(t, f)
 		for _, p := range ps {
 			p.checkText(t, f, raw, equivCTs)
 			for i, in := range ins {

@@ -184,3 +184,6 @@ func Mutate(rng *rand.Rand, in []byte) []byte {
 	}
 	return b
 }
+
+// LoadTrafficForTest is loadTraffic, for the equivalence tests.
+var LoadTrafficForTest = loadTraffic

@@ -734,7 +734,8 @@ func TestCapturedTraffic(t *testing.T) {
 	}
 }
 
-func loadTraffic(t *testing.T, path string) []*store.Interaction {
+// loadTraffic reads a capture of testdata/traffic into interactions.
+func loadTraffic(t testing.TB, path string) []*store.Interaction {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
