@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -41,6 +42,7 @@ type capture struct {
 
 	mu      sync.Mutex
 	mem     []byte   // the body's first bytes, up to spill
+	pooled  *[]byte  // the recycled buffer mem was cut from, until release
 	file    *os.File // the rest, once spilled
 	reads   []readMark
 	size    int64
@@ -60,6 +62,46 @@ type capture struct {
 // TLS record's worth.
 const prefetchMax = 16 << 10
 
+// Captured bodies of 4 to 64 KiB are read into recycled buffers: at a few
+// thousand recordings a second, a fresh 50 KB buffer each was most of the
+// record path's garbage.
+const (
+	minPooledBody = 4 << 10
+	maxPooledBody = 64 << 10
+)
+
+var captureBuffers = sync.Pool{New: func() any { b := make([]byte, 0, maxPooledBody); return &b }}
+
+// release returns the capture's recycled buffer once the recording has
+// been handed over, unless what was recorded still uses it: a body that
+// redaction left as it came (it is the buffer), or events cut from it. Then
+// the buffer is simply left to the garbage collector. Nothing reads the
+// buffer after release: the client got its bytes before the capture
+// finished, and the store copied what it keeps.
+func (c *capture) release(recorded *store.Response) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pooled == nil || c.pending != nil {
+		return
+	}
+	buf := (*c.pooled)[:cap(*c.pooled)]
+	if len(recorded.Events) > 0 || overlaps(buf, recorded.Body) {
+		return
+	}
+	c.mem, c.pending = nil, nil
+	captureBuffers.Put(c.pooled)
+	c.pooled = nil
+}
+
+// overlaps reports whether b lies inside buf's memory.
+func overlaps(buf, b []byte) bool {
+	if len(buf) == 0 || len(b) == 0 {
+		return false
+	}
+	lo, p := uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&b[0]))
+	return p >= lo && p < lo+uintptr(len(buf))
+}
+
 // readMark is where one upstream read ended in the body, and when it arrived.
 type readMark struct {
 	end int64
@@ -68,13 +110,22 @@ type readMark struct {
 
 func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func(*capture)) *capture {
 	var mem []byte
+	var pooled *[]byte
 	if n := resp.ContentLength; n > 0 && n <= min(maxBody, spillThreshold) {
 		// Sized once: appending read by read would allocate the body about
 		// twice over on its way up (the garbage of a 50 KB body is ~130 KB).
-		mem = make([]byte, 0, n)
+		// Mid-sized bodies borrow a recycled buffer (see release), cut to
+		// the body's length so prefetch reads exactly the body.
+		if n >= minPooledBody && n <= maxPooledBody {
+			pooled = captureBuffers.Get().(*[]byte)
+			mem = (*pooled)[:0:n]
+		} else {
+			mem = make([]byte, 0, n)
+		}
 	}
 	return &capture{
 		mem:      mem,
+		pooled:   pooled,
 		src:      src,
 		start:    time.Now(),
 		maxBody:  maxBody,

@@ -178,7 +178,9 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 		finish := func() {
 			defer s.inflight.Done()
 			c.fill(&in.Response)
-			s.save(in, mode)
+			if recorded, ok := s.save(in, mode); ok {
+				c.release(&recorded)
+			}
 		}
 		c.mu.Lock()
 		small := c.size <= inlineSave
@@ -204,12 +206,15 @@ const inlineSave = 4 << 10
 
 // save redacts a finished interaction and hands it to the recorder. In live
 // mode it also joins the index, so the next identical request is replayed.
-func (s *Server) save(in store.Interaction, mode Mode) {
+// It returns the response as recorded (ok unless a panic cut it short), for
+// the capture to tell whether its buffer is still in use.
+func (s *Server) save(in store.Interaction, mode Mode) (recorded store.Response, ok bool) {
 	// Upstream bytes drive redaction and keying: a bug they trip must cost
 	// this one recording, never the process (goproxy recovers nothing).
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("recording dropped: internal error", "url", in.Request.URL, "panic", fmt.Sprint(p))
+			recorded, ok = store.Response{}, false
 		}
 	}()
 	redactResponse(s.memo, s.redactor, &in.Response) // the request was scrubbed in handle, before keying
@@ -220,6 +225,7 @@ func (s *Server) save(in store.Interaction, mode Mode) {
 	if err := s.cfg.Recorder.Record(s.cfg.Cassette, in); err != nil {
 		s.log.Error("recording failed", "url", s.redactor.String(in.Request.URL), "err", err)
 	}
+	return in.Response, true
 }
 
 // replayResponse answers from a recorded interaction. A JSON-RPC answer
