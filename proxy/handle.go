@@ -222,6 +222,9 @@ func (s *Server) save(in store.Interaction, mode Mode) (recorded store.Response,
 	if mode == ModeLive {
 		s.index.Add(in)
 	}
+	// The recorded body is never written to afterwards (Record's one
+	// condition): it is the memo's copy, a redacted copy, or the capture's
+	// buffer, which release then leaves to the garbage collector.
 	if err := s.cfg.Recorder.Record(s.cfg.Cassette, in); err != nil {
 		s.log.Error("recording failed", "url", s.redactor.String(in.Request.URL), "err", err)
 	}
