@@ -185,6 +185,13 @@ func (c *capture) prefetch() bool {
 	return true
 }
 
+// sizeSeen is how many body bytes have come from upstream so far.
+func (c *capture) sizeSeen() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
+
 // drained reports a prefetched body whose every byte and ending are in
 // hand: reading it never waits.
 func (c *capture) drained() bool {

@@ -182,10 +182,7 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 				c.release(&recorded)
 			}
 		}
-		c.mu.Lock()
-		small := c.size <= inlineSave
-		c.mu.Unlock()
-		if mode == ModeLive || small {
+		if mode == ModeLive || c.sizeSeen() <= inlineSave {
 			// Live: the next identical request must already find it in
 			// the index. A small body: saving it costs a few microseconds,
 			// less than handing it to a worker would.

@@ -37,7 +37,8 @@ func redactResponse(memo *redactMemo, redactor *redact.Redactor, resp *store.Res
 		return
 	}
 	ct := resp.Header.Get("Content-Type")
-	if redacted, raw, ok := memo.Get(ct, body); ok {
+	redacted, raw, ok, again := memo.Get(ct, body)
+	if ok {
 		resp.Body = nil // the headers are scrubbed as usual; the body is known
 		redactor.Response(resp)
 		if redacted == nil {
@@ -46,13 +47,13 @@ func redactResponse(memo *redactMemo, redactor *redact.Redactor, resp *store.Res
 		resp.Body = redacted
 		return
 	}
-	if !memo.Admit(ct, body) { // first sight: most bodies never come back
+	if !again { // first sight: most bodies never come back
 		redactor.Response(resp)
 		return
 	}
-	raw := bytes.Clone(body) // before the scan, which owns body from here
+	raw = bytes.Clone(body) // before the scan, which owns body from here
 	redactor.Response(resp)
-	redacted := resp.Body
+	redacted = resp.Body
 	if len(redacted) > 0 && &redacted[0] == &body[0] { // the scan answered with body itself
 		if bytes.Equal(redacted, raw) {
 			redacted = nil // nothing redacted

@@ -33,10 +33,11 @@ type storedBody struct {
 }
 
 // encodeForStore encodes in the way the store writes it: a response body of
-// minBlobBody bytes or more goes into a storedBody, referenced from the value
-// by its SHA-256 (from sums, which may be nil); known reports whether that body is already stored (then it
-// is not compressed again). A body whose recording was cut (NotRecorded) is
-// never large, and stays inline like small ones.
+// minBlobBody bytes or more goes into a storedBody, referenced from the
+// value by its SHA-256 (from sums, which may be nil); known reports whether
+// that body is already stored (then it is not compressed again). A body
+// whose recording was cut (NotRecorded) is never large, and stays inline
+// like small ones.
 func encodeForStore(in *Interaction, sums *bodySums, known func(*[32]byte) bool) ([]byte, *storedBody, error) {
 	body := in.Response.Body
 	if len(body) < minBlobBody {
@@ -69,11 +70,12 @@ func (s *bodySums) sum(body []byte) [32]byte {
 	if s == nil || len(body) > 1<<20 { // too large to keep a copy of
 		return sha256.Sum256(body)
 	}
-	if sum, _, ok := s.memo.Get("", body); ok {
+	sum, _, ok, again := s.memo.Get("", body)
+	if ok {
 		return sum
 	}
-	sum := sha256.Sum256(body)
-	if s.memo.Admit("", body) { // seen before: worth a copy
+	sum = sha256.Sum256(body)
+	if again { // seen before: worth a copy
 		s.memo.Put("", bytes.Clone(body), sum, 0)
 	}
 	return sum

@@ -23,7 +23,7 @@ type Memo[V any] struct {
 	mu      sync.Mutex
 	entries map[uint64]entry[V]
 	bytes   int
-	seen    map[uint64]struct{} // slots seen once and not kept (see Admit)
+	seen    map[uint64]struct{} // slots seen once and not kept (see Get)
 }
 
 type entry[V any] struct {
@@ -63,39 +63,31 @@ func (m *Memo[V]) slot(tag string, b []byte) uint64 {
 	return h.Sum64()
 }
 
-// Get returns the value remembered for exactly these bytes under tag, and
-// the Memo's copy of them (read-only).
-func (m *Memo[V]) Get(tag string, b []byte) (val V, stored []byte, ok bool) {
-	s := m.slot(tag, b)
-	m.mu.Lock()
-	e, found := m.entries[s]
-	m.mu.Unlock()
-	if !found || e.tag != tag || !bytes.Equal(e.key, b) {
-		return val, nil, false
-	}
-	return e.val, e.key, true
-}
-
-// maxSeen bounds the slots remembered by Admit (8 bytes each).
+// maxSeen bounds the slots noted at a first sight (8 bytes each).
 const maxSeen = 1 << 14
 
-// Admit reports whether bytes like these (same tag, same sampled slot) were
-// offered before: only then is it worth copying them for Put. The first
-// sight is only noted, so bytes that never come back (every answer of an
-// LLM) cost a sampled hash, not a copy that churns the memo.
-func (m *Memo[V]) Admit(tag string, b []byte) bool {
+// Get returns the value remembered for exactly these bytes under tag, and
+// the Memo's copy of them (read-only). On a miss, again reports whether
+// bytes like these (same tag, same sampled slot) were offered before: only
+// then is it worth copying them for Put. A first sight is only noted, so
+// bytes that never come back (every answer of an LLM) cost a sampled hash,
+// not a copy that churns the memo.
+func (m *Memo[V]) Get(tag string, b []byte) (val V, stored []byte, ok, again bool) {
 	s := m.slot(tag, b)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.seen[s]; ok {
+	if e, found := m.entries[s]; found && e.tag == tag && bytes.Equal(e.key, b) {
+		return e.val, e.key, true, false
+	}
+	if _, seen := m.seen[s]; seen {
 		delete(m.seen, s)
-		return true
+		return val, nil, false, true
 	}
 	if len(m.seen) >= maxSeen {
 		clear(m.seen)
 	}
 	m.seen[s] = struct{}{}
-	return false
+	return val, nil, false, false
 }
 
 // Put remembers val for the bytes b under tag. The Memo keeps b itself: it

@@ -27,7 +27,7 @@ func TestMemoHitsOnlyOnTheSameBytesAndTag(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v, stored, ok := m.Get(c.tag, c.b)
+			v, stored, ok, _ := m.Get(c.tag, c.b)
 			if ok != c.hit {
 				t.Fatalf("hit %v, want %v", ok, c.hit)
 			}
@@ -38,10 +38,10 @@ func TestMemoHitsOnlyOnTheSameBytesAndTag(t *testing.T) {
 	}
 	// The colliding body replaces the first one in its slot; both answer right.
 	m.Put("json", bytes.Clone(middle), 2, 0)
-	if v, _, ok := m.Get("json", middle); !ok || v != 2 {
+	if v, _, ok, _ := m.Get("json", middle); !ok || v != 2 {
 		t.Fatalf("second body: %d %v", v, ok)
 	}
-	if v, _, ok := m.Get("json", big); ok && v != 1 {
+	if v, _, ok, _ := m.Get("json", big); ok && v != 1 {
 		t.Fatalf("first body answered %d", v)
 	}
 }
@@ -54,18 +54,18 @@ func TestMemoStaysBounded(t *testing.T) {
 		if m.Len() > 8 || m.Bytes() > 64<<10 {
 			t.Fatalf("after %d puts: %d entries, %d bytes", i+1, m.Len(), m.Bytes())
 		}
-		if _, _, ok := m.Get("", b); !ok {
+		if _, _, ok, _ := m.Get("", b); !ok {
 			t.Fatalf("put %d not found right after", i)
 		}
 	}
 	m.Put("", make([]byte, 20<<10), nil, 0) // over a quarter of the bound: not kept
-	if _, _, ok := m.Get("", make([]byte, 20<<10)); ok {
+	if _, _, ok, _ := m.Get("", make([]byte, 20<<10)); ok {
 		t.Fatal("oversized entry kept")
 	}
 }
 
-// Admit says yes on the second sight of the same bytes, not the first.
-func TestAdmitOnSecondSight(t *testing.T) {
+// A miss says "again" on the second sight of the same bytes, not the first.
+func TestGetSaysAgainOnSecondSight(t *testing.T) {
 	m := New[int](16, 1<<20)
 	a, b := []byte("first body"), []byte("other body")
 	for i, c := range []struct {
@@ -73,8 +73,8 @@ func TestAdmitOnSecondSight(t *testing.T) {
 		b    []byte
 		want bool
 	}{{"t", a, false}, {"t", a, true}, {"t", b, false}, {"u", b, false}, {"t", b, true}, {"t", a, false}} {
-		if got := m.Admit(c.tag, c.b); got != c.want {
-			t.Fatalf("offer %d (%s %q): admitted %v, want %v", i+1, c.tag, c.b, got, c.want)
+		if _, _, _, got := m.Get(c.tag, c.b); got != c.want {
+			t.Fatalf("offer %d (%s %q): again %v, want %v", i+1, c.tag, c.b, got, c.want)
 		}
 	}
 }
