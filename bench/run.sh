@@ -15,7 +15,9 @@ for a in "$@"; do
 	*) args+=("$a") ;;
 	esac
 done
-$GO build -o "$bin/cassetteproxy" ./cmd/cassetteproxy
+# Every proxy is built as `make build` builds cassetteproxy: static, no cgo.
+export CGO_ENABLED=0
+$GO build -tags urfave_cli_no_docs -o "$bin/cassetteproxy" ./cmd/cassetteproxy
 $GO build -o "$bin/ref-forward" ./bench/ref/forward
 $GO build -o "$bin/ref-memory" ./bench/ref/memory
 $GO build -o "$bin/loadtest" ./bench/cmd/loadtest

@@ -13,7 +13,7 @@ import (
 // RecorderOptions tune group commit.
 type RecorderOptions struct {
 	MaxBatch int           // records per transaction, default 256
-	MaxDelay time.Duration // longest a record waits for company, default 5ms
+	MaxDelay time.Duration // longest a record waits for company, default 20ms (each commit pays two fdatasyncs)
 	Queue    int           // channel capacity, default 1024 (back-pressure beyond)
 
 	// OnError, if set, is called from the writer goroutine with every commit
@@ -70,7 +70,7 @@ func (s *Store) NewRecorder(opts RecorderOptions) *Recorder {
 		opts.MaxBatch = 256
 	}
 	if opts.MaxDelay <= 0 {
-		opts.MaxDelay = 5 * time.Millisecond
+		opts.MaxDelay = 20 * time.Millisecond
 	}
 	if opts.Queue <= 0 {
 		opts.Queue = 1024

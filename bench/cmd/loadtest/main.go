@@ -47,6 +47,8 @@ type options struct {
 	nginx    string
 	out      string
 	keep     bool
+	works    map[string]bool // workload keys to run (nil: all)
+	phases   map[string]bool // "record", "replay" (nil: both)
 }
 
 func main() {
@@ -66,7 +68,10 @@ func main() {
 	flag.StringVar(&o.nginx, "nginx", "auto", "upstream: auto (nginx if on PATH), off (Go server)")
 	flag.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch folder")
+	works := flag.String("works", "", "only these workloads, comma-separated: http1k,http50k,https1k,https50k (default all)")
+	phases := flag.String("phases", "", "only these phases, comma-separated: record (direct, forward ref, record), replay (memory ref, replay) (default both)")
 	flag.Parse()
+	o.works, o.phases = commaSet(*works), commaSet(*phases)
 
 	if *upstream {
 		if err := serveUpstream(*upDir, *upReady); err != nil {
@@ -124,6 +129,18 @@ func main() {
 	}
 }
 
+// commaSet is the set of a comma-separated list; nil for "".
+func commaSet(list string) map[string]bool {
+	if strings.TrimSpace(list) == "" {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, f := range strings.Split(list, ",") {
+		set[strings.TrimSpace(f)] = true
+	}
+	return set
+}
+
 func pick[T any](quick bool, q, full T) T {
 	if quick {
 		return q
@@ -133,6 +150,7 @@ func pick[T any](quick bool, q, full T) T {
 
 // workload is one URL and the exact body it must answer.
 type workload struct {
+	key   string // for -works
 	name  string
 	https bool
 	file  string
@@ -182,11 +200,18 @@ func (h *harness) run() error {
 	if err := h.startUpstream(); err != nil {
 		return err
 	}
-	h.works = []*workload{
-		{name: "HTTP 1 KB", file: "1k.json"},
-		{name: "HTTP 50 KB", file: "50k.json"},
-		{name: "HTTPS 1 KB", https: true, file: "1k.json"},
-		{name: "HTTPS 50 KB", https: true, file: "50k.json"},
+	for _, w := range []*workload{
+		{key: "http1k", name: "HTTP 1 KB", file: "1k.json"},
+		{key: "http50k", name: "HTTP 50 KB", file: "50k.json"},
+		{key: "https1k", name: "HTTPS 1 KB", https: true, file: "1k.json"},
+		{key: "https50k", name: "HTTPS 50 KB", https: true, file: "50k.json"},
+	} {
+		if h.opt.works == nil || h.opt.works[w.key] {
+			h.works = append(h.works, w)
+		}
+	}
+	if len(h.works) == 0 {
+		return errors.New("-works names no workload (http1k, http50k, https1k, https50k)")
 	}
 	for _, w := range h.works {
 		b, err := os.ReadFile(filepath.Join(h.bodies, w.file))
@@ -202,8 +227,30 @@ func (h *harness) run() error {
 	}
 	rep := &report{opt: h.opt, upstream: h.upKind, works: h.works}
 
-	// Phase A, upstream up: direct, forward ref and record, interleaved per
-	// cell so that the ratios compare runs seconds apart.
+	if h.opt.phases == nil || h.opt.phases["record"] {
+		if err := h.recordPhase(rep); err != nil {
+			return err
+		}
+	}
+	if h.opt.phases == nil || h.opt.phases["replay"] {
+		if err := h.replayPhase(rep); err != nil {
+			return err
+		}
+	}
+	rep.elapsed = time.Since(started)
+	md := rep.markdown()
+	fmt.Print(md)
+	if h.opt.out != "" {
+		if err := os.WriteFile(h.opt.out, []byte(md), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordPhase, upstream up: direct, forward ref and record, interleaved per
+// cell so that the ratios compare runs seconds apart.
+func (h *harness) recordPhase(rep *report) error {
 	direct := &target{name: "direct", rootsFile: h.upCA}
 	fwd, err := h.startRef("forward", "ref-forward", "-upstream-ca", h.upCA)
 	if err != nil {
@@ -229,14 +276,21 @@ func (h *harness) run() error {
 			}
 		}
 	}
-	rep.badRecord = h.badInput(rec, h.works[0])
-	rep.badForward = h.badInput(fwd, h.works[0])
+	if bad := h.badWork(); bad != nil {
+		rep.badRecord = h.badInput(rec, bad)
+		rep.badForward = h.badInput(fwd, bad)
+	}
 	rep.recordRSS, rep.forwardRSS = rec.p.peakRSS(), fwd.p.peakRSS()
 	rep.recordAnon, rep.recordFile = rec.p.rssParts()
 	h.stop(rec.p)
 	h.stop(fwd.p)
 	rep.recordDB = dbStats(filepath.Join(h.opt.work, "record.db"), h.opt.bin, h.opt.work, "bench")
+	return nil
+}
 
+// replayPhase records the replay cassette, stops the upstream, then
+// measures the memory ref and replay, interleaved.
+func (h *harness) replayPhase(rep *report) error {
 	// The replay cassette: one recording of each URL, made by cassetteproxy
 	// itself, in its own store.
 	replayDB := filepath.Join(h.opt.work, "replay.db")
@@ -249,7 +303,7 @@ func (h *harness) run() error {
 	}
 	h.stop(mk.p)
 
-	// Phase B, upstream stopped: memory ref and replay, interleaved.
+	// Upstream stopped: memory ref and replay, interleaved.
 	h.stopUpstream()
 	mem, err := h.startRef("memory", "ref-memory", "-bodies", h.bodies)
 	if err != nil {
@@ -273,16 +327,21 @@ func (h *harness) run() error {
 			}
 		}
 	}
-	rep.badReplay = h.badInput(rep2, h.works[0])
-	rep.badMemory = h.badInput(mem, h.works[0])
+	if bad := h.badWork(); bad != nil {
+		rep.badReplay = h.badInput(rep2, bad)
+		rep.badMemory = h.badInput(mem, bad)
+	}
 	rep.replayRSS, rep.memoryRSS = rep2.p.peakRSS(), mem.p.peakRSS()
 	rep.replayAnon, rep.replayFile = rep2.p.rssParts()
-	rep.elapsed = time.Since(started)
-	md := rep.markdown()
-	fmt.Print(md)
-	if h.opt.out != "" {
-		if err := os.WriteFile(h.opt.out, []byte(md), 0o644); err != nil {
-			return err
+	return nil
+}
+
+// badWork is the workload the bad-input run uses (HTTP 1 KB), nil when
+// -works left it out.
+func (h *harness) badWork() *workload {
+	for _, w := range h.works {
+		if w.key == "http1k" {
+			return w
 		}
 	}
 	return nil

@@ -188,20 +188,28 @@ func (r *report) markdown() string {
 		name string
 		rss  int64
 	}{{"record", r.recordRSS}, {"replay", r.replayRSS}} {
+		if x.rss <= 0 {
+			continue // its phase did not run (-phases)
+		}
 		w("| %s peak RSS ≤ 48 MiB (whole run, c=64 included) | %s MiB | %s |\n", x.name, mib(x.rss), yes(x.rss > 0 && x.rss <= 48<<20))
 	}
 	w("\nReference programs' peak RSS: forward ref %s MiB, memory ref %s MiB. ", mib(r.forwardRSS), mib(r.memoryRSS))
-	w("Resident at the end of its phase: record %s MiB anonymous + %s MiB file-backed (the store's mmap); replay %s + %s MiB.\n",
+	w("Resident at the end of its phase (anonymous + file-backed: the binary and the store's mmap): record %s + %s MiB; replay %s + %s MiB.\n",
 		mib(r.recordAnon), mib(r.recordFile), mib(r.replayAnon), mib(r.replayFile))
 
-	w("\n#### Bad input under load (%s, %d good + %d bad clients, %s)\n\n", r.works[0].name, badGood, badBad, r.opt.bad)
-	w("Bad clients loop over: %s; one connection each, sequentially, for the whole run.\n\n", strings.Join(badKinds, ", "))
-	w("| proxy | good alone req/s | with bad req/s | good drop | wrong good answers | bad requests sent |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	var bads []badResult
 	for _, b := range []badResult{r.badForward, r.badRecord, r.badMemory, r.badReplay} {
-		if b.target == "" {
-			continue
+		if b.target != "" {
+			bads = append(bads, b)
 		}
-		w("| %s | %.0f | %.0f | %.0f%% | %d | %d |\n", b.target, b.base.rps, b.loaded.rps, 100*b.drop, b.loaded.errs, b.badSent)
+	}
+	if len(bads) > 0 {
+		w("\n#### Bad input under load (HTTP 1 KB, %d good + %d bad clients, %s)\n\n", badGood, badBad, r.opt.bad)
+		w("Bad clients loop over: %s; one connection each, sequentially, for the whole run.\n\n", strings.Join(badKinds, ", "))
+		w("| proxy | good alone req/s | with bad req/s | good drop | wrong good answers | bad requests sent |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, b := range bads {
+			w("| %s | %.0f | %.0f | %.0f%% | %d | %d |\n", b.target, b.base.rps, b.loaded.rps, 100*b.drop, b.loaded.errs, b.badSent)
+		}
 	}
 	if s := r.recordDB; s.interactions > 0 {
 		w("\nRecord store after the run: %d interactions, %.1f MiB, %.0f B per interaction (1 KB and 50 KB bodies mixed, zstd).\n",

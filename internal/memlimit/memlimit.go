@@ -1,0 +1,105 @@
+// Package memlimit owns a recording proxy's soft memory limit: it keeps the
+// Go runtime's memory near a small floor while the live heap is small, and
+// steps out of the way as the live heap grows, so that a burst of large
+// captured bodies never makes the collector run back to back.
+//
+// Why: at Go's default (GOGC=100, no limit) a proxy whose live heap is a few
+// MiB of connection buffers still keeps twice that, plus freed pages it has
+// not yet returned to the kernel, plus what was allocated while a collection
+// ran. A fixed GOMEMLIMIT trims that, but a fixed one is a trap: once the
+// live heap nears it (64 clients each downloading a large answer), the
+// collector runs continuously. The limit here follows the live heap: never
+// below Floor, never less than twice the live heap plus Slack, which is
+// about what GOGC=100 would use anyway.
+//
+// The package only sets the limit; whether to (a user's GOMEMLIMIT wins) is
+// the caller's decision.
+package memlimit
+
+import (
+	"math"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"time"
+)
+
+// Policy is the limit as a function of the live heap.
+type Policy struct {
+	Floor int64         // the limit while the live heap is small
+	Slack int64         // added to twice the live heap: stacks, GC metadata, buffers in flight
+	Every time.Duration // how often the live heap is read
+}
+
+// Default is the policy of a recording proxy: a 24 MiB floor (the whole
+// process then stays near 40 MiB resident at 64 clients, its code included)
+// and 8 MiB of slack, re-read ten times a second.
+var Default = Policy{Floor: 24 << 20, Slack: 8 << 20, Every: 100 * time.Millisecond}
+
+// Limit is the soft memory limit for a live heap of live bytes.
+func (p Policy) Limit(live uint64) int64 {
+	if live > math.MaxInt64/4 {
+		return math.MaxInt64
+	}
+	return max(p.Floor, 2*int64(live)+p.Slack)
+}
+
+// follower sets the limit from the live heap, one reading at a time.
+type follower struct {
+	p      Policy
+	sample []metrics.Sample
+	last   int64
+}
+
+func newFollower(p Policy) *follower {
+	return &follower{p: p, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}, last: -1}
+}
+
+// step reads the live heap (as the last collection marked it) and sets the
+// limit if it changed; it returns the limit.
+func (f *follower) step() int64 {
+	metrics.Read(f.sample)
+	var live uint64
+	if f.sample[0].Value.Kind() == metrics.KindUint64 {
+		live = f.sample[0].Value.Uint64()
+	}
+	if l := f.p.Limit(live); l != f.last {
+		debug.SetMemoryLimit(l)
+		f.last = l
+	}
+	return f.last
+}
+
+// Start sets the limit now and keeps it following the live heap until stop
+// is called; stop restores the limit that was set before Start.
+func Start(p Policy) (stop func()) {
+	if p.Every <= 0 {
+		p.Every = Default.Every
+	}
+	before := debug.SetMemoryLimit(-1) // -1 reads it
+	f := newFollower(p)
+	f.step()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(p.Every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				f.step()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-finished
+			debug.SetMemoryLimit(before)
+		})
+	}
+}
