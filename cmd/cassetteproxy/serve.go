@@ -135,22 +135,22 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	// replay/strict ones: the cassette is then both loaded and written, so
 	// a record-mode run with such rules appends instead of starting fresh.
 	plan := proxy.PlanFor(mode, rules)
-	if !plan.Records && os.Getenv("GOGC") == "" {
-		// Answering from memory allocates little per request and keeps a
-		// small heap, so at Go's default (GOGC=100) collections come often
-		// and cost ~10% of a 1 KB replay's CPU; at 200 that halves, for a
-		// few MiB more (peak RSS at 64 clients 30.7 -> 35.4 MiB). Recording
-		// keeps the default: its heap holds captured bodies. GOGC wins.
+	// Garbage collection. Answering from memory allocates little per
+	// request and keeps a small heap, so at Go's default (GOGC=100)
+	// collections come often and cost ~10% of a 1 KB replay's CPU; at 200
+	// that halves, for a few MiB more. Recording also holds connection
+	// buffers and captured bodies that come and go: left to GOGC alone it
+	// keeps twice its live heap plus freed pages not yet given back (peak
+	// RSS at 64 clients ~52 MiB), so it runs at 200 too but under a soft
+	// memory limit that follows the live heap (internal/memlimit): near
+	// 24 MiB of Go memory while little is live, where it collects less
+	// often than at 100, and about what GOGC=100 would keep once much is
+	// live, never squeezing it. GOGC and GOMEMLIMIT, when set, win.
+	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
 	unlimit := func() {}
 	if plan.Records && os.Getenv("GOMEMLIMIT") == "" {
-		// Recording holds connection buffers and captured bodies that
-		// come and go; left to GOGC alone the process keeps twice its live
-		// heap plus freed pages not yet given back (peak RSS at 64 clients
-		// ~52 MiB). A soft limit that follows the live heap keeps it near
-		// 24 MiB of Go memory while little is live, and never squeezes a
-		// large live heap (internal/memlimit). GOMEMLIMIT wins.
 		unlimit = memlimit.Start(memlimit.Default)
 	}
 	defer func() {
