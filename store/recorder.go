@@ -164,10 +164,12 @@ func (r *Recorder) Close() error {
 	return r.closeErr
 }
 
-// releaseEvery is how many commits the writer makes between giving back the
-// mapped pages they read (Store.releaseMapped): each commit reads the few
-// pages at the tree's growing edge, and over a long recording they add up.
-const releaseEvery = 64
+// releaseEvery is how often, at most, the writer gives back the mapped pages
+// its commits read (Store.releaseMapped). Each put reads the pages on its
+// key's path, and the key index is ordered by hash, so a busy recorder reads
+// pages all over the file, each read mapping up to 64 KiB around it (the
+// kernel's fault-around): over a second they add up to several MiB of RSS.
+const releaseEvery = 100 * time.Millisecond
 
 // nudge wakes the writer if it is gathering a batch.
 func (r *Recorder) nudge() {
@@ -185,7 +187,8 @@ func (r *Recorder) run() {
 		markers []op
 		pending []error
 		timer   = time.NewTimer(time.Hour)
-		commits int
+		// released is when the mapped pages were last given back.
+		released = time.Now()
 	)
 	timer.Stop()
 	add := func(o op) {
@@ -219,8 +222,9 @@ func (r *Recorder) run() {
 			}
 		}
 		if len(batch) > 0 {
-			if commits++; commits%releaseEvery == 0 {
+			if now := time.Now(); now.Sub(released) >= releaseEvery {
 				r.s.releaseMapped()
+				released = now
 			}
 			if err := r.commit(batch); err != nil {
 				err = r.errorf("commit of %d records: %w", len(batch), err)

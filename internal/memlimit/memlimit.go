@@ -33,8 +33,8 @@ type Policy struct {
 
 // Default is the policy of a recording proxy: a 24 MiB floor (the whole
 // process then stays near 40 MiB resident at 64 clients, its code included)
-// and 8 MiB of slack, re-read ten times a second.
-var Default = Policy{Floor: 24 << 20, Slack: 8 << 20, Every: 100 * time.Millisecond}
+// and 6 MiB of slack, re-read ten times a second.
+var Default = Policy{Floor: 24 << 20, Slack: 6 << 20, Every: 100 * time.Millisecond}
 
 // Limit is the soft memory limit for a live heap of live bytes.
 func (p Policy) Limit(live uint64) int64 {
