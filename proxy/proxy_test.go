@@ -3,6 +3,8 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -242,5 +244,82 @@ func TestRequestHeadBound(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%d B header: status %d, want %d", tc.size, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// TestTunnelRequestHeadBound: inside an intercepted tunnel, requests with
+// large heads are served one after another on one connection (the bound
+// is per head), while a client sending an endless head is cut off instead
+// of being buffered, and the proxy goes on serving.
+func TestTunnelRequestHeadBound(t *testing.T) {
+	ins := []store.Interaction{{Request: store.Request{Method: "GET", URL: "https://tool.test/a"},
+		Response: store.Response{Status: 200, Body: []byte("ok")}}}
+	var ca *CA
+	_, c := startTestServer(t, ModeReplay, ins, func(cfg *Config) { ca = cfg.CA })
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	proxyURL, _ := c.Transport.(*http.Transport).Proxy(nil)
+	// tunnel opens a CONNECT tunnel by hand and speaks TLS in it: no
+	// client library to retry on a new connection behind the test's back.
+	tunnel := func() *tls.Conn {
+		t.Helper()
+		conn, err := net.Dial("tcp", proxyURL.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "CONNECT tool.test:443 HTTP/1.1\r\nHost: tool.test:443\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT: %v %v", resp, err)
+		}
+		tc := tls.Client(conn, &tls.Config{RootCAs: roots, ServerName: "tool.test"})
+		tc.SetDeadline(time.Now().Add(30 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		return tc
+	}
+	head := func(size int) string {
+		return "GET /a HTTP/1.1\r\nHost: tool.test\r\nX-Big: " + strings.Repeat("a", size) + "\r\n\r\n"
+	}
+
+	tc := tunnel()
+	br := bufio.NewReader(tc)
+	for i := range 3 { // 3 x 100 KiB on one connection: more than the bound, in three heads
+		if _, err := io.WriteString(tc, head(100<<10)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d with a 100 KiB head: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(body) != "ok" {
+			t.Fatalf("request %d with a 100 KiB head: %d %q", i, resp.StatusCode, body)
+		}
+	}
+
+	tc = tunnel()
+	io.WriteString(tc, "GET /a HTTP/1.1\r\nHost: tool.test\r\nX-Big: ")
+	chunk := []byte(strings.Repeat("a", 16<<10))
+	sent := 0
+	var err error
+	for ; sent < 64<<20; sent += len(chunk) {
+		if _, err = tc.Write(chunk); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		t.Fatalf("the proxy took a %d MiB request head inside the tunnel without closing it", sent>>20)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the proxy stopped reading but kept the tunnel open: %v", err)
+	}
+
+	tc = tunnel() // still serving
+	io.WriteString(tc, head(10))
+	if resp, err := http.ReadResponse(bufio.NewReader(tc), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the endless head: %v %v", resp, err)
 	}
 }

@@ -191,6 +191,19 @@ func enqueueSave(save func()) {
 // headers); a larger one is answered 431 Request Header Fields Too Large.
 const MaxHeaderBytes = 128 << 10
 
+// tunnelHeadLimit bounds what a client may send inside an intercepted tunnel
+// while the proxy waits for its next request head. goproxy reads heads there
+// with http.ReadRequest, which has no limit: a client sending an endless
+// header would make the proxy buffer it all. The count is of the bytes on
+// the wire (TLS records, the handshake before the first head), hence the
+// slack over MaxHeaderBytes. Past it the tunnel is closed: the head is
+// encrypted by then, so no 431 can be written from below TLS.
+const tunnelHeadLimit = MaxHeaderBytes + 32<<10
+
+// errTunnelHeadTooLarge ends a tunnel whose client sent more than
+// tunnelHeadLimit without completing a request head.
+var errTunnelHeadTooLarge = errors.New("request head inside the tunnel exceeds the limit")
+
 // New wires a Server. It opens no socket; Serve does.
 func New(cfg Config) (*Server, error) {
 	if cfg.CA == nil || cfg.Rules == nil || cfg.Redactor == nil {
@@ -258,14 +271,22 @@ func New(cfg Config) (*Server, error) {
 		return mitm, host
 	})
 	gp.OnRequest().DoFunc(func(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		tc, inTunnel := ctx.UserData.(*trackedConn)
+		if inTunnel {
+			tc.requestRead()
+		}
 		if isUpgrade(req.Header) && s.modeFor(req) == ModeRecord {
 			// goproxy tunnels the upgraded connection itself; we only note it.
+			// What follows is no longer HTTP: no head is counted again.
 			ctx.RoundTripper = goproxy.RoundTripperFunc(s.upgradeTrip)
 			return req, nil
 		}
 		resp := s.handle(req)
-		if tc, ok := ctx.UserData.(*trackedConn); ok && (headThenBody(req, resp) || prefetched(req, resp)) {
-			tc.holdNextWrite() // the head waits for the body: one write(2), not two
+		if inTunnel {
+			if headThenBody(req, resp) || prefetched(req, resp) {
+				tc.holdNextWrite() // the head waits for the body: one write(2), not two
+			}
+			resp = tc.untilAnswered(resp)
 		}
 		return req, resp
 	})
@@ -462,6 +483,13 @@ type trackedConn struct {
 	once     sync.Once
 	hijacked atomic.Bool
 
+	// A request head's bound inside a tunnel (tunnelHeadLimit): headRead
+	// counts the bytes read since the last answer was written, unless a
+	// request is being answered (its body is not a head) or the connection
+	// was upgraded (what follows is not HTTP).
+	inRequest atomic.Bool
+	headRead  atomic.Int64
+
 	// Write coalescing (see holdNextWrite). holding is set while a write
 	// is armed to be held or bytes are held, so Read and Write look no
 	// further otherwise; wmu orders every write once it is set.
@@ -554,10 +582,53 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	if err := c.flushHeld(); err != nil {
 		return 0, err
 	}
+	counting := false
 	if c.hijacked.Load() {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.s.cfg.TunnelIdle))
+		if counting = !c.inRequest.Load(); counting && c.headRead.Load() > tunnelHeadLimit {
+			return 0, errTunnelHeadTooLarge
+		}
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if counting && n > 0 {
+		c.headRead.Add(int64(n))
+	}
+	return n, err
+}
+
+// requestRead marks a request head read whole: what the connection reads
+// next is its body, up to answered.
+func (c *trackedConn) requestRead() { c.inRequest.Store(true) }
+
+// answered marks the answer written: what the connection reads next is the
+// next request's head, counted against tunnelHeadLimit.
+func (c *trackedConn) answered() {
+	c.headRead.Store(0)
+	c.inRequest.Store(false)
+}
+
+// untilAnswered returns resp with a body that calls c.answered when goproxy
+// closes it, which it does once the answer is written; a bodiless answer
+// has nothing left to wait for.
+func (c *trackedConn) untilAnswered(resp *http.Response) *http.Response {
+	if resp == nil || resp.Body == nil || resp.Body == http.NoBody {
+		c.answered()
+		return resp
+	}
+	resp.Body = &answerBody{ReadCloser: resp.Body, c: c}
+	return resp
+}
+
+// answerBody is an answer's body inside a tunnel (untilAnswered).
+type answerBody struct {
+	io.ReadCloser
+	c *trackedConn
+}
+
+func (b *answerBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.c.answered()
+	return err
 }
 
 func (c *trackedConn) Close() error {

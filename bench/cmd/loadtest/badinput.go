@@ -49,7 +49,7 @@ func (h *harness) badInput(t *target, w *workload) badResult {
 }
 
 // badKinds are the malformed requests, one connection each.
-var badKinds = []string{"bad request line", "truncated body", "oversized headers", "garbage after CONNECT", "bad request line in tunnel"}
+var badKinds = []string{"bad request line", "truncated body", "oversized headers", "garbage after CONNECT", "bad request line in tunnel", "oversized headers in tunnel"}
 
 // sendBad opens a connection to the proxy, sends one malformed request,
 // reads the first line of the answer (or EOF; bounded by deadlines) and
@@ -76,7 +76,7 @@ func sendBad(proxyAddr string, w *workload, kind int) {
 	case 2:
 		// More than net/http's 1 MiB header limit.
 		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nX-Oversized: %s\r\n\r\n", w.url, host, strings.Repeat("a", 1100<<10))
-	case 3, 4:
+	case 3, 4, 5:
 		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", host, host)
 		br := bufio.NewReader(c)
 		line, err := br.ReadString('\n')
@@ -89,10 +89,13 @@ func sendBad(proxyAddr string, w *workload, kind int) {
 				break
 			}
 		}
-		if kind == 3 {
+		switch kind {
+		case 3:
 			c.Write([]byte("\x16\x03\x01\x00\x40this is not a TLS client hello at all, only garbage bytes...."))
-		} else {
+		case 4:
 			fmt.Fprintf(c, "NOT A REQUEST\r\n\r\n")
+		case 5: // a plain-HTTP tunnel: the head is read by goproxy, not net/http
+			fmt.Fprintf(c, "GET /%s HTTP/1.1\r\nHost: %s\r\nX-Oversized: %s\r\n\r\n", w.file, host, strings.Repeat("a", 1100<<10))
 		}
 		// The proxy's answer (or its closing the connection), then hang up:
 		// a bad client does not wait politely for the proxy to close.
