@@ -32,7 +32,7 @@ type Policy struct {
 }
 
 // Default is the policy of a recording proxy: a 24 MiB floor (the whole
-// process then stays near 40 MiB resident at 64 clients, its code included)
+// process then peaks near 42 MiB resident at 64 clients, its code included)
 // and 6 MiB of slack, re-read ten times a second.
 var Default = Policy{Floor: 24 << 20, Slack: 6 << 20, Every: 100 * time.Millisecond}
 
@@ -71,7 +71,8 @@ func (f *follower) step() int64 {
 }
 
 // Start sets the limit now and keeps it following the live heap until stop
-// is called; stop restores the limit that was set before Start.
+// is called; stop restores the limit that was set before Start. The limit is
+// the process's: one Start at a time.
 func Start(p Policy) (stop func()) {
 	if p.Every <= 0 {
 		p.Every = Default.Every
