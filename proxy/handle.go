@@ -36,9 +36,9 @@ type Outcome struct {
 }
 
 // handle is the path every request takes, plain HTTP or from inside an
-// intercepted tunnel. It never returns nil and never panics: whatever goes
-// wrong, the client gets an answer.
-func (s *Server) handle(req *http.Request) (resp *http.Response) {
+// intercepted tunnel (inTunnel). It never returns nil and never panics:
+// whatever goes wrong, the client gets an answer.
+func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) {
 	start := time.Now()
 	out := Outcome{Method: req.Method, Host: req.URL.Host}
 	defer func() {
@@ -70,8 +70,7 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 	// 2. The request as it is stored and matched: normalized, then redacted,
 	// so its key does not depend on secrets.
 	mode := s.modeFor(req)
-	recReq := recordedRequest(req, body, !mode.Contacts()) // never forwarded: redact in place
-	s.redactor.Request(&recReq)
+	recReq := s.scrubbedRequest(req, body, mode.Contacts())
 	out.URL, out.Body = recReq.URL, recReq.Body
 
 	// 3. Protocol upgrades (WebSocket) cannot be replayed: they are tunnelled
@@ -85,7 +84,7 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 	// 4. Record mode forwards everything, answered or not before.
 	if mode == ModeRecord {
 		out.Decision = DecisionRecorded
-		return s.forward(req, mode, body, rest, recReq, &out)
+		return s.forward(req, inTunnel, mode, body, rest, recReq, &out)
 	}
 
 	// 5. Every other mode answers from the cassette first.
@@ -112,7 +111,7 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 	// cassette; nothing else ever reaches upstream.
 	if mode == ModeLive && isSafe(req.Method) {
 		out.Decision = DecisionRecorded
-		return s.forward(req, mode, body, rest, recReq, &out)
+		return s.forward(req, inTunnel, mode, body, rest, recReq, &out)
 	}
 	reason, msg := ReasonUnrecorded, "this request was never recorded in the cassette"
 	if !isSafe(req.Method) {
@@ -124,22 +123,43 @@ func (s *Server) handle(req *http.Request) (resp *http.Response) {
 		Fix:     "make the request match the closest recorded one (see differences), add a rule to ignore the differing part (--rules), or record it: cassetteproxy serve --mode record --append --cassette " + s.cfg.Cassette})
 }
 
+// scrubbedRequest is req as it is stored and matched: recordedRequest's
+// form, redacted. When that shares the live request's header map and the
+// request may still be forwarded, redaction copies the map before it
+// changes anything; otherwise it scrubs in place.
+func (s *Server) scrubbedRequest(req *http.Request, body []byte, forwarded bool) store.Request {
+	rec, shared := recordedRequest(req, body)
+	if shared && forwarded {
+		s.redactor.RequestShared(&rec)
+	} else {
+		s.redactor.Request(&rec)
+	}
+	return rec
+}
+
 // forward sends the request upstream and returns its response with a body
 // that records itself as the client reads it. The upstream request lives as
 // long as the client's: when the client goes, it is cancelled, and the
 // partial recording is kept, marked incomplete.
-func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Reader, recReq store.Request, out *Outcome) *http.Response {
+func (s *Server) forward(req *http.Request, inTunnel bool, mode Mode, body []byte, rest io.Reader, recReq store.Request, out *Outcome) *http.Response {
 	// Counted before anything goes out, so Shutdown waits for this
 	// recording; refused once Shutdown has begun.
 	if !s.beginRecording() {
 		out.Decision, out.Reason = DecisionError, "cassetteproxy is shutting down"
 		return s.errorResponse(req, http.StatusServiceUnavailable, out.Reason)
 	}
-	// The upstream call ends with the client's request, or when the
-	// server shuts down (goproxy does not cancel an intercepted request
-	// whose client has gone while upstream is still answering).
-	ctx, cancel := context.WithCancel(req.Context())
-	stopAfter := context.AfterFunc(s.base, cancel)
+	// The upstream call ends when the server shuts down, when the body
+	// ends or is cut short (the capture's done, below), and with the
+	// client's request where the client can end it: net/http cancels a
+	// plain request's context when its client goes. Inside a tunnel the
+	// context goproxy gives ends only after the answer is written, so it
+	// is not waited on: a client gone from a tunnel is noticed at the
+	// upstream's next write (README "Broken streams").
+	ctx, cancel := context.WithCancel(s.base)
+	stopAfter := func() bool { return false }
+	if !inTunnel {
+		stopAfter = context.AfterFunc(req.Context(), cancel)
+	}
 	stopRecording := func() { stopAfter(); cancel(); s.inflight.Done() }
 	outReq := req.WithContext(ctx) // a shallow copy: only its Header and Body change, both replaced
 	outReq.RequestURI = ""
@@ -147,17 +167,18 @@ func (s *Server) forward(req *http.Request, mode Mode, body []byte, rest io.Read
 	// 100-continue wait upstream) go; a header with none of them is sent
 	// as it is (the transport only reads it, and so does everyone after).
 	outReq.Header = req.Header
-	if hasAny(req.Header, recordedRequestDrops) {
+	if hasRecordedRequestDrop(req.Header) {
 		outReq.Header = withoutHop(req.Header, "Expect")
 	}
-	outReq.Body = io.NopCloser(bytes.NewReader(body))
-	outReq.ContentLength = int64(len(body))
-	if rest != nil { // over --max-body: stream the remainder, key on what was read
+	switch {
+	case rest != nil: // over --max-body: stream the remainder, key on what was read
 		outReq.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), rest))
 		outReq.ContentLength = req.ContentLength
-	}
-	if len(body) == 0 && rest == nil {
-		outReq.Body = http.NoBody
+	case len(body) == 0:
+		outReq.Body, outReq.ContentLength = http.NoBody, 0
+	default:
+		outReq.Body = io.NopCloser(bytes.NewReader(body))
+		outReq.ContentLength = int64(len(body))
 	}
 	started := time.Now()
 	resp, err := s.upstreamFor(mode).RoundTrip(outReq)

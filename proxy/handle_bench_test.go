@@ -44,7 +44,7 @@ func BenchmarkHandleReplayHit(b *testing.B) {
 				req := httptest.NewRequest("GET", "http://tool.test/data/1k.json", nil)
 				req.Header.Set("Accept", "*/*")
 				req.Header.Set("User-Agent", "Go-http-client/1.1")
-				resp := s.handle(req)
+				resp := s.handle(req, false)
 				resp.Body.Close()
 			}
 		})

@@ -52,7 +52,7 @@ func FuzzHandleReplay(f *testing.F) {
 		if strings.ContainsAny(contentType, "\r\n") {
 			return
 		}
-		resp := s.handle(req)
+		resp := s.handle(req, false)
 		if resp == nil {
 			t.Fatal("no answer")
 		}

@@ -18,11 +18,17 @@ import (
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
-// hopHeaders belong to one connection and are never forwarded or recorded
-// (RFC 9110 §7.6.1), plus the proxy's own.
-var hopHeaders = []string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+// isHopHeader reports the (canonical) names of headers that belong to one
+// connection and are never forwarded or recorded (RFC 9110 §7.6.1), plus
+// the proxy's own. A switch, not a list: it runs over every header of
+// every request and response.
+func isHopHeader(name string) bool {
+	switch name {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // stripHop removes hop-by-hop headers, including any named by Connection.
@@ -37,26 +43,26 @@ func stripHop(h http.Header, keepUpgrade bool) {
 			}
 		}
 	}
-	for _, name := range hopHeaders { // canonical already: delete as Header.Del would
-		if keepUpgrade && (name == "Connection" || name == "Upgrade") {
-			continue
-		}
-		if _, ok := h[name]; ok {
+	for name := range h { // canonical already: delete as Header.Del would
+		if isHopHeader(name) && !(keepUpgrade && (name == "Connection" || name == "Upgrade")) {
 			delete(h, name)
 		}
 	}
 }
 
-// recordedRequestDrops are the headers a recorded request never has: the
-// hop-by-hop ones, then Content-Length (derived from the body) and Expect
+// isRecordedRequestDrop reports the headers a recorded request never has:
+// the hop-by-hop ones, Content-Length (derived from the body) and Expect
 // (the proxy has the body already; 100-continue is between it and the
 // client).
-var recordedRequestDrops = append(slices.Clone(hopHeaders), "Content-Length", "Expect")
+func isRecordedRequestDrop(name string) bool {
+	return isHopHeader(name) || name == "Content-Length" || name == "Expect"
+}
 
-// hasAny reports whether h has any of the (canonical) names.
-func hasAny(h http.Header, names []string) bool {
-	for _, name := range names {
-		if _, ok := h[name]; ok {
+// hasRecordedRequestDrop reports whether h has any header a recorded
+// request never has (Connection among them, so any header it names too).
+func hasRecordedRequestDrop(h http.Header) bool {
+	for name := range h {
+		if isRecordedRequestDrop(name) {
 			return true
 		}
 	}
@@ -117,7 +123,7 @@ func withoutHop(h http.Header, extra ...string) http.Header {
 	sv := make([]string, nv) // one backing array for every value, as Clone does
 	out := make(http.Header, len(h))
 	for k, vv := range h {
-		if slices.Contains(hopHeaders, k) || slices.Contains(extra, k) || slices.Contains(named, k) {
+		if isHopHeader(k) || slices.Contains(extra, k) || slices.Contains(named, k) {
 			continue
 		}
 		if vv == nil {
@@ -148,30 +154,27 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // recordedRequest is the form a live request is stored and matched in:
-// hop-by-hop headers gone, body decoded.
-//
-// Its header is a copy, since it is redacted in place and the live request
-// may be forwarded. With inPlace (a request that is never forwarded, as in
-// replay and strict modes) and nothing to strip, it is the live request's
-// own map: the answer is made from the recorded form, and neither net/http
-// nor goproxy reads a header a redaction could change (they read
-// Connection and Expect, whose presence forces the copy).
-func recordedRequest(req *http.Request, body []byte, inPlace bool) store.Request {
-	var h http.Header
-	if inPlace && !hasAny(req.Header, recordedRequestDrops) {
-		h = req.Header
-	} else {
-		h = withoutHop(req.Header, recordedRequestDrops[len(hopHeaders):]...)
+// hop-by-hop headers gone, body decoded. Its header is the live request's
+// own map when there is nothing to strip (shared is then true: whoever
+// redacts it must not write to it while the live request may still be
+// forwarded; neither net/http nor goproxy writes it), else a copy.
+func recordedRequest(req *http.Request, body []byte) (r store.Request, shared bool) {
+	h := req.Header
+	enc := h.Get("Content-Encoding")
+	decoding := enc != "" && len(body) > 0
+	shared = !decoding && !hasRecordedRequestDrop(h)
+	if !shared {
+		h = withoutHop(req.Header, "Content-Length", "Expect")
 	}
-	r := store.Request{Method: req.Method, URL: req.URL.String(), Header: h, Body: body}
-	if enc := h.Get("Content-Encoding"); enc != "" && len(body) > 0 {
+	r = store.Request{Method: req.Method, URL: req.URL.String(), Header: h, Body: body}
+	if decoding {
 		if decoded, err := decodeBody(enc, body); err == nil {
 			r.Body = decoded
 			r.ContentEncoding = enc
 			h.Del("Content-Encoding")
 		}
 	}
-	return r
+	return r, shared
 }
 
 // recordedResponseHead is the stored form of a response head. The body is

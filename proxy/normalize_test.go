@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,46 +15,61 @@ import (
 // TestRecordedRequestHeader: the recorded header is the live one without
 // hop-by-hop headers, Content-Length and Expect (what Clone, stripHop and
 // Del left before it was made in one pass), and it is the live map itself
-// only for a request never forwarded that has nothing to strip.
+// (shared) exactly when there is nothing to strip or decode. The live map
+// is never written.
 func TestRecordedRequestHeader(t *testing.T) {
 	cases := []struct {
-		name    string
-		in      http.Header
-		inPlace bool
-		want    http.Header
-		shared  bool
+		name   string
+		in     http.Header
+		body   []byte
+		want   http.Header
+		shared bool
 	}{
-		{"clean, never forwarded", http.Header{"Accept": {"*/*"}, "User-Agent": {"x"}}, true,
+		{"clean", http.Header{"Accept": {"*/*"}, "User-Agent": {"x"}}, nil,
 			http.Header{"Accept": {"*/*"}, "User-Agent": {"x"}}, true},
-		{"clean, may be forwarded", http.Header{"Accept": {"*/*"}}, false, http.Header{"Accept": {"*/*"}}, false},
-		{"hop headers", http.Header{"Accept": {"a"}, "Proxy-Connection": {"keep-alive"}, "Te": {"trailers"}, "Keep-Alive": {"5"}}, true,
+		{"hop headers", http.Header{"Accept": {"a"}, "Proxy-Connection": {"keep-alive"}, "Te": {"trailers"}, "Keep-Alive": {"5"}}, nil,
 			http.Header{"Accept": {"a"}}, false},
-		{"Connection names more", http.Header{"Connection": {"X-Hop, close"}, "X-Hop": {"1"}, "X-Keep": {"2", "3"}}, true,
+		{"Connection names more", http.Header{"Connection": {"X-Hop, close"}, "X-Hop": {"1"}, "X-Keep": {"2", "3"}}, nil,
 			http.Header{"X-Keep": {"2", "3"}}, false},
-		{"length and expect", http.Header{"Content-Length": {"3"}, "Expect": {"100-continue"}, "Content-Type": {"text/plain"}}, true,
+		{"length and expect", http.Header{"Content-Length": {"3"}, "Expect": {"100-continue"}, "Content-Type": {"text/plain"}}, nil,
 			http.Header{"Content-Type": {"text/plain"}}, false},
-		{"nil value kept", http.Header{"X-Nil": nil, "Upgrade": {"h2c"}}, false, http.Header{"X-Nil": nil}, false},
-		{"no header", nil, true, nil, true},
-		{"no header, copied", nil, false, nil, false},
+		{"nil value kept", http.Header{"X-Nil": nil, "Upgrade": {"h2c"}}, nil, http.Header{"X-Nil": nil}, false},
+		{"encoded body: decoded, so copied", http.Header{"Content-Encoding": {"gzip"}, "Content-Type": {"text/plain"}}, gzipped(t, "hello"),
+			http.Header{"Content-Type": {"text/plain"}}, false},
+		{"encoding without a body", http.Header{"Content-Encoding": {"gzip"}}, nil, http.Header{"Content-Encoding": {"gzip"}}, true},
+		{"no header", nil, nil, nil, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", "http://h.test/x", nil)
 			req.Header = tc.in
 			before := tc.in.Clone()
-			got := recordedRequest(req, nil, tc.inPlace).Header
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("recorded header %v, want %v", got, tc.want)
+			rec, shared := recordedRequest(req, tc.body)
+			if !reflect.DeepEqual(rec.Header, tc.want) {
+				t.Errorf("recorded header %v, want %v", rec.Header, tc.want)
 			}
-			shared := got != nil && reflect.ValueOf(got).UnsafePointer() == reflect.ValueOf(tc.in).UnsafePointer()
-			if shared != tc.shared && tc.in != nil {
-				t.Errorf("shared the live map: %v, want %v", shared, tc.shared)
+			same := rec.Header != nil && reflect.ValueOf(rec.Header).UnsafePointer() == reflect.ValueOf(tc.in).UnsafePointer()
+			if shared != tc.shared || tc.in != nil && same != shared {
+				t.Errorf("shared %v (the live map: %v), want %v", shared, same, tc.shared)
 			}
 			if !reflect.DeepEqual(tc.in, before) {
 				t.Errorf("the live header changed: %v, was %v", tc.in, before)
 			}
 		})
 	}
+}
+
+func gzipped(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 func TestRecordedResponseHead(t *testing.T) {
@@ -118,7 +135,7 @@ func TestForwardedRequestHeader(t *testing.T) {
 			req.Header = tc.in.Clone()
 			req.Header.Set("Content-Type", "text/plain")
 			before := req.Header.Clone()
-			resp := s.handle(req)
+			resp := s.handle(req, false)
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			h := <-got

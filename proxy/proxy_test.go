@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -197,6 +198,11 @@ func TestStripHop(t *testing.T) {
 	stripHop(h, false)
 	if len(h) != 1 || h.Get("X-Keep") != "1" {
 		t.Fatalf("after stripHop: %v", h)
+	}
+	up := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Keep-Alive": {"5"}, "Te": {"trailers"}, "Sec-Websocket-Key": {"k"}}
+	stripHop(up, true)
+	if want := (http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Key": {"k"}}); !reflect.DeepEqual(up, want) {
+		t.Fatalf("after stripHop keeping the upgrade: %v, want %v", up, want)
 	}
 }
 

@@ -281,7 +281,7 @@ func New(cfg Config) (*Server, error) {
 			ctx.RoundTripper = goproxy.RoundTripperFunc(s.upgradeTrip)
 			return req, nil
 		}
-		resp := s.handle(req)
+		resp := s.handle(req, inTunnel)
 		if inTunnel {
 			if headThenBody(req, resp) || prefetched(req, resp) {
 				tc.holdNextWrite() // the head waits for the body: one write(2), not two
@@ -324,7 +324,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !r.URL.IsAbs():
 		s.serveSelf(w, r)
 	default:
-		writeResponse(w, s.handle(r))
+		writeResponse(w, s.handle(r, false))
 	}
 }
 
@@ -399,8 +399,7 @@ func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (resp *http
 			resp, err = s.errorResponse(req, http.StatusBadGateway, "cassetteproxy internal error"), nil
 		}
 	}()
-	recReq := recordedRequest(req, nil, false)
-	s.redactor.Request(&recReq)
+	recReq := s.scrubbedRequest(req, nil, true)
 	resp, err = s.upstreamFor(ModeRecord).RoundTrip(req)
 	out := Outcome{Method: req.Method, URL: recReq.URL, Host: req.URL.Host, Decision: DecisionTunnelled}
 	if err != nil {

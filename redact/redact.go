@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -330,7 +331,7 @@ func (r *Redactor) Interaction(in *store.Interaction) {
 	if in == nil {
 		return
 	}
-	r.request(&in.Request, true)
+	r.request(&in.Request, true, false)
 	in.Key = r.text(in.Key, true)
 	r.Response(&in.Response)
 }
@@ -342,7 +343,7 @@ func (r *Redactor) Response(resp *store.Response) {
 	if resp == nil {
 		return
 	}
-	r.scrubHeader(resp.Header, true)
+	resp.Header = r.scrubHeader(resp.Header, true, false)
 	ct := headerValue(resp.Header, "Content-Type")
 	if len(resp.Events) == 0 {
 		resp.Body = r.body(resp.Body, ct, true)
@@ -358,7 +359,18 @@ func (r *Redactor) Request(req *store.Request) {
 	if req == nil {
 		return
 	}
-	r.request(req, false)
+	r.request(req, false, false)
+}
+
+// RequestShared is Request for a request whose Header map is still in use
+// elsewhere (the live request, about to be forwarded): the map is never
+// written. When a header needs scrubbing, req.Header is replaced by a
+// scrubbed copy; a clean header stays the same map.
+func (r *Redactor) RequestShared(req *store.Request) {
+	if req == nil {
+		return
+	}
+	r.request(req, false, true)
 }
 
 // String scrubs free text (URLs, log fields). An absolute URL or a
@@ -396,11 +408,11 @@ func (r *Redactor) scrubString(s string, fp, asURL bool) string {
 	return unsafe.String(unsafe.SliceData(out), len(out))
 }
 
-func (r *Redactor) request(req *store.Request, fp bool) {
+func (r *Redactor) request(req *store.Request, fp, sharedHeader bool) {
 	if req.URL != "" {
 		req.URL = r.scrubString(req.URL, fp, true)
 	}
-	r.scrubHeader(req.Header, fp)
+	req.Header = r.scrubHeader(req.Header, fp, sharedHeader)
 	req.Body = r.body(req.Body, headerValue(req.Header, "Content-Type"), fp)
 }
 
@@ -442,13 +454,16 @@ var commonHeaders = []string{
 	"Anthropic-Version", "Anthropic-Beta", "Request-Id", "X-Goog-Api-Client",
 }
 
-func (r *Redactor) scrubHeader(h http.Header, fp bool) {
+// scrubHeader scrubs h in place and returns it, or with shared set leaves
+// h as it is and returns a scrubbed copy when anything needed scrubbing.
+func (r *Redactor) scrubHeader(h http.Header, fp, shared bool) http.Header {
+	out, copied := h, false
 	for name, vals := range h {
 		secret, ok := r.known[name]
 		if !ok {
 			secret = r.secretHeader(name)
 		}
-		var out []string // copy on write: the value slice may be shared
+		var scrubbed []string // copy on write: the value slice may be shared
 		for i, v := range vals {
 			nv := v
 			switch {
@@ -458,17 +473,21 @@ func (r *Redactor) scrubHeader(h http.Header, fp bool) {
 			default:
 				nv = r.scrubString(v, fp, looksLikeURL(v)) // a URL: Location, Referer, Link
 			}
-			if nv != v && out == nil {
-				out = append([]string(nil), vals...)
+			if nv != v && scrubbed == nil {
+				scrubbed = append([]string(nil), vals...)
 			}
-			if out != nil {
-				out[i] = nv
+			if scrubbed != nil {
+				scrubbed[i] = nv
 			}
 		}
-		if out != nil {
-			h[name] = out
+		if scrubbed != nil {
+			if shared && !copied {
+				out, copied = maps.Clone(h), true // ranging on over h: the names not yet seen are in both
+			}
+			out[name] = scrubbed
 		}
 	}
+	return out
 }
 
 // secretHeaderValue redacts a whole header value, keeping an auth scheme

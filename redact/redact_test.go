@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -662,7 +663,7 @@ func TestNoFalsePositives(t *testing.T) {
 		"Content-Type":                     {"application/json"},
 	}
 	want := h.Clone()
-	r.scrubHeader(h, true)
+	r.scrubHeader(h, true, false)
 	for k := range want {
 		if h.Get(k) != want.Get(k) {
 			t.Errorf("%s: %q", k, h.Get(k))
@@ -878,5 +879,42 @@ func TestInputsNotModified(t *testing.T) {
 	if bytes.Contains(in.Request.Body, []byte("hunter2")) || strings.Contains(in.Request.Header.Get("Authorization"), "sk-") ||
 		bytes.Contains(in.Response.Events[0].Data, []byte("sk-")) {
 		t.Errorf("not redacted: %s", haystack(t, in))
+	}
+}
+
+// TestRequestShared: RequestShared scrubs like Request but never writes the
+// header map it was given: a header with a secret becomes a scrubbed copy,
+// a clean one stays the same map.
+func TestRequestShared(t *testing.T) {
+	r := mustNew(t, Config{})
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		copied bool
+	}{
+		{"clean", http.Header{"Accept": {"*/*"}, "User-Agent": {"agent/1"}}, false},
+		{"bearer", http.Header{"Accept": {"*/*"}, "Authorization": {"Bearer sk-abcdefgh12345678"}, "User-Agent": {"agent/1"}}, true},
+		{"secret in a URL value", http.Header{"Referer": {"https://x.example/?api_key=abcdef123456"}}, true},
+		{"several", http.Header{"X-Api-Key": {"k-123456789"}, "Cookie": {"session=abcdef0123456789"}, "A": {"1"}, "B": {"2"}}, true},
+		{"none", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			live := tc.header.Clone()
+			before := live.Clone()
+			shared := store.Request{Method: "GET", URL: "https://x.example/v1", Header: live}
+			r.RequestShared(&shared)
+			inPlace := store.Request{Method: "GET", URL: "https://x.example/v1", Header: tc.header.Clone()}
+			r.Request(&inPlace)
+			if !reflect.DeepEqual(live, before) {
+				t.Errorf("the shared map was written: %v, was %v", live, before)
+			}
+			if !reflect.DeepEqual(shared.Header, inPlace.Header) {
+				t.Errorf("scrubbed %v, Request gives %v", shared.Header, inPlace.Header)
+			}
+			same := live == nil && shared.Header == nil || live != nil && reflect.ValueOf(shared.Header).UnsafePointer() == reflect.ValueOf(live).UnsafePointer()
+			if same == tc.copied {
+				t.Errorf("header copied: %v, want %v", !same, tc.copied)
+			}
+		})
 	}
 }
