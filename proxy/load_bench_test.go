@@ -32,6 +32,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/textlog"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/redact"
@@ -97,9 +98,9 @@ func startBenchProxy(b *testing.B, mode proxy.Mode, ins []store.Interaction, rec
 	}
 	s, err := proxy.New(proxy.Config{Mode: mode, Cassette: "bench", Interactions: ins, Recorder: rec,
 		Rules: match.DefaultRules(), Redactor: red, CA: ca, UpstreamRoots: upstreamRoots,
-		// The CLI logs one line per request; so does the benchmark, to a
-		// discarding text handler (benchLog: to a file, as serve does).
-		Logger: slog.New(slog.NewTextHandler(benchLog(b), nil))})
+		// The CLI logs one line per request; so does the benchmark, with
+		// serve's text handler, to nowhere (benchLog: to a file, as serve does).
+		Logger: slog.New(textlog.New(benchLog(b), nil))})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/textlog"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/redact"
@@ -342,7 +343,7 @@ func listenError(addr string, err error) error {
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	switch format {
 	case "text", "":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
+		return slog.New(textlog.New(w, nil)), nil // slog.TextHandler's format, written faster
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, nil)), nil
 	}
