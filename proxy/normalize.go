@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/textproto"
 	"slices"
@@ -182,13 +183,35 @@ func recordedRequest(req *http.Request, body []byte) (r store.Request, shared bo
 // served; only the answer to a HEAD keeps Content-Length, since it has no
 // body to derive it from (it tells the size of what a GET would fetch).
 func recordedResponseHead(resp *http.Response) store.Response {
-	var h http.Header
-	if resp.Request == nil || resp.Request.Method != http.MethodHead {
-		h = withoutHop(resp.Header, "Content-Length")
-	} else {
-		h = withoutHop(resp.Header)
+	keepLength := resp.Request != nil && resp.Request.Method == http.MethodHead
+	if hasHopHeader(resp.Header) {
+		h := withoutHop(resp.Header)
+		if !keepLength {
+			delete(h, "Content-Length")
+		}
+		return store.Response{Status: resp.StatusCode, Header: h}
+	}
+	// Already stripped (forward strips the live header first): a shallow
+	// clone copies the map's memory whole instead of inserting key by key.
+	// The value slices are shared, which is safe: nothing appends to or
+	// writes into the live ones, and redaction copies a slice before it
+	// changes it.
+	h := maps.Clone(resp.Header)
+	if !keepLength {
+		delete(h, "Content-Length")
 	}
 	return store.Response{Status: resp.StatusCode, Header: h}
+}
+
+// hasHopHeader reports whether h has a hop-by-hop header (Connection
+// among them, so any header it names too).
+func hasHopHeader(h http.Header) bool {
+	for name := range h {
+		if isHopHeader(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxDecodedBody bounds what a compressed body may expand to (zip bombs).

@@ -83,6 +83,10 @@ func TestRecordedResponseHead(t *testing.T) {
 		{"HEAD", http.Header{"Content-Type": {"a"}, "Content-Length": {"3"}, "Keep-Alive": {"timeout=5"}},
 			http.Header{"Content-Type": {"a"}, "Content-Length": {"3"}}},
 		{"GET", http.Header{"Connection": {"X-Conn"}, "X-Conn": {"1"}, "Etag": {`"e"`}}, http.Header{"Etag": {`"e"`}}},
+		// Already stripped (as forward leaves it): cloned whole.
+		{"GET", http.Header{"Content-Type": {"a"}, "Content-Length": {"3"}, "Set-Cookie": {"a=1", "b=2"}}, http.Header{"Content-Type": {"a"}, "Set-Cookie": {"a=1", "b=2"}}},
+		{"HEAD", http.Header{"Content-Type": {"a"}, "Content-Length": {"3"}}, http.Header{"Content-Type": {"a"}, "Content-Length": {"3"}}},
+		{"GET", nil, nil},
 	}
 	for _, tc := range cases {
 		req, _ := http.NewRequest(tc.method, "http://h.test/", nil)

@@ -308,12 +308,15 @@ func cassetteBucket(tx *bolt.Tx, name string) *bolt.Bucket {
 type cassetteTx struct {
 	meta, items, index, bodies *bolt.Bucket
 	added                      uint64
+	// present holds the bodies this transaction found or put, so a body
+	// answered again within one batch is not looked up again.
+	present map[[32]byte]struct{}
 }
 
 // put appends one encoded interaction under the next Seq, with its index
 // entry and, first, its body when it is stored apart and not there yet.
 func (c *cassetteTx) put(name string, value []byte, keyHash *[32]byte, body *storedBody) error {
-	if body != nil && c.bodies.Get(body.hash[:]) == nil {
+	if body != nil && !c.bodyPresent(&body.hash) {
 		packed := body.packed
 		if packed == nil { // the recorder thought it stored; it is gone (reset, failed commit)
 			var err error
@@ -324,6 +327,7 @@ func (c *cassetteTx) put(name string, value []byte, keyHash *[32]byte, body *sto
 		if err := c.bodies.Put(body.hash[:], packed); err != nil {
 			return fmt.Errorf("cassette %q body: %w", name, err)
 		}
+		c.present[body.hash] = struct{}{}
 	}
 	seq, err := c.items.NextSequence()
 	if err != nil {
@@ -337,6 +341,21 @@ func (c *cassetteTx) put(name string, value []byte, keyHash *[32]byte, body *sto
 	}
 	c.added++
 	return nil
+}
+
+// bodyPresent reports whether the body is stored, remembering it when it is.
+func (c *cassetteTx) bodyPresent(hash *[32]byte) bool {
+	if c.present == nil {
+		c.present = map[[32]byte]struct{}{}
+	}
+	if _, ok := c.present[*hash]; ok {
+		return true
+	}
+	if c.bodies.Get(hash[:]) == nil {
+		return false
+	}
+	c.present[*hash] = struct{}{}
+	return true
 }
 
 // finish updates the cassette's count and updated_at after puts.
