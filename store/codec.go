@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -288,24 +289,31 @@ func appendHeader(b []byte, h http.Header) []byte {
 		return append(b, 0)
 	}
 	b = binary.AppendUvarint(b, uint64(len(h))+1)
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
+	// Sorted by name, so equal headers encode alike. Most headers have a
+	// few names: their pairs are gathered on the stack, each looked up once.
+	var small [16]headerField
+	fields := small[:0]
+	for k, vs := range h {
+		fields = append(fields, headerField{k, vs})
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		b = appendString(b, k)
-		vs := h[k]
-		if vs == nil {
+	slices.SortFunc(fields, func(x, y headerField) int { return strings.Compare(x.name, y.name) })
+	for _, f := range fields {
+		b = appendString(b, f.name)
+		if f.values == nil {
 			b = append(b, 0)
 			continue
 		}
-		b = binary.AppendUvarint(b, uint64(len(vs))+1)
-		for _, v := range vs {
+		b = binary.AppendUvarint(b, uint64(len(f.values))+1)
+		for _, v := range f.values {
 			b = appendString(b, v)
 		}
 	}
 	return b
+}
+
+type headerField struct {
+	name   string
+	values []string
 }
 
 // reader decodes the v1 encoding. Errors are sticky; byte slices it returns
