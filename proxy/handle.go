@@ -123,6 +123,23 @@ func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) 
 		Fix:     "make the request match the closest recorded one (see differences), add a rule to ignore the differing part (--rules), or record it: cassetteproxy serve --mode record --append --cassette " + s.cfg.Cassette})
 }
 
+// upstreamContext is the context of the upstream call a request makes.
+// The call ends when the server shuts down (base), and with the client's
+// request where the client can end it: net/http cancels a plain request's
+// context when its client goes. Inside a tunnel the context goproxy gives
+// ends only after the answer is written, so the call runs on base itself,
+// with no context of its own to make: a client gone from a tunnel is
+// noticed at the upstream's next write (README "Broken streams"), when
+// goproxy closes the body, which aborts the upstream read. stopAfter
+// unlinks the call from the client's request.
+func (s *Server) upstreamContext(req *http.Request, inTunnel bool) (ctx context.Context, cancel context.CancelFunc, stopAfter func() bool) {
+	if inTunnel {
+		return s.base, func() {}, func() bool { return false }
+	}
+	ctx, cancel = context.WithCancel(s.base)
+	return ctx, cancel, context.AfterFunc(req.Context(), cancel)
+}
+
 // scrubbedRequest is req as it is stored and matched: recordedRequest's
 // form, redacted. When that shares the live request's header map and the
 // request may still be forwarded, redaction copies the map before it
@@ -148,18 +165,7 @@ func (s *Server) forward(req *http.Request, inTunnel bool, mode Mode, body []byt
 		out.Decision, out.Reason = DecisionError, "cassetteproxy is shutting down"
 		return s.errorResponse(req, http.StatusServiceUnavailable, out.Reason)
 	}
-	// The upstream call ends when the server shuts down, when the body
-	// ends or is cut short (the capture's done, below), and with the
-	// client's request where the client can end it: net/http cancels a
-	// plain request's context when its client goes. Inside a tunnel the
-	// context goproxy gives ends only after the answer is written, so it
-	// is not waited on: a client gone from a tunnel is noticed at the
-	// upstream's next write (README "Broken streams").
-	ctx, cancel := context.WithCancel(s.base)
-	stopAfter := func() bool { return false }
-	if !inTunnel {
-		stopAfter = context.AfterFunc(req.Context(), cancel)
-	}
+	ctx, cancel, stopAfter := s.upstreamContext(req, inTunnel)
 	stopRecording := func() { stopAfter(); cancel(); s.inflight.Done() }
 	outReq := req.WithContext(ctx) // a shallow copy: only its Header and Body change, both replaced
 	outReq.RequestURI = ""
@@ -193,7 +199,8 @@ func (s *Server) forward(req *http.Request, inTunnel bool, mode Mode, body []byt
 		in.DurationMs = time.Since(started).Milliseconds()
 		// The body ended or was cut short: release the upstream call (a
 		// body read to its end has already given its connection back to
-		// the transport's pool; one cut short is aborted here).
+		// the transport's pool; one cut short is aborted here, or inside
+		// a tunnel by the Close that ends it).
 		stopAfter()
 		cancel()
 		finish := func() {
