@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -80,6 +81,12 @@ func (f fakeUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
 // response's capture, redaction, encoding, the group commit (its share of
 // a batch: cpu-µs/op counts every goroutine), and the log line.
 func BenchmarkHandleRecord(b *testing.B) {
+	for _, size := range []int{1 << 10, 50 << 10} {
+		b.Run(fmt.Sprintf("%dK", size>>10), func(b *testing.B) { benchHandleRecord(b, size) })
+	}
+}
+
+func benchHandleRecord(b *testing.B, size int) {
 	ca, err := LoadOrCreateCA(filepath.Join(b.TempDir(), "home"))
 	if err != nil {
 		b.Fatal(err)
@@ -91,7 +98,7 @@ func BenchmarkHandleRecord(b *testing.B) {
 	}
 	defer st.Close()
 	rec := st.NewRecorder(store.RecorderOptions{})
-	body := []byte(strings.Repeat(`{"id":1,"text":"the model returned a tool call"},`, 21)[:1024])
+	body := []byte(strings.Repeat(`{"id":1,"text":"the model returned a tool call"},`, size/40+1)[:size])
 	s, err := New(Config{Mode: ModeRecord, Cassette: "b", Recorder: rec, Rules: match.DefaultRules(), Redactor: red, CA: ca,
 		Logger: slog.New(textlog.New(discard{}, nil))})
 	if err != nil {
