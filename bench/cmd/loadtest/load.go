@@ -97,8 +97,9 @@ type result struct {
 	firstErr  string
 	rps       float64
 	p50, p99  time.Duration
-	cpuPerReq time.Duration // proxy process user+system time per request; 0 without a process
-	rss       int64         // VmHWM after the cell, bytes
+	roundP99s []time.Duration // every round's p99, in round order (report.add)
+	cpuPerReq time.Duration   // proxy process user+system time per request; 0 without a process
+	rss       int64           // VmHWM after the cell, bytes
 }
 
 // loadRun is n clients hammering one workload; bad clients (if any) run

@@ -64,7 +64,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 0, "measured time per cell (default 0.8s quick, 4s full)")
 	flag.DurationVar(&o.bad, "bad-duration", 0, "measured time per bad-input run (default 1s quick, 4s full)")
 	flag.StringVar(&concs, "c", "16,64", "concurrency levels")
-	flag.IntVar(&o.rounds, "rounds", 0, "rounds over every cell, best kept (default 1 quick, 2 full)")
+	flag.IntVar(&o.rounds, "rounds", 0, "rounds over every cell: best req/s kept, median p99 (default 1 quick, 3 full)")
 	flag.StringVar(&o.nginx, "nginx", "auto", "upstream: auto (nginx if on PATH), off (Go server)")
 	flag.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch folder")
@@ -87,7 +87,7 @@ func main() {
 		o.duration = pick(o.quick, 800*time.Millisecond, 4*time.Second)
 	}
 	if o.rounds <= 0 {
-		o.rounds = pick(o.quick, 1, 2)
+		o.rounds = pick(o.quick, 1, 3)
 	}
 	if o.bad == 0 {
 		o.bad = pick(o.quick, time.Second, 4*time.Second)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // The harness's bodies are valid JSON of exactly the size asked for: the
@@ -14,5 +15,37 @@ func TestLLMJSONIsValidJSONOfTheSize(t *testing.T) {
 		if len(b) != size || !json.Valid(b) {
 			t.Errorf("size %d: got %d bytes, valid JSON %v", size, len(b), json.Valid(b))
 		}
+	}
+}
+
+// TestRoundsKeepEveryP99: a cell keeps its best-throughput round and every
+// round's p99; p99 is their median and the ratio the median of the rounds'
+// paired ratios, not the ratio of two unrelated rounds.
+func TestRoundsKeepEveryP99(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	var r report
+	for i, round := range []struct{ refRPS, refP99, recRPS, recP99 float64 }{
+		{100, 2.0, 90, 2.2}, // ratio 1.1
+		{120, 1.0, 95, 1.9}, // ratio 1.9: the ref's best round had a lucky tail
+		{110, 3.0, 99, 3.6}, // ratio 1.2
+	} {
+		r.add(result{target: "forward ref", work: "w", conc: 16, rps: round.refRPS, p99: ms(round.refP99), errs: int64(i)})
+		r.add(result{target: "cassetteproxy record", work: "w", conc: 16, rps: round.recRPS, p99: ms(round.recP99)})
+	}
+	ref, rec := r.find("forward ref", "w", 16), r.find("cassetteproxy record", "w", 16)
+	if ref.rps != 120 || rec.rps != 99 || ref.errs != 3 {
+		t.Errorf("best rounds: ref %v req/s (%d errors), record %v req/s; want 120 (3), 99", ref.rps, ref.errs, rec.rps)
+	}
+	if got := p99Of(ref); got != ms(2.0) {
+		t.Errorf("ref p99 %v, want the median 2ms", got)
+	}
+	if got := p99Of(rec); got != ms(2.2) {
+		t.Errorf("record p99 %v, want the median 2.2ms", got)
+	}
+	if got := p99Ratio(rec, ref); got < 1.199 || got > 1.201 {
+		t.Errorf("p99 ratio %.3f, want the median of 1.1, 1.9, 1.2 = 1.2", got)
+	}
+	if got := median([]float64{4, 1, 3, 2}, func(f float64) float64 { return f }); got != 2.5 {
+		t.Errorf("median of an even count %v, want 2.5", got)
 	}
 }
