@@ -32,7 +32,7 @@ type Policy struct {
 }
 
 // Default is the policy of a recording proxy: a 24 MiB floor (the whole
-// process then peaks near 42 MiB resident at 64 clients, its code included)
+// process then peaks at 42-47 MiB resident at 64 clients, its code included)
 // and 6 MiB of slack, re-read ten times a second.
 var Default = Policy{Floor: 24 << 20, Slack: 6 << 20, Every: 100 * time.Millisecond}
 

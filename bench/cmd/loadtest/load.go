@@ -112,8 +112,8 @@ type loadRun struct {
 // cell runs the standard measurement: conc good clients, no bad ones.
 func (h *harness) cell(t *target, w *workload, conc int) result {
 	r := runLoad(t, w, loadRun{good: conc, warmup: h.opt.warmup, measure: h.opt.duration}, nil)
-	h.log("%-22s %-12s c=%-3d %8.0f req/s p50 %6.2fms p99 %6.2fms errors %d %s", t.name, w.name, conc, r.rps,
-		ms(r.p50), ms(r.p99), r.errs, r.firstErr)
+	h.log("%-22s %-12s c=%-3d %8.0f req/s p50 %6.2fms p99 %6.2fms cpu %3.0fµs/req errors %d %s", t.name, w.name, conc, r.rps,
+		ms(r.p50), ms(r.p99), float64(r.cpuPerReq.Nanoseconds())/1000, r.errs, r.firstErr)
 	return r
 }
 
