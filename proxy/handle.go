@@ -173,7 +173,7 @@ func (s *Server) forward(req *http.Request, inTunnel bool, mode Mode, body []byt
 	// 100-continue wait upstream) go; a header with none of them is sent
 	// as it is (the transport only reads it, and so does everyone after).
 	outReq.Header = req.Header
-	if hasRecordedRequestDrop(req.Header) {
+	if hasHeader(req.Header, isRecordedRequestDrop) {
 		outReq.Header = withoutHop(req.Header, "Expect")
 	}
 	switch {

@@ -59,11 +59,12 @@ func isRecordedRequestDrop(name string) bool {
 	return isHopHeader(name) || name == "Content-Length" || name == "Expect"
 }
 
-// hasRecordedRequestDrop reports whether h has any header a recorded
-// request never has (Connection among them, so any header it names too).
-func hasRecordedRequestDrop(h http.Header) bool {
+// hasHeader reports whether any of h's (canonical) names satisfies is
+// (isHopHeader, isRecordedRequestDrop: Connection counts for both, so the
+// headers it names are covered too).
+func hasHeader(h http.Header, is func(name string) bool) bool {
 	for name := range h {
-		if isRecordedRequestDrop(name) {
+		if is(name) {
 			return true
 		}
 	}
@@ -163,7 +164,7 @@ func recordedRequest(req *http.Request, body []byte) (r store.Request, shared bo
 	h := req.Header
 	enc := h.Get("Content-Encoding")
 	decoding := enc != "" && len(body) > 0
-	shared = !decoding && !hasRecordedRequestDrop(h)
+	shared = !decoding && !hasHeader(h, isRecordedRequestDrop)
 	if !shared {
 		h = withoutHop(req.Header, "Content-Length", "Expect")
 	}
@@ -183,35 +184,21 @@ func recordedRequest(req *http.Request, body []byte) (r store.Request, shared bo
 // served; only the answer to a HEAD keeps Content-Length, since it has no
 // body to derive it from (it tells the size of what a GET would fetch).
 func recordedResponseHead(resp *http.Response) store.Response {
-	keepLength := resp.Request != nil && resp.Request.Method == http.MethodHead
-	if hasHopHeader(resp.Header) {
-		h := withoutHop(resp.Header)
-		if !keepLength {
-			delete(h, "Content-Length")
-		}
-		return store.Response{Status: resp.StatusCode, Header: h}
+	// Forward strips the live header first, so usually nothing is left to
+	// strip: a shallow clone then copies the map's memory whole instead of
+	// inserting key by key. The value slices are shared, which is safe:
+	// nothing appends to or writes into the live ones, and redaction copies
+	// a slice before it changes it.
+	var h http.Header
+	if hasHeader(resp.Header, isHopHeader) {
+		h = withoutHop(resp.Header)
+	} else {
+		h = maps.Clone(resp.Header)
 	}
-	// Already stripped (forward strips the live header first): a shallow
-	// clone copies the map's memory whole instead of inserting key by key.
-	// The value slices are shared, which is safe: nothing appends to or
-	// writes into the live ones, and redaction copies a slice before it
-	// changes it.
-	h := maps.Clone(resp.Header)
-	if !keepLength {
+	if resp.Request == nil || resp.Request.Method != http.MethodHead {
 		delete(h, "Content-Length")
 	}
 	return store.Response{Status: resp.StatusCode, Header: h}
-}
-
-// hasHopHeader reports whether h has a hop-by-hop header (Connection
-// among them, so any header it names too).
-func hasHopHeader(h http.Header) bool {
-	for name := range h {
-		if isHopHeader(name) {
-			return true
-		}
-	}
-	return false
 }
 
 // maxDecodedBody bounds what a compressed body may expand to (zip bombs).
