@@ -62,15 +62,31 @@ type capture struct {
 // TLS record's worth.
 const prefetchMax = 16 << 10
 
-// Captured bodies of 4 to 64 KiB are read into recycled buffers: at a few
-// thousand recordings a second, a fresh 50 KB buffer each was most of the
-// record path's garbage.
+// Captured bodies of 512 B to 64 KiB are read into recycled buffers: at a
+// few thousand recordings a second, a fresh 50 KB buffer each was most of
+// the record path's garbage, and at ~20k a second a fresh 1 KB one was the
+// largest single piece of it. Two sizes, so a small body never holds a
+// 64 KiB buffer.
 const (
-	minPooledBody = 4 << 10
-	maxPooledBody = 64 << 10
+	minPooledBody   = 512
+	smallPooledBody = 4 << 10
+	maxPooledBody   = 64 << 10
 )
 
-var captureBuffers = sync.Pool{New: func() any { b := make([]byte, 0, maxPooledBody); return &b }}
+var (
+	smallCaptureBuffers = sync.Pool{New: func() any { b := make([]byte, 0, smallPooledBody); return &b }}
+	captureBuffers      = sync.Pool{New: func() any { b := make([]byte, 0, maxPooledBody); return &b }}
+)
+
+// captureBufferPool is the pool whose buffers fit a body of n bytes
+// (minPooledBody <= n <= maxPooledBody), or that a buffer of capacity n
+// came from.
+func captureBufferPool(n int) *sync.Pool {
+	if n <= smallPooledBody {
+		return &smallCaptureBuffers
+	}
+	return &captureBuffers
+}
 
 // release returns the capture's recycled buffer once the recording has
 // been handed over, unless what was recorded still uses it: a body that
@@ -89,7 +105,7 @@ func (c *capture) release(recorded *store.Response) {
 		return
 	}
 	c.mem, c.pending = nil, nil
-	captureBuffers.Put(c.pooled)
+	captureBufferPool(cap(*c.pooled)).Put(c.pooled)
 	c.pooled = nil
 }
 
@@ -117,7 +133,7 @@ func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func
 		// Mid-sized bodies borrow a recycled buffer (see release), cut to
 		// the body's length so prefetch reads exactly the body.
 		if n >= minPooledBody && n <= maxPooledBody {
-			pooled = captureBuffers.Get().(*[]byte)
+			pooled = captureBufferPool(int(n)).Get().(*[]byte)
 			mem = (*pooled)[:0:n]
 		} else {
 			mem = make([]byte, 0, n)

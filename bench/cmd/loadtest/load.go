@@ -99,6 +99,7 @@ type result struct {
 	p50, p99  time.Duration
 	roundP99s []time.Duration // every round's p99, in round order (report.add)
 	cpuPerReq time.Duration   // proxy process user+system time per request; 0 without a process
+	sysPerReq time.Duration   // the system part of cpuPerReq
 	rss       int64           // VmHWM after the cell, bytes
 }
 
@@ -112,8 +113,8 @@ type loadRun struct {
 // cell runs the standard measurement: conc good clients, no bad ones.
 func (h *harness) cell(t *target, w *workload, conc int) result {
 	r := runLoad(t, w, loadRun{good: conc, warmup: h.opt.warmup, measure: h.opt.duration}, nil)
-	h.log("%-22s %-12s c=%-3d %8.0f req/s p50 %6.2fms p99 %6.2fms cpu %3.0fµs/req errors %d %s", t.name, w.name, conc, r.rps,
-		ms(r.p50), ms(r.p99), float64(r.cpuPerReq.Nanoseconds())/1000, r.errs, r.firstErr)
+	h.log("%-22s %-12s c=%-3d %8.0f req/s p50 %6.2fms p99 %6.2fms cpu %3.0fµs/req (sys %2.0f) errors %d %s", t.name, w.name, conc, r.rps,
+		ms(r.p50), ms(r.p99), µs(r.cpuPerReq), µs(r.sysPerReq), r.errs, r.firstErr)
 	return r
 }
 
@@ -174,13 +175,13 @@ func runLoad(t *target, w *workload, lr loadRun, badFn func(stop *atomic.Bool) i
 		}(&accs[i], clients[i])
 	}
 	time.Sleep(lr.warmup)
-	cpu0 := cpuTime(t.p)
+	user0, sys0 := cpuTime(t.p)
 	start := time.Now()
 	phase.Store(measuring)
 	time.Sleep(lr.measure)
 	phase.Store(stopped)
 	elapsed := time.Since(start)
-	cpu1 := cpuTime(t.p)
+	user1, sys1 := cpuTime(t.p)
 	stopBad.Store(true)
 	wg.Wait()
 	for _, c := range clients {
@@ -202,8 +203,9 @@ func runLoad(t *target, w *workload, lr loadRun, badFn func(stop *atomic.Bool) i
 		r.p50 = all[len(all)*50/100]
 		r.p99 = all[min(len(all)-1, len(all)*99/100)]
 	}
-	if t.p != nil && r.reqs > 0 && cpu1 >= cpu0 {
-		r.cpuPerReq = (cpu1 - cpu0) / time.Duration(r.reqs)
+	if t.p != nil && r.reqs > 0 && user1 >= user0 && sys1 >= sys0 {
+		r.cpuPerReq = (user1 - user0 + sys1 - sys0) / time.Duration(r.reqs)
+		r.sysPerReq = (sys1 - sys0) / time.Duration(r.reqs)
 	}
 	if t.p != nil {
 		r.rss = t.p.peakRSS()
@@ -216,29 +218,31 @@ func runLoad(t *target, w *workload, lr loadRun, badFn func(stop *atomic.Bool) i
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// cpuTime is utime+stime of a process from /proc/PID/stat (clock ticks of
-// 10 ms, USER_HZ = 100 on Linux).
-func cpuTime(p *proc) time.Duration {
+func µs(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+// cpuTime is the user and system time of a process from /proc/PID/stat
+// (utime, stime: clock ticks of 10 ms, USER_HZ = 100 on Linux).
+func cpuTime(p *proc) (user, sys time.Duration) {
 	if p == nil || p.cmd.Process == nil {
-		return 0
+		return 0, 0
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
 	if i < 0 {
-		return 0
+		return 0, 0
 	}
 	f := strings.Fields(s[i+1:])
 	// Fields after ")": state(3) ... utime is field 14, stime 15 overall.
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return time.Duration(ut) * 10 * time.Millisecond, time.Duration(st) * 10 * time.Millisecond
 }
 
 // peakRSS is VmHWM from /proc/PID/status, in bytes.
