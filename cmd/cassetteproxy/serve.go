@@ -142,17 +142,21 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	// that halves, for a few MiB more. Recording also holds connection
 	// buffers and captured bodies that come and go: left to GOGC alone it
 	// keeps twice its live heap plus freed pages not yet given back (peak
-	// RSS at 64 clients ~52 MiB), so it runs at 200 too but under a soft
-	// memory limit that follows the live heap (internal/memlimit): near
-	// 24 MiB of Go memory while little is live, where it collects less
-	// often than at 100, and about what GOGC=100 would keep once much is
-	// live, never squeezing it. GOGC and GOMEMLIMIT, when set, win.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
-	}
+	// RSS at 64 clients ~52 MiB), so it runs under a soft memory limit
+	// that follows the live heap instead (internal/memlimit), and GOGC is
+	// set high enough (400) never to collect before that limit does: the
+	// limit counts all of Go's memory, so at GOGC=200 under a 24 MiB floor
+	// the heap had only 5-8 MiB to grow in and the collector ran 25-50
+	// times a second under load (see memlimit.Default). GOGC and
+	// GOMEMLIMIT, when set, win.
+	gcPercent := 200
 	unlimit := func() {}
 	if plan.Records && os.Getenv("GOMEMLIMIT") == "" {
 		unlimit = memlimit.Start(memlimit.Default)
+		gcPercent = 400
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
 	}
 	defer func() {
 		if err != nil {
