@@ -15,13 +15,17 @@ import (
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
-// poolBody is the answer to /n: 4–40 KB, different for every n, and for a
-// third of them carrying a secret that redaction rewrites (so some recorded
-// bodies are the captured buffer, some a redacted copy, some the memo's).
+// poolSizes spans both buffer classes and their edges.
+var poolSizes = []int{minPooledBody, 1500, smallPooledBody - 64, smallPooledBody + 1, 8 << 10, 16 << 10, 24 << 10, 32 << 10, 40 << 10}
+
+// poolBody is the answer to /n: 512 B to 40 KB, different for every n, and
+// for a third of them carrying a secret that redaction rewrites (so some
+// recorded bodies are the captured buffer, some a redacted copy, some the
+// memo's).
 func poolBody(n int) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `{"n":%d,"items":[`, n)
-	size := 4<<10 + (n%9)*4<<10
+	size := poolSizes[n%len(poolSizes)]
 	for i := 0; b.Len() < size; i++ {
 		fmt.Fprintf(&b, `{"i":%d,"text":"answer %d line %d"},`, i, n, i)
 	}
@@ -32,8 +36,8 @@ func poolBody(n int) []byte {
 	return b.Bytes()
 }
 
-// TestRecycledCaptureBuffersNeverLeak records many mid-sized bodies from
-// 16 clients at once, some repeated (memo hits), some unique, some
+// TestRecycledCaptureBuffersNeverLeak records many bodies of every pooled
+// size from 16 clients at once, some repeated (memo hits), some unique, some
 // redacted: every client gets its exact bytes, and every stored body is its
 // own URL's answer, never bytes of another request that reused a buffer. In
 // live mode repeats are answered from the index, which holds the recorded
@@ -59,7 +63,7 @@ func recycledBuffers(t *testing.T, mode Mode) {
 	}
 	defer st.Close()
 	rec := st.NewRecorder(store.RecorderOptions{})
-	_, c := startTestServer(t, mode, nil, func(cfg *Config) { cfg.Recorder = rec })
+	srv, c := startTestServer(t, mode, nil, func(cfg *Config) { cfg.Recorder = rec })
 	const clients, each = 16, 60
 	var wg sync.WaitGroup
 	for w := range clients {
@@ -86,6 +90,11 @@ func recycledBuffers(t *testing.T, mode Mode) {
 		})
 	}
 	wg.Wait()
+	// Bodies over 4 KiB are saved by workers after the client has its
+	// answer: Shutdown waits until every recording reached the recorder.
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}

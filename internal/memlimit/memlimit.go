@@ -9,8 +9,10 @@
 // ran. A fixed GOMEMLIMIT trims that, but a fixed one is a trap: once the
 // live heap nears it (64 clients each downloading a large answer), the
 // collector runs continuously. The limit here follows the live heap: never
-// below Floor, never less than twice the live heap plus Slack, which is
-// about what GOGC=100 would use anyway.
+// below Floor, never less than twice the live heap plus Slack. The limit
+// counts all of Go's memory (stacks and the collector's metadata too), so
+// the heap itself gets a little less room than GOGC=100 would give it; the
+// floor is what keeps a small live heap from being collected over and over.
 //
 // The package only sets the limit; whether to (a user's GOMEMLIMIT wins) is
 // the caller's decision.
@@ -39,8 +41,8 @@ type Policy struct {
 // collector ran 25-50 times a second at 1 KB answers (~10% of the
 // process's CPU, and much of the record path's p99 over the forward
 // reference's). At 30 MiB it runs about half as often. The whole process
-// peaks at 45 MiB resident at 64 clients, its code and the store's mapped
-// pages (~15 MiB) included.
+// peaks at 43-44 MiB resident at 64 clients in the load harness, its code
+// and the store's mapped pages (~15 MiB) included.
 var Default = Policy{Floor: 30 << 20, Slack: 6 << 20, Every: 100 * time.Millisecond}
 
 // Limit is the soft memory limit for a live heap of live bytes.
