@@ -218,6 +218,7 @@ func runLoad(t *target, w *workload, lr loadRun, badFn func(stop *atomic.Bool) i
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// µs is d in microseconds, for the log and the report.
 func µs(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
 // cpuTime is the user and system time of a process from /proc/PID/stat

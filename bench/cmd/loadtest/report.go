@@ -182,7 +182,7 @@ func (r *report) markdown() string {
 				}
 				cpu := "—"
 				if x.cpuPerReq > 0 {
-					cpu = fmt.Sprintf("%.0f", float64(x.cpuPerReq.Nanoseconds())/1000)
+					cpu = fmt.Sprintf("%.0f", µs(x.cpuPerReq))
 				}
 				w("| %s | %d | %s | %.0f | %s | %.2f | %.2f | %s | %d | %s | %s |\n", wk.name, c, t, x.rps, vs, ms(x.p50), ms(p99Of(x)), p99vs, x.errs, cpu, mib(x.rss))
 			}
