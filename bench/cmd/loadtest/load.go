@@ -98,6 +98,7 @@ type result struct {
 	rps       float64
 	p50, p99  time.Duration
 	roundP99s []time.Duration // every round's p99, in round order (report.add)
+	roundRPS  []float64       // every round's req/s, in round order (report.add)
 	cpuPerReq time.Duration   // proxy process user+system time per request; 0 without a process
 	sysPerReq time.Duration   // the system part of cpuPerReq
 	rss       int64           // VmHWM after the cell, bytes

@@ -64,7 +64,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 0, "measured time per cell (default 0.8s quick, 4s full)")
 	flag.DurationVar(&o.bad, "bad-duration", 0, "measured time per bad-input run (default 1s quick, 4s full)")
 	flag.StringVar(&concs, "c", "16,64", "concurrency levels")
-	flag.IntVar(&o.rounds, "rounds", 0, "rounds over every cell: best req/s kept, median p99 (default 1 quick, 3 full)")
+	flag.IntVar(&o.rounds, "rounds", 0, "rounds over every cell: best req/s kept, ratios and p99 the median over rounds (default 1 quick, 5 full)")
 	flag.StringVar(&o.nginx, "nginx", "auto", "upstream: auto (nginx if on PATH), off (Go server)")
 	flag.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch folder")
@@ -87,7 +87,7 @@ func main() {
 		o.duration = pick(o.quick, 800*time.Millisecond, 4*time.Second)
 	}
 	if o.rounds <= 0 {
-		o.rounds = pick(o.quick, 1, 3)
+		o.rounds = pick(o.quick, 1, 5)
 	}
 	if o.bad == 0 {
 		o.bad = pick(o.quick, time.Second, 4*time.Second)
@@ -267,10 +267,10 @@ func (h *harness) recordPhase(rep *report) error {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
-	for range h.opt.rounds {
+	for round := range h.opt.rounds {
 		for _, w := range h.works {
 			for _, c := range h.opt.concs {
-				for _, t := range []*target{direct, fwd, rec} {
+				for _, t := range append([]*target{direct}, pairOrder(round, fwd, rec)...) {
 					rep.add(h.cell(t, w, c))
 				}
 			}
@@ -318,10 +318,10 @@ func (h *harness) replayPhase(rep *report) error {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
-	for range h.opt.rounds {
+	for round := range h.opt.rounds {
 		for _, w := range h.works {
 			for _, c := range h.opt.concs {
-				for _, t := range []*target{mem, rep2} {
+				for _, t := range pairOrder(round, mem, rep2) {
 					rep.add(h.cell(t, w, c))
 				}
 			}
@@ -334,6 +334,16 @@ func (h *harness) replayPhase(rep *report) error {
 	rep.replayRSS, rep.memoryRSS = rep2.p.peakRSS(), mem.p.peakRSS()
 	rep.replayAnon, rep.replayFile = rep2.p.rssParts()
 	return nil
+}
+
+// pairOrder is the order a round measures a reference and cassetteproxy
+// in: the reference first in even rounds, second in odd ones, so a machine
+// that speeds up or slows down within a round favours neither.
+func pairOrder(round int, ref, ours *target) []*target {
+	if round%2 == 1 {
+		return []*target{ours, ref}
+	}
+	return []*target{ref, ours}
 }
 
 // badWork is the workload the bad-input run uses (HTTP 1 KB), nil when

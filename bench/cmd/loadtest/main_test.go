@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,8 +20,8 @@ func TestLLMJSONIsValidJSONOfTheSize(t *testing.T) {
 }
 
 // TestRoundsKeepEveryP99: a cell keeps its best-throughput round and every
-// round's p99; p99 is their median and the ratio the median of the rounds'
-// paired ratios, not the ratio of two unrelated rounds.
+// round's req/s and p99; p99 is their median and both ratios the median of
+// the rounds' paired ratios, not the ratio of two unrelated rounds.
 func TestRoundsKeepEveryP99(t *testing.T) {
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	var r report
@@ -45,7 +46,27 @@ func TestRoundsKeepEveryP99(t *testing.T) {
 	if got := p99Ratio(rec, ref); got < 1.199 || got > 1.201 {
 		t.Errorf("p99 ratio %.3f, want the median of 1.1, 1.9, 1.2 = 1.2", got)
 	}
+	// req/s ratios per round: 0.9, 0.79, 0.9; the best rounds' 99/120 = 0.825
+	// would compare round 3's record with round 2's ref.
+	if got := rpsRatio(rec, ref); got != 0.9 {
+		t.Errorf("req/s ratio %.3f, want the median of 0.9, 0.79, 0.9 = 0.9", got)
+	}
+	if row, ok := r.rpsTarget("cassetteproxy record", "w", 0.85); !ok || !strings.Contains(row, "0.90× (median of the rounds' ratios: 0.90, 0.79, 0.90); best rounds 99 vs 120 req/s = 0.82×") || !strings.HasSuffix(row, "| yes |\n") {
+		t.Errorf("target row %q", row)
+	}
 	if got := median([]float64{4, 1, 3, 2}, func(f float64) float64 { return f }); got != 2.5 {
 		t.Errorf("median of an even count %v, want 2.5", got)
+	}
+}
+
+// TestPairOrderAlternates: the reference goes first in even rounds and
+// second in odd ones.
+func TestPairOrderAlternates(t *testing.T) {
+	ref, ours := &target{name: "ref"}, &target{name: "ours"}
+	for round, want := range []string{"ref ours", "ours ref", "ref ours"} {
+		got := pairOrder(round, ref, ours)
+		if s := got[0].name + " " + got[1].name; s != want {
+			t.Errorf("round %d: %s, want %s", round, s, want)
+		}
 	}
 }
