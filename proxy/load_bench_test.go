@@ -273,7 +273,7 @@ var recordCases = []struct {
 	tls    bool
 	size   int
 	unique bool
-}{{"HTTP1K", false, 1024, false}, {"HTTP50K", false, 50 << 10, false}, {"HTTPS1K", true, 1024, false},
+}{{"HTTP1K", false, 1024, false}, {"HTTP50K", false, 50 << 10, false}, {"HTTPS1K", true, 1024, false}, {"HTTPS50K", true, 50 << 10, false},
 	{"HTTP50KUnique", false, 50 << 10, true}}
 
 // stampBody is body with n written over its first id characters: a

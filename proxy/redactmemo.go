@@ -62,4 +62,12 @@ func redactResponse(memo *redactMemo, redactor *redact.Redactor, resp *store.Res
 		}
 	}
 	memo.Put(ct, raw, redacted, len(redacted))
+	// From now on the recording holds the memo's bytes, as every later hit
+	// will: the store then knows this body by its address, not by comparing
+	// it, and the capture's buffer goes back to its pool.
+	if redacted == nil {
+		resp.Body = raw
+	} else {
+		resp.Body = redacted
+	}
 }

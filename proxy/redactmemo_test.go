@@ -75,3 +75,38 @@ func TestRedactMemoStaysBounded(t *testing.T) {
 		}
 	}
 }
+
+// From its second sight on, a body is recorded as the memo's one copy, not
+// the caller's buffer: the capture's buffer can go back to its pool, and
+// the store knows the body by address instead of comparing it again.
+func TestRedactMemoRecordsItsOwnCopy(t *testing.T) {
+	red, err := redact.New(redact.Config{Secret: []byte("memo-test-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat(`{"text":"nothing to see here"},`, 60)
+	for name, body := range map[string][]byte{
+		"clean":  []byte(`{"items":[` + pad + `{"name":"x"}]}`),
+		"secret": []byte(`{"items":[` + pad + `{"api_key":"sk-live-0123456789abcdefghijklmnop"}]}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			memo := newRedactMemo()
+			var kept []byte
+			for sight := 1; sight <= 3; sight++ {
+				in := bytes.Clone(body)
+				got := &store.Response{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: in}
+				redactResponse(memo, red, got)
+				if sight == 1 {
+					continue // not kept: most bodies are seen once
+				}
+				if overlaps(in, got.Body) {
+					t.Fatalf("sight %d: the recording is the caller's buffer", sight)
+				}
+				if kept != nil && &kept[0] != &got.Body[0] {
+					t.Fatalf("sight %d: a different copy from sight 2's", sight)
+				}
+				kept = got.Body
+			}
+		})
+	}
+}

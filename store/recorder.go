@@ -97,11 +97,11 @@ func (r *Recorder) errorf(format string, args ...any) error {
 // Record queues in for the cassette (created on first commit if missing).
 // in.Seq is ignored: the store assigns it. in is encoded before Record
 // returns, so the caller may reuse it, with one exception: the bytes of a
-// response body of 1 KiB or more must not change until the record is
-// committed (Flush): when the Recorder believes that body already stored,
-// it keeps a reference to write it after all should it be missing (see
-// storedBody). Record blocks while the queue is full and returns an error
-// after Close.
+// response body of 1 KiB or more must never change afterwards: the
+// Recorder may keep a reference to it, to write it after all should a body
+// it believed stored be missing (see storedBody), and to know the same
+// bytes again without hashing or comparing them (bodySums). Record blocks
+// while the queue is full and returns an error after Close.
 func (r *Recorder) Record(cassette string, in Interaction) error {
 	if err := validName(cassette); err != nil {
 		return r.errorf("%w", err)
