@@ -257,6 +257,7 @@ func (r *Recorder) run() {
 func (r *Recorder) commit(batch []op) error {
 	now := time.Now()
 	return r.s.db.Update(func(tx *bolt.Tx) error {
+		trimAllocs(r.s.db) // a recorder runs for long: see freelist.go
 		open := make(map[string]*cassetteTx, 1)
 		for i := range batch {
 			o := &batch[i]
