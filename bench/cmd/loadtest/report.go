@@ -238,7 +238,6 @@ func (r *report) markdown() string {
 
 	w("\n#### Targets (c=16, same run; reported, never asserted)\n\n")
 	w("| target | measured | met |\n| --- | --- | --- |\n")
-	yes := yesNo
 	for _, wk := range r.works {
 		if row, ok := r.rpsTarget("cassetteproxy replay", wk.name, 0.9); ok {
 			w("%s", row)
@@ -254,7 +253,7 @@ func (r *report) markdown() string {
 			if x, ref := r.find(t, wk.name, 16), r.find(refOf(t), wk.name, 16); x != nil && ref != nil && ref.p99 > 0 {
 				ratio := p99Ratio(x, ref)
 				w("| %s p99 ≤ 1.3× %s p99, %s | %.2f vs %.2f ms (medians over %d rounds), %.2f× (median of the rounds' ratios) | %s |\n",
-					strings.TrimPrefix(t, "cassetteproxy "), refOf(t), wk.name, ms(p99Of(x)), ms(p99Of(ref)), len(x.roundP99s), ratio, yes(ratio <= 1.3))
+					strings.TrimPrefix(t, "cassetteproxy "), refOf(t), wk.name, ms(p99Of(x)), ms(p99Of(ref)), len(x.roundP99s), ratio, yesNo(ratio <= 1.3))
 			}
 		}
 	}
@@ -265,7 +264,7 @@ func (r *report) markdown() string {
 		if x.rss <= 0 {
 			continue // its phase did not run (-phases)
 		}
-		w("| %s peak RSS ≤ 48 MiB (whole run, c=64 included) | %s MiB | %s |\n", x.name, mib(x.rss), yes(x.rss > 0 && x.rss <= 48<<20))
+		w("| %s peak RSS ≤ 48 MiB (whole run, c=64 included) | %s MiB | %s |\n", x.name, mib(x.rss), yesNo(x.rss > 0 && x.rss <= 48<<20))
 	}
 	w("\nReference programs' peak RSS: forward ref %s MiB, memory ref %s MiB. ", mib(r.forwardRSS), mib(r.memoryRSS))
 	w("Resident at the end of its phase (anonymous + file-backed: the binary and the store's mmap): record %s + %s MiB; replay %s + %s MiB.\n",
