@@ -16,7 +16,7 @@
 //   - Query parameters, form fields (urlencoded and multipart), and JSON
 //     fields anywhere in the tree named api_key, apikey, key, token,
 //     access_token, refresh_token, id_token, client_secret, password, secret,
-//     sig, signature; beyond the list also x-amz-signature,
+//     sig, signature; beyond the common list also x-amz-signature,
 //     x-amz-security-token, x-goog-signature, aws_secret_access_key,
 //     aws_session_token, and the default header names above (a JSON
 //     {"Authorization": "…"} is a credential). Names compare

@@ -32,7 +32,7 @@ import (
 
 // ---- redact.go ----
 
-// Default name rules (issue 4). Names compare after normName: lower case,
+// Default name rules. Names compare after normName: lower case,
 // without '-' and '_'.
 var (
 	defaultHeaders = []string{
@@ -47,7 +47,7 @@ var (
 	defaultFields = []string{
 		"api_key", "apikey", "key", "token", "access_token", "refresh_token",
 		"id_token", "client_secret", "password", "secret", "sig", "signature",
-		// Beyond the issue's list: signed-URL and AWS credential names.
+		// Beyond the common list: signed-URL and AWS credential names.
 		"x-amz-signature", "x-amz-security-token", "x-goog-signature",
 		"aws_secret_access_key", "aws_session_token",
 	}
