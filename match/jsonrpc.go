@@ -61,7 +61,19 @@ func WithJSONRPCID(body []byte, id json.RawMessage) []byte {
 // chunks that end on line boundaries.
 func RewriteJSONRPCIDInSSE(data []byte, id json.RawMessage) []byte {
 	id = sseSafeID(id)
-	if id == nil || !bytes.Contains(data, []byte("data:")) {
+	if id == nil {
+		return data
+	}
+	return rewriteSSEData(data, func(v []byte) ([]byte, bool) { return replaceJSONRPCID(v, id, true) })
+}
+
+// rewriteSSEData applies edit to the value of every single-line "data:"
+// field of an SSE stream that looks like a JSON object or array; an edit
+// that reports a change replaces the value, and every other byte (event
+// ids, comments, line endings) is kept. data comes back unchanged, not
+// copied, when nothing changed.
+func rewriteSSEData(data []byte, edit func(v []byte) ([]byte, bool)) []byte {
+	if !bytes.Contains(data, []byte("data:")) {
 		return data
 	}
 	var out []byte // nil until something changes
@@ -78,7 +90,7 @@ func RewriteJSONRPCIDInSSE(data []byte, id json.RawMessage) []byte {
 				vstart++
 			}
 			if v := line[vstart:]; len(v) > 0 && looksLikeJSONContainer(v) {
-				if nv, changed := replaceJSONRPCID(v, id, true); changed {
+				if nv, changed := edit(v); changed {
 					out = append(out, data[done:pos+vstart]...)
 					out = append(out, nv...)
 					done = end

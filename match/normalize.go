@@ -397,11 +397,16 @@ func isJSONRPC(n *jnode) bool {
 }
 
 // dropJSONRPCIDs removes "id" from a JSON-RPC message or from each message
-// of a batch: ids count requests, they do not say what is asked.
+// of a batch: ids count requests, they do not say what is asked. MCP's
+// params._meta.progressToken goes too: clients set it from the request id
+// (the TypeScript SDK makes it equal), and replay hands the live token to
+// the recorded progress notifications (see RewriteSSEForLive). A _meta
+// left empty goes with it, so a request with a token and one without match.
 func dropJSONRPCIDs(n *jnode) {
 	drop := func(m *jnode) {
 		if isJSONRPC(m) {
 			m.mem = deleteMembers(m.mem, func(k string) bool { return k == "id" })
+			dropProgressToken(m)
 		}
 	}
 	switch n.kind {
@@ -412,6 +417,34 @@ func dropJSONRPCIDs(n *jnode) {
 			drop(&n.arr[i])
 		}
 	}
+}
+
+// dropProgressToken removes params._meta.progressToken from a JSON-RPC
+// message, and _meta when nothing else is left in it.
+func dropProgressToken(m *jnode) {
+	params := member(m, "params")
+	meta := member(params, "_meta")
+	if meta == nil || meta.kind != jObject {
+		return
+	}
+	meta.mem = deleteMembers(meta.mem, func(k string) bool { return k == "progressToken" })
+	if len(meta.mem) == 0 {
+		params.mem = deleteMembers(params.mem, func(k string) bool { return k == "_meta" })
+	}
+}
+
+// member is the value of an object's member named key (the last one, as in
+// JSON.parse), or nil (also when n is nil or not an object).
+func member(n *jnode, key string) *jnode {
+	if n == nil || n.kind != jObject {
+		return nil
+	}
+	for i := len(n.mem) - 1; i >= 0; i-- {
+		if n.mem[i].key == key {
+			return &n.mem[i].val
+		}
+	}
+	return nil
 }
 
 func appendField(dst []byte, s string) []byte {

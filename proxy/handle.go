@@ -107,14 +107,16 @@ func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) 
 			Fix:     "record the run again so the cassette holds as many answers as the client asks for, or use --mode replay to repeat the last"})
 	}
 
-	// 6. A miss. Live mode forwards safe methods and adds them to the
-	// cassette; nothing else ever reaches upstream.
-	if mode == ModeLive && isSafe(req.Method) {
+	// 6. A miss. Live mode forwards safe requests (GET, HEAD, OPTIONS, and
+	// JSON-RPC reads: see toolHints) and adds them to the cassette;
+	// nothing else ever reaches upstream.
+	safe := s.tools.safe(req, body)
+	if mode == ModeLive && safe {
 		out.Decision = DecisionRecorded
 		return s.forward(req, inTunnel, mode, body, rest, recReq, &out)
 	}
 	reason, msg := ReasonUnrecorded, "this request was never recorded in the cassette"
-	if !isSafe(req.Method) {
+	if !safe {
 		reason, msg = ReasonMutation, "this "+req.Method+" was never recorded, and a mutating request is never forwarded in "+string(mode)+" mode"
 	}
 	out.Decision, out.Reason = DecisionBlocked, reason
@@ -246,6 +248,7 @@ func (s *Server) save(in store.Interaction, mode Mode) (recorded store.Response,
 	in.Key = s.cfg.Rules.Key(&in.Request)
 	if mode == ModeLive {
 		s.index.Add(in)
+		s.tools.learn(&in)
 	}
 	// The recorded body is never written to afterwards (Record's one
 	// condition): it is the memo's copy, a redacted copy, or the capture's
@@ -317,30 +320,42 @@ func cloneHeader(h http.Header) http.Header {
 	return h.Clone()
 }
 
-// jsonrpcAnswer is the recorded body and events, with the id of a JSON-RPC
-// response replaced by the live request's id when the two requests were
-// numbered differently (keys leave JSON-RPC ids out, so they matched). An
-// SSE stream is rewritten event by event: every JSON-RPC response on a
-// data: line gets the id; server requests and notifications keep theirs.
-// Nothing else changes, and the recorded interaction is not touched.
+// jsonrpcAnswer is the recorded body and events as the live request must
+// see them. Keys leave JSON-RPC ids and MCP progress tokens out, so a
+// request numbered differently from the recording matched it; the client
+// knows only its own numbers. A JSON-RPC response gets the live request's
+// id (in an SSE stream, every response on a data: line; server requests
+// and notifications keep theirs), and every notifications/progress in the
+// stream gets the live request's progressToken. Nothing else changes, and
+// the recorded interaction is not touched.
 func jsonrpcAnswer(live *store.Request, in *store.Interaction) ([]byte, []store.Event) {
 	body, events := in.Response.Body, in.Response.Events
 	liveID, ok := match.JSONRPCID(live.Body)
 	if !ok {
 		return body, events
 	}
-	recID, ok := match.JSONRPCID(in.Request.Body)
-	if !ok || bytes.Equal(liveID, recID) {
+	var rewrite func([]byte) []byte // nil: nothing to change
+	if recID, ok := match.JSONRPCID(in.Request.Body); ok && !bytes.Equal(liveID, recID) {
+		if !isSSE(in.Response.Header.Get("Content-Type")) {
+			return match.WithJSONRPCID(body, liveID), events
+		}
+		rewrite = func(b []byte) []byte { return match.RewriteJSONRPCIDInSSE(b, liveID) }
+	}
+	if token, ok := match.ProgressToken(live.Body); ok && isSSE(in.Response.Header.Get("Content-Type")) {
+		if ids := rewrite; ids != nil {
+			rewrite = func(b []byte) []byte { return match.RewriteProgressTokenInSSE(ids(b), token) }
+		} else {
+			rewrite = func(b []byte) []byte { return match.RewriteProgressTokenInSSE(b, token) }
+		}
+	}
+	if rewrite == nil {
 		return body, events
 	}
-	if !isSSE(in.Response.Header.Get("Content-Type")) {
-		return match.WithJSONRPCID(body, liveID), events
-	}
-	body = match.RewriteJSONRPCIDInSSE(body, liveID)
+	body = rewrite(body)
 	if len(events) > 0 {
 		ev := make([]store.Event, len(events))
 		for i, e := range events {
-			ev[i] = store.Event{OffsetMs: e.OffsetMs, Data: match.RewriteJSONRPCIDInSSE(e.Data, liveID)}
+			ev[i] = store.Event{OffsetMs: e.OffsetMs, Data: rewrite(e.Data)}
 		}
 		events = ev
 	}

@@ -132,6 +132,7 @@ type Server struct {
 	redactor *redact.Redactor
 	memo     *redactMemo // recent response bodies and what they redacted to
 	index    *match.Index
+	tools    *toolHints // MCP tools the cassette's tools/list answers mark read-only
 	upstream http.RoundTripper
 	gp       *goproxy.ProxyHttpServer
 	srv      *http.Server
@@ -230,6 +231,7 @@ func New(cfg Config) (*Server, error) {
 		redactor: cfg.Redactor,
 		memo:     newRedactMemo(),
 		index:    match.NewIndex(cfg.Rules, cfg.Interactions),
+		tools:    newToolHints(cfg.Interactions),
 		conns:    make(map[net.Conn]struct{}),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
