@@ -235,6 +235,7 @@ func TestMonitorExamples(t *testing.T) {
 	if _, ok := rep.Window["missing_artifact_ref"]; !ok {
 		t.Fatalf("no silent failure window: %+v", rep.Window)
 	}
+	promtoolCheck(t, filepath.Join(out, "metrics.prom"))
 	// --tier selects; --allow-stale relaxes only staleness.
 	stdout, _, code = e.cli("monitor", root, "--out", out, "--tier", "critical")
 	readRep()
@@ -495,5 +496,31 @@ exit 0`
 	}
 	if strings.Contains(lsAfter, "fixture:") || strings.Contains(showAfter, "/fresh") {
 		t.Fatalf("live replay wrote to the main store: %s", lsAfter)
+	}
+}
+
+// promtoolCheck lints a metrics file with Prometheus's own promtool, which
+// warns about names that break its conventions (a unit other than the base
+// unit, a counter without _total): the file must pass with no warning.
+func promtoolCheck(t *testing.T, path string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool is not installed (.ci/run installs Debian's prometheus package)")
+		}
+		t.Log("promtool not installed: metrics.prom not linted")
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = f
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics %s: %v\n%s", path, err, out)
 	}
 }

@@ -201,7 +201,7 @@ func TestJSONRPCAnswer(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			orig := string(c.in.Response.Body)
-			body, events := jsonrpcAnswer(&store.Request{Body: []byte(c.live)}, c.in)
+			body, events := jsonrpcAnswer([]byte(c.live), c.in)
 			if string(body) != c.wantBody {
 				t.Errorf("body %q\nwant %q", body, c.wantBody)
 			}

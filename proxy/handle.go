@@ -98,7 +98,7 @@ func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) 
 				Fix:     "record again with a larger --max-body"})
 		}
 		out.Decision = DecisionReplayed
-		return s.replayResponse(req, &recReq, in)
+		return s.replayResponse(req, body, in)
 	case status == match.Exhausted:
 		out.Decision, out.Reason = DecisionBlocked, ReasonExhausted
 		return s.blockedResponse(req, blockedAnswer{Reason: ReasonExhausted, Request: blockedRequest{req.Method, out.URL},
@@ -122,7 +122,7 @@ func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) 
 	out.Decision, out.Reason = DecisionBlocked, reason
 	return s.blockedResponse(req, blockedAnswer{Reason: reason, Request: blockedRequest{req.Method, out.URL}, Message: msg,
 		Closest: s.index.Closest(&recReq),
-		Fix:     "make the request match the closest recorded one (see differences), add a rule to ignore the differing part (--rules), or record it: cassetteproxy serve --mode record --append --cassette " + s.cfg.Cassette})
+		Fix:     "make the request match the closest recorded one (see differences), add a rule to ignore the differing part (--rules), or " + s.recordHint()})
 }
 
 // upstreamContext is the context of the upstream call a request makes.
@@ -269,14 +269,14 @@ func (s *Server) save(in store.Interaction, mode Mode) (recorded store.Response,
 // from the field), and no writer changes the map of such an answer
 // (goproxy deletes Content-Length only from answers it re-chunks: unknown
 // length or a replaced body). The other answers get a copy.
-func (s *Server) replayResponse(req *http.Request, live *store.Request, in *store.Interaction) *http.Response {
+func (s *Server) replayResponse(req *http.Request, liveBody []byte, in *store.Interaction) *http.Response {
 	resp := &http.Response{
 		StatusCode: in.Response.Status,
 		// Status is left empty: Response.Write derives the reason phrase.
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Request: req,
 	}
-	body, events := jsonrpcAnswer(live, in)
+	body, events := jsonrpcAnswer(liveBody, in)
 	switch {
 	case req.Method == http.MethodHead:
 		// No body, but the length a GET would fetch, as recorded.
@@ -326,11 +326,13 @@ func cloneHeader(h http.Header) http.Header {
 // knows only its own numbers. A JSON-RPC response gets the live request's
 // id (in an SSE stream, every response on a data: line; server requests
 // and notifications keep theirs), and every notifications/progress in the
-// stream gets the live request's progressToken. Nothing else changes, and
-// the recorded interaction is not touched.
-func jsonrpcAnswer(live *store.Request, in *store.Interaction) ([]byte, []store.Event) {
+// stream gets the live request's progressToken. liveBody is the request as
+// the client sent it (the client's own numbers go back to the client, even
+// where redaction scrubbed them from what is stored). Nothing else
+// changes, and the recorded interaction is not touched.
+func jsonrpcAnswer(liveBody []byte, in *store.Interaction) ([]byte, []store.Event) {
 	body, events := in.Response.Body, in.Response.Events
-	liveID, ok := match.JSONRPCID(live.Body)
+	liveID, ok := match.JSONRPCID(liveBody)
 	if !ok {
 		return body, events
 	}
@@ -341,7 +343,7 @@ func jsonrpcAnswer(live *store.Request, in *store.Interaction) ([]byte, []store.
 		}
 		rewrite = func(b []byte) []byte { return match.RewriteJSONRPCIDInSSE(b, liveID) }
 	}
-	if token, ok := match.ProgressToken(live.Body); ok && isSSE(in.Response.Header.Get("Content-Type")) {
+	if token, ok := match.ProgressToken(liveBody); ok && isSSE(in.Response.Header.Get("Content-Type")) {
 		if ids := rewrite; ids != nil {
 			rewrite = func(b []byte) []byte { return match.RewriteProgressTokenInSSE(ids(b), token) }
 		} else {
@@ -432,6 +434,14 @@ func readBody(rc io.ReadCloser, max int64) (body []byte, rest io.Reader, err err
 		return body, rc, nil
 	}
 	return body, nil, nil
+}
+
+// recordHint says how to get a missing request into the recording.
+func (s *Server) recordHint() string {
+	if s.cfg.RecordHint != "" {
+		return s.cfg.RecordHint
+	}
+	return "record it: cassetteproxy serve --mode record --append --cassette " + s.cfg.Cassette
 }
 
 func isSafe(method string) bool {

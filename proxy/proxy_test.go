@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -327,5 +328,26 @@ func TestTunnelRequestHeadBound(t *testing.T) {
 	io.WriteString(tc, head(10))
 	if resp, err := http.ReadResponse(bufio.NewReader(tc), nil); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("after the endless head: %v %v", resp, err)
+	}
+}
+
+// A blocked answer's fix says how to get the request recorded: by default
+// into the store's cassette, in a fixture replay the fixture workflow.
+func TestBlockedFixNamesTheRecordHint(t *testing.T) {
+	for _, tc := range []struct{ hint, want string }{
+		{"", "cassetteproxy serve --mode record --append --cassette t"},
+		{"record the task again and export it to fixtures/x", "record the task again and export it to fixtures/x"},
+	} {
+		_, c := startTestServer(t, ModeReplay, nil, func(cfg *Config) { cfg.RecordHint = tc.hint })
+		resp, err := c.Get("http://127.0.0.1:1/unrecorded")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ans struct{ Fix string }
+		json.NewDecoder(resp.Body).Decode(&ans)
+		resp.Body.Close()
+		if !strings.HasSuffix(ans.Fix, tc.want) || (tc.hint != "" && strings.Contains(ans.Fix, "--cassette")) {
+			t.Errorf("hint %q: fix %q", tc.hint, ans.Fix)
+		}
 	}
 }

@@ -67,6 +67,11 @@ type Config struct {
 	// of a TLS handshake) would hold it forever. Default 10 minutes; it
 	// only runs while the proxy waits to read, never during a response.
 	TunnelIdle time.Duration
+	// RecordHint ends the fix of an unrecorded request's blocked answer: how
+	// to get the request into the recording. Default: record it into the
+	// store's cassette with serve --append; fixture replays name the
+	// fixture workflow instead.
+	RecordHint string
 	// ReplayTiming paces replayed streams: 0 serves events as fast as the
 	// client reads, 1 at their recorded offsets, F at F times them (see
 	// ParseReplayTiming).

@@ -118,8 +118,16 @@ func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The proxy's per-request lines would drown the verdict: warnings only.
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// replay logs a line per request, as serve does, so a red fixture shows
+	// what was asked and what was blocked; monitor replays many fixtures,
+	// whose lines would drown the gate's: warnings only there.
+	log, err := newLogger(globalString(c, "log-format"), c.App.ErrWriter)
+	if err != nil {
+		return nil, err
+	}
+	if c.Command.Name == "monitor" {
+		log = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	return &fixtures.Replayer{Store: st, CA: ca, CABundle: bundle, Secret: secret, Logger: log,
 		CodeVersion: c.String("code-version"), Environ: os.Environ(), UpstreamRoots: roots}, nil
 }
