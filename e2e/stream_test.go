@@ -152,9 +152,17 @@ func TestStreamingNotBuffered(t *testing.T) {
 // replay serves the same two events and the same break.
 func TestUpstreamBreaksStream(t *testing.T) {
 	events := []string{"data: one\n\n", "data: two\n\n"}
-	for _, tlsOn := range []bool{false, true} {
-		t.Run(map[bool]string{false: "http", true: "https"}[tlsOn], func(t *testing.T) {
+	for _, v := range []struct {
+		name       string
+		tlsOn, h2 bool // h2: the client speaks HTTP/2 to the proxy, which resets the stream at the break
+	}{{"http", false, false}, {"https", true, false}, {"https-h2", true, true}} {
+		tlsOn := v.tlsOn
+		t.Run(v.name, func(t *testing.T) {
 			e := newEnv(t)
+			client := e.client
+			if v.h2 {
+				client = func(p *proxyProc) *http.Client { return e.protoClient(p, true) }
+			}
 			up := newUpstream(t, tlsOn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/event-stream")
 				for _, ev := range events {
@@ -186,7 +194,7 @@ func TestUpstreamBreaksStream(t *testing.T) {
 				}
 			}
 			p := e.serve(args...)
-			check("record", e.client(p))
+			check("record", client(p))
 			p.stop()
 			up.Close()
 			out, _, _ := e.cli("cassettes", "show", "b")
@@ -194,7 +202,7 @@ func TestUpstreamBreaksStream(t *testing.T) {
 				t.Errorf("cassettes show does not mark the broken stream:\n%s", out)
 			}
 			p = e.serve("--mode", "replay", "--cassette", "b")
-			check("replay", e.client(p))
+			check("replay", client(p))
 			p.stop()
 		})
 	}

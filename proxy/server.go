@@ -277,8 +277,19 @@ func New(cfg Config) (*Server, error) {
 		}
 		return mitm, host
 	})
+	// A client that offers h2 by ALPN inside a tunnel is served HTTP/2:
+	// goproxy runs x/net/http2's server on the tunnel and calls DoFunc
+	// once per stream, concurrently. Streams share the connection, so
+	// nothing per-connection (the head bound, write coalescing) applies
+	// to them: http2's server bounds header lists itself, and each stream
+	// ends its upstream call with its own context (reset or done).
+	gp.AllowHTTP2 = true
 	gp.OnRequest().DoFunc(func(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		tc, inTunnel := ctx.UserData.(*trackedConn)
+		if inTunnel && req.ProtoMajor == 2 {
+			tc.requestRead() // never answered: the head bound stays off for this connection
+			return req, resetOnBreak(s.handle(req, false))
+		}
 		if inTunnel {
 			tc.requestRead()
 		}
