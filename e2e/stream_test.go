@@ -153,7 +153,7 @@ func TestStreamingNotBuffered(t *testing.T) {
 func TestUpstreamBreaksStream(t *testing.T) {
 	events := []string{"data: one\n\n", "data: two\n\n"}
 	for _, v := range []struct {
-		name       string
+		name      string
 		tlsOn, h2 bool // h2: the client speaks HTTP/2 to the proxy, which resets the stream at the break
 	}{{"http", false, false}, {"https", true, false}, {"https-h2", true, true}} {
 		tlsOn := v.tlsOn
