@@ -73,8 +73,12 @@ func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) 
 	recReq := s.scrubbedRequest(req, body, mode.Contacts())
 	out.URL, out.Body = recReq.URL, recReq.Body
 
-	// 3. Protocol upgrades (WebSocket) cannot be replayed: they are tunnelled
-	// in record mode only (see upgradeTripper) and blocked elsewhere.
+	// 3. Protocol upgrades. Record mode tunnels them (upgradeTrip, which
+	// records a WebSocket's messages); every other mode answers a WebSocket
+	// from the cassette (replayWebSocket) and blocks any other upgrade.
+	if isWebSocket(req.Header) {
+		return s.replayWebSocket(req, &recReq, mode, &out)
+	}
 	if isUpgrade(req.Header) {
 		out.Decision, out.Reason = DecisionBlocked, ReasonUpgrade
 		return s.blockedResponse(req, blockedAnswer{Reason: ReasonUpgrade, Request: blockedRequest{req.Method, out.URL},

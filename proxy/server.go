@@ -300,6 +300,9 @@ func New(cfg Config) (*Server, error) {
 			return req, nil
 		}
 		resp := s.handle(req, inTunnel)
+		if inTunnel && resp.StatusCode == http.StatusSwitchingProtocols {
+			return req, resp // a replayed WebSocket: what follows is not HTTP (the head bound stays off)
+		}
 		if inTunnel {
 			if headThenBody(req, resp) || prefetched(req, resp) {
 				tc.holdNextWrite() // the head waits for the body: one write(2), not two
@@ -418,6 +421,10 @@ func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (resp *http
 		}
 	}()
 	recReq := s.scrubbedRequest(req, nil, true)
+	if isWebSocket(req.Header) {
+		// No compression extension: the tap reads the messages as sent.
+		req.Header.Del("Sec-WebSocket-Extensions")
+	}
 	resp, err = s.upstreamFor(ModeRecord).RoundTrip(req)
 	out := Outcome{Method: req.Method, URL: recReq.URL, Host: req.URL.Host, Decision: DecisionTunnelled}
 	if err != nil {
@@ -429,6 +436,9 @@ func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (resp *http
 	s.report(out)
 	in := store.Interaction{RecordedAt: time.Now(), Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}
 	in.Response.Upgrade = true
+	if resp.StatusCode == http.StatusSwitchingProtocols && isWebSocket(resp.Header) {
+		return s.recordWebSocket(resp, in), nil
+	}
 	s.save(in, ModeRecord)
 	return resp, nil
 }

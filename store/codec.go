@@ -180,6 +180,15 @@ const (
 	// flagBodyRef: the response body field holds the SHA-256 of the body,
 	// which is stored in the cassette's bodies bucket (see encodeForStore).
 	flagBodyRef = 1 << 5
+	// flagMessages: the events are WebSocket messages, each with a byte
+	// after its offset: eventFromClient and eventBinary.
+	flagMessages = 1 << 6
+)
+
+// A WebSocket message's byte (flagMessages).
+const (
+	eventFromClient = 1 << 0
+	eventBinary     = 1 << 1
 )
 
 func appendInteraction(b []byte, in *Interaction, bodyRef *[32]byte) ([]byte, error) {
@@ -224,9 +233,13 @@ func appendInteraction(b []byte, in *Interaction, bodyRef *[32]byte) ([]byte, er
 	if p.NotRecorded != nil {
 		flags |= flagMarker
 	}
-	inBody := eventsCutFromBody(p)
+	messages := hasMessages(p.Events)
+	inBody := !messages && eventsCutFromBody(p)
 	if inBody {
 		flags |= flagEventsInBody
+	}
+	if messages {
+		flags |= flagMessages
 	}
 	b = append(b, flags)
 	if p.Events == nil {
@@ -235,6 +248,9 @@ func appendInteraction(b []byte, in *Interaction, bodyRef *[32]byte) ([]byte, er
 		b = binary.AppendUvarint(b, uint64(len(p.Events))+1)
 		for i := range p.Events {
 			b = binary.AppendVarint(b, p.Events[i].OffsetMs)
+			if messages {
+				b = append(b, messageByte(&p.Events[i]))
+			}
 			if inBody {
 				b = binary.AppendUvarint(b, uint64(len(p.Events[i].Data)))
 			} else {
@@ -248,6 +264,27 @@ func appendInteraction(b []byte, in *Interaction, bodyRef *[32]byte) ([]byte, er
 		b = appendString(b, m.Reason)
 	}
 	return b, nil
+}
+
+// hasMessages reports events that are WebSocket messages.
+func hasMessages(events []Event) bool {
+	for i := range events {
+		if events[i].Dir != "" || events[i].Binary {
+			return true
+		}
+	}
+	return false
+}
+
+func messageByte(e *Event) byte {
+	var b byte
+	if e.Dir == DirClient {
+		b |= eventFromClient
+	}
+	if e.Binary {
+		b |= eventBinary
+	}
+	return b
 }
 
 // eventsCutFromBody reports events whose bytes, in order, are exactly the
@@ -487,6 +524,13 @@ func (r *reader) interaction(in *Interaction) {
 		rest := p.Body
 		for i := range p.Events {
 			p.Events[i].OffsetMs = r.varint("event offset")
+			if flags&flagMessages != 0 {
+				m := r.byte1("message kind")
+				p.Events[i].Dir, p.Events[i].Binary = DirServer, m&eventBinary != 0
+				if m&eventFromClient != 0 {
+					p.Events[i].Dir = DirClient
+				}
+			}
 			if flags&flagEventsInBody == 0 {
 				p.Events[i].Data = r.nullBytes("event data")
 				continue
@@ -507,7 +551,7 @@ func (r *reader) interaction(in *Interaction) {
 		m.Reason = r.str("marker reason")
 		p.NotRecorded = m
 	}
-	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody|flagBodyRef) != 0 && r.err == nil {
+	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody|flagBodyRef|flagMessages) != 0 && r.err == nil {
 		r.err = fmt.Errorf("unknown flags %#x", flags)
 	}
 	if r.err != nil {

@@ -38,6 +38,11 @@ func TestCodecRoundTrip(t *testing.T) {
 		}, compNone},
 		{"nil events in stream", Interaction{Response: Response{Streamed: true, Body: []byte("x")}}, compNone},
 		{"marker only", Interaction{Response: Response{Status: 200, NotRecorded: &BodyMarker{}}}, compNone},
+		{"websocket messages", Interaction{Response: Response{Status: 101, Upgrade: true, Events: []Event{
+			{OffsetMs: 1, Data: []byte(`{"op":"sub"}`), Dir: DirClient},
+			{OffsetMs: 2, Data: []byte{0, 1, 2}, Dir: DirServer, Binary: true},
+			{OffsetMs: 3, Data: []byte("text"), Dir: DirServer},
+		}}}, compNone},
 		{"incompressible body", Interaction{Response: Response{Status: 200, Body: random}}, compNone},
 		{"large compressible body", Interaction{Response: Response{Status: 200, Body: big}}, compZstd},
 		{"negative values", Interaction{DurationMs: -5, Response: Response{Status: -1}}, compNone},

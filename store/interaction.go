@@ -40,11 +40,20 @@ type Response struct {
 	NotRecorded     *BodyMarker `json:"body_not_recorded,omitempty"`
 }
 
-// Event is one upstream write of a streamed body, with its offset from the response start.
+// Event is one upstream write of a streamed body, with its offset from the
+// response start; or, after a WebSocket upgrade, one message (Dir set).
 type Event struct {
 	OffsetMs int64  `json:"offset_ms"`
 	Data     []byte `json:"data"`
+	Dir      string `json:"dir,omitempty"`    // a WebSocket message's sender: DirClient or DirServer
+	Binary   bool   `json:"binary,omitempty"` // a binary WebSocket message (else text)
 }
+
+// WebSocket message directions (Event.Dir).
+const (
+	DirClient = "client"
+	DirServer = "server"
+)
 
 // BodyMarker stands for a body that was passed through but not kept (over --max-body).
 type BodyMarker struct {
