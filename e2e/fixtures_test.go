@@ -141,25 +141,62 @@ func TestFixtureHARExportImport(t *testing.T) {
 	}
 }
 
+// TestFixtureReplayUnprovenToProven: a fixture is proven only when a
+// replay failed with the class it protects (notes.json failure_class) and
+// a later one passed; other failures (a missing command, another class)
+// are history. The proof is then written into notes.json.
 func TestFixtureReplayUnprovenToProven(t *testing.T) {
 	e := newEnv(t)
 	ex := copyExamples(t)
 	fx := filepath.Join(ex, "fixtures", "passing")
 	agent := filepath.Join(ex, "agent", "agent.sh")
-	// The broken agent: the fixture catches it.
-	out, _, code := e.cli("replay", fx, "--code-version", "broken", "--", "sh", "-c", "AGENT_BUG=empty_output sh "+agent)
-	v := parseVerdict(t, out)
-	if code != 3 || v.Status != "failed" || v.FailureClass != "empty_output" || v.Proven {
-		t.Fatalf("broken: %d %+v", code, v)
+	// The example carries its proof: start from notes.json without it.
+	var notes map[string]any
+	data, _ := os.ReadFile(filepath.Join(fx, "notes.json"))
+	if err := json.Unmarshal(data, &notes); err != nil || notes["proof"] == nil || notes["failure_class"] != "missing_artifact_ref" {
+		t.Fatalf("example notes.json: %v %s", err, data)
 	}
-	// The fixed agent passes: the fixture is now proven.
-	out, _, code = e.cli("replay", fx, "--code-version", "fixed")
-	v = parseVerdict(t, out)
-	if code != 0 || v.Status != "passed" || !v.Proven {
-		t.Fatalf("fixed: %d %s", code, out)
+	delete(notes, "proof")
+	data, _ = json.Marshal(notes)
+	os.WriteFile(filepath.Join(fx, "notes.json"), data, 0o644)
+
+	steps := []struct {
+		version, bug  string // bug "": the fixed agent; "missing": no such command
+		status, class string
+		proven        bool
+	}{
+		{"no-command", "missing", "failed", "nonzero_exit", false},
+		{"fixed", "", "passed", "", false},
+		{"other-bug", "empty_output", "failed", "empty_output", false},
+		{"fixed", "", "passed", "", false},
+		{"broken", "missing_artifact_ref", "failed", "missing_artifact_ref", false},
+		{"fixed", "", "passed", "", true},
 	}
-	if !strings.Contains(out, `"code_version": "broken"`) || !strings.Contains(out, `"code_version": "fixed"`) {
-		t.Fatalf("history lacks the code versions: %s", out)
+	var failing string
+	for i, st := range steps {
+		args := []string{"replay", fx, "--code-version", st.version}
+		switch st.bug {
+		case "":
+		case "missing":
+			args = append(args, "--", "no-such-agent-command")
+		default:
+			args = append(args, "--", "sh", "-c", "AGENT_BUG="+st.bug+" sh "+agent)
+		}
+		out, errs, _ := e.cli(args...)
+		v := parseVerdict(t, out)
+		if v.Status != st.status || v.FailureClass != st.class || v.Proven != st.proven {
+			t.Fatalf("step %d (%s): %s/%s proven %v, want %s/%s %v\n%s", i, st.version, v.Status, v.FailureClass, v.Proven, st.status, st.class, st.proven, errs)
+		}
+		if st.class == "missing_artifact_ref" {
+			failing = v.RunID
+		}
+		n := readNotes(t, fx)
+		if (n.Proof != nil) != st.proven {
+			t.Fatalf("step %d: notes.json proof %+v", i, n.Proof)
+		}
+		if st.proven && (n.Proof.Failing.RunID != failing || n.Proof.Failing.CodeVersion != "broken" || n.Proof.Passing.RunID != v.RunID || n.Proof.Passing.CodeVersion != "fixed") {
+			t.Fatalf("proof: %+v", n.Proof)
+		}
 	}
 }
 
@@ -194,7 +231,9 @@ func TestMonitorExamples(t *testing.T) {
 		}
 	}
 	readRep()
-	if rep.Total != 6 || rep.Passing != 6 || rep.Failing != 0 || rep.Stale != 0 || rep.Unproven != 6 || rep.Window == nil || len(rep.Results) != 6 {
+	// The passing example carries its proof in notes.json; the others
+	// require the contract to catch a seeded bug and prove nothing.
+	if rep.Total != 6 || rep.Passing != 6 || rep.Failing != 0 || rep.Stale != 0 || rep.Unproven != 5 || rep.Window == nil || len(rep.Results) != 6 {
 		t.Fatalf("report: %+v", rep)
 	}
 	for _, f := range []string{"metrics.prom", "junit.xml"} {
@@ -264,6 +303,14 @@ func TestReplayBadInput(t *testing.T) {
 			os.WriteFile(filepath.Join(fx, "expected.json"), []byte(`{"requests": {"max_misses": -1}}`), 0o644)
 			return fx
 		}, 1, "at $.requests.max_misses"},
+		{"json_schema outside the fixture", func() string {
+			os.WriteFile(filepath.Join(fx, "expected.json"), []byte(`{"artifacts": [{"path": "report.json", "json_schema": "/etc/passwd"}]}`), 0o644)
+			return fx
+		}, 1, `expected.json: $.artifacts[0].json_schema "/etc/passwd": a schema file must lie inside the fixture folder`},
+		{"json_schema above the fixture", func() string {
+			os.WriteFile(filepath.Join(fx, "expected.json"), []byte(`{"artifacts": [{"path": "report.json", "json_schema": "../../agent/agent.sh"}]}`), 0o644)
+			return fx
+		}, 1, `json_schema "../../agent/agent.sh": a schema file must lie inside the fixture folder`},
 	}
 	for _, tc := range cases {
 		_, errs, code := e.cli("replay", tc.prep())

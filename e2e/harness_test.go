@@ -60,8 +60,16 @@ func newEnv(t *testing.T) *env {
 // cli runs one short command and returns stdout, stderr and the exit code.
 func (e *env) cli(args ...string) (string, string, int) {
 	e.t.Helper()
+	return e.cliIn("", nil, args...)
+}
+
+// cliIn is cli run in the folder dir ("": the test's), with extra
+// environment variables.
+func (e *env) cliIn(dir string, extraEnv []string, args ...string) (string, string, int) {
+	e.t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "CASSETTEPROXY_DB="+e.db, "CASSETTEPROXY_HOME="+e.home)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "CASSETTEPROXY_DB="+e.db, "CASSETTEPROXY_HOME="+e.home), extraEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -6,8 +6,10 @@ package store
 //	    <fixture_id>  JSON of FixtureHistory, prefixed by one format byte (1)
 //
 // A fixture counts as regression coverage (Proven) only once a replay has
-// failed and a later replay has passed: it was seen catching the broken
-// code and passing the fixed one. The bucket is created on the first write.
+// failed with the class the fixture protects (notes.json failure_class) and
+// a later replay has passed: it was seen catching the broken code and
+// passing the fixed one. Other failures (a missing command, a timeout) are
+// kept as history, never as proof. The bucket is created on the first write.
 
 import (
 	"encoding/json"
@@ -40,19 +42,31 @@ type FixtureHistory struct {
 	Replays   int    `json:"replays"`
 	Passes    int    `json:"passes"`
 	Failures  int    `json:"failures"`
-	// FirstFailure is the first replay that did not pass; FirstPassAfterFailure
-	// the first passing replay after it. Both set: the fixture is proven.
-	FirstFailure          *FixtureEvent `json:"first_failure,omitempty"`
-	FirstPassAfterFailure *FixtureEvent `json:"first_pass_after_failure,omitempty"`
+	// FirstFailure is the first replay that did not pass, whatever its class.
+	FirstFailure *FixtureEvent `json:"first_failure,omitempty"`
+	// Protects is the failure class the fixture protects, as of the last
+	// replay. ProofFailure is the first replay that failed with that class,
+	// ProofPass the first passing replay after it. Both set: the fixture
+	// is proven. A change of Protects starts the proof over.
+	Protects     string        `json:"protects,omitempty"`
+	ProofFailure *FixtureEvent `json:"proof_failure,omitempty"`
+	ProofPass    *FixtureEvent `json:"proof_pass,omitempty"`
 	// LastVerdict is the last replay that reached a verdict (passed or not
 	// passed, skipped and inconclusive excluded); Last is the last replay of any kind.
 	LastVerdict *FixtureEvent `json:"last_verdict,omitempty"`
 	Last        *FixtureEvent `json:"last,omitempty"`
 }
 
-// Proven reports whether the fixture was seen failing and then passing.
+// Proven reports whether the fixture was seen failing with the class it
+// protects and then passing.
 func (h *FixtureHistory) Proven() bool {
-	return h.FirstFailure != nil && h.FirstPassAfterFailure != nil
+	return h.ProofFailure != nil && h.ProofPass != nil
+}
+
+// ProvenFor reports whether the fixture is proven for the failure class
+// class (the one its notes.json names now).
+func (h *FixtureHistory) ProvenFor(class string) bool {
+	return class != "" && h.Protects == class && h.Proven()
 }
 
 // Verdict statuses that are no verdict about the code: they neither prove
@@ -61,9 +75,10 @@ func noVerdict(status string) bool {
 	return status == "skipped" || status == "inconclusive" || status == ""
 }
 
-// RecordFixtureReplay adds one replay to the fixture's history, in one
-// transaction, and returns the history after it.
-func (s *Store) RecordFixtureReplay(id string, ev FixtureEvent) (FixtureHistory, error) {
+// RecordFixtureReplay adds one replay to the history of fixture id, which
+// protects the failure class protects ("" when it names none: it can then
+// never be proven), in one transaction, and returns the history after it.
+func (s *Store) RecordFixtureReplay(id, protects string, ev FixtureEvent) (FixtureHistory, error) {
 	var h FixtureHistory
 	if err := s.writable(); err != nil {
 		return h, s.wrap(err)
@@ -83,19 +98,25 @@ func (s *Store) RecordFixtureReplay(id string, ev FixtureEvent) (FixtureHistory,
 		}
 		h.FixtureID = id
 		h.Replays++
+		if h.Protects != protects {
+			h.Protects, h.ProofFailure, h.ProofPass = protects, nil, nil
+		}
 		e := ev
 		h.Last = &e
 		if !noVerdict(ev.Status) {
 			h.LastVerdict = &e
 			if ev.Status == "passed" {
 				h.Passes++
-				if h.FirstFailure != nil && h.FirstPassAfterFailure == nil {
-					h.FirstPassAfterFailure = &e
+				if h.ProofFailure != nil && h.ProofPass == nil {
+					h.ProofPass = &e
 				}
 			} else {
 				h.Failures++
 				if h.FirstFailure == nil {
 					h.FirstFailure = &e
+				}
+				if protects != "" && ev.FailureClass == protects && h.ProofFailure == nil {
+					h.ProofFailure = &e
 				}
 			}
 		}

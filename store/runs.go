@@ -46,7 +46,8 @@ type Run struct {
 	ToolAllowlist  []string   `json:"tool_allowlist,omitempty"`
 	TimeoutSeconds float64    `json:"timeout_seconds"` // 0: none
 	InputSHA256    string     `json:"input_sha256,omitempty"`
-	StateRefs      []string   `json:"state_refs,omitempty"`
+	InputFile      string     `json:"input_file,omitempty"`    // the run --input file (absolute), copied into exported fixtures
+	StateRefs      []string   `json:"state_refs,omitempty"`    // run --state files (absolute), copied into exported fixtures
 	ArtifactRefs   []string   `json:"artifact_refs,omitempty"` // absolute paths (patterns before the close, matches after)
 	Status         string     `json:"status"`                  // running, then passed, failed, blocked, ...
 	FailureClass   string     `json:"failure_class,omitempty"`

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
+	"github.com/cassetteproxy/cassetteproxy/redact"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
@@ -93,6 +94,9 @@ func exportAction(c *cli.Context) error {
 			FailureClass: c.String("failure-class"), Description: c.String("description")}
 		if run != nil {
 			in, exp := fromRun(run)
+			if err := portable(c, st, run, absPath(out), in); err != nil {
+				return err
+			}
 			o.Input, o.Expected, o.SourceRunID = in, exp, run.RunID
 			if o.FailureClass == "" {
 				o.FailureClass = run.FailureClass
@@ -134,10 +138,50 @@ func sourceRun(st *store.Store, cassette, id string) (*store.Run, error) {
 	return nil, nil
 }
 
+// portable makes the run's command replay from the fixture folder dir with
+// no edits: its --input and --state files are copied (scrubbed) into the
+// fixture's workdir/, and its file arguments rewritten (see
+// fixtures.PortableCommand).
+func portable(c *cli.Context, st *store.Store, run *store.Run, dir string, in *fixtures.Input) error {
+	secret, err := st.Secret("redact-hmac", 32)
+	if errors.Is(err, store.ErrReadOnly) {
+		secret = nil // a store that never recorded: markers without fingerprints
+	} else if err != nil {
+		return err
+	}
+	red, err := redact.New(redact.Config{Secret: secret})
+	if err != nil {
+		return err
+	}
+	files := []string{}
+	if run.InputFile != "" {
+		files = append(files, run.InputFile)
+		if sum, err := fixtures.FileSHA256(run.InputFile); err == nil && run.InputSHA256 != "" && sum != run.InputSHA256 {
+			fmt.Fprintf(c.App.ErrWriter, "cassetteproxy: note: %s changed since run %s: the fixture gets its content as it is now\n", run.InputFile, run.RunID)
+		}
+	}
+	for _, ref := range run.StateRefs {
+		if filepath.IsAbs(ref) { // a file; other refs (row ids, URLs) are not copied
+			files = append(files, ref)
+		}
+	}
+	copied, notes, err := fixtures.CopyRunFiles(dir, run.Dir, files, red)
+	for _, n := range notes {
+		fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: note: "+n)
+	}
+	if err != nil {
+		return err
+	}
+	if len(copied) > 0 {
+		in.Workdir = fixtures.WorkdirName
+	}
+	in.Command = fixtures.PortableCommand(run.Command, run.Dir, dir, copied, run.ArtifactRefs)
+	return nil
+}
+
 // fromRun starts input.json and expected.json from what the run did and
 // required. input.json carries the task's own variables (run --env), already
-// scrubbed; the run's folder is noted, not copied (put what the command
-// needs under the fixture's workdir/).
+// scrubbed.
 func fromRun(r *store.Run) (*fixtures.Input, *fixtures.Expected) {
 	in := &fixtures.Input{Command: r.Command, Env: r.Env, TimeoutSeconds: r.TimeoutSeconds, TaskID: r.TaskID, AgentName: r.AgentName,
 		Model: r.Model, PromptVersion: r.PromptVersion, CodeVersion: r.CodeVersion, ToolAllowlist: r.ToolAllowlist}

@@ -63,10 +63,23 @@ func defaultHome() string {
 // variable shadow a flag typed on the other side of the command name.
 var globalEnv = map[string]string{"db": "CASSETTEPROXY_DB", "home": "CASSETTEPROXY_HOME", "log-format": "CASSETTEPROXY_LOG_FORMAT"}
 
+// globalPaths are the global flags that name files or folders.
+var globalPaths = map[string]bool{"db": true, "home": true}
+
 // globalString is the value of a global flag from wherever it was typed
 // (after the command first, then before it), else its environment
-// variable, else its default.
+// variable, else its default. Paths come back absolute, resolved against
+// the caller's folder: they reach children (the CA bundle in
+// SSL_CERT_FILE) that run in other folders.
 func globalString(c *cli.Context, name string) string {
+	v := globalValue(c, name)
+	if globalPaths[name] {
+		return absPath(v)
+	}
+	return v
+}
+
+func globalValue(c *cli.Context, name string) string {
 	for _, ctx := range c.Lineage() {
 		for _, set := range ctx.LocalFlagNames() {
 			if set == name {
@@ -78,6 +91,28 @@ func globalString(c *cli.Context, name string) string {
 		return v
 	}
 	return c.String(name)
+}
+
+// absPath is p made absolute against the current folder ("" stays "").
+// Only a current folder that no longer exists keeps p as it is; opening it
+// then fails with an error naming it.
+func absPath(p string) string {
+	if p == "" {
+		return p
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// absPaths is absPath of each (globs stay globs).
+func absPaths(ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = absPath(p)
+	}
+	return out
 }
 
 func withGlobals(cmds []*cli.Command) []*cli.Command {

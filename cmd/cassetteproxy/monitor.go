@@ -27,6 +27,7 @@ func monitorCommand() *cli.Command {
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "replay up to `N` fixtures at once", Value: 2},
 			&cli.BoolFlag{Name: "allow-stale", Usage: "stale fixtures do not fail the gate"},
 			&cli.StringFlag{Name: "code-version", Usage: "code `VERSION` under test, kept in each fixture's history [$CASSETTEPROXY_CODE_VERSION]", EnvVars: []string{"CASSETTEPROXY_CODE_VERSION"}},
+			passEnvFlag(),
 		},
 		Action: monitorAction,
 	}
@@ -52,6 +53,10 @@ func monitorAction(c *cli.Context) error {
 	}
 	if c.Int("jobs") < 1 {
 		return fmt.Errorf("-j %d: at least 1", c.Int("jobs"))
+	}
+	pass, err := passEnv(c)
+	if err != nil {
+		return err
 	}
 	if _, err := fixtures.FindFixtures(root); err != nil {
 		return err
@@ -82,7 +87,11 @@ func monitorAction(c *cli.Context) error {
 				defer lf.Close()
 				w = lf
 			}
-			return re.Replay(ctx, f, fixtures.ReplayOptions{Stdout: w, Stderr: w})
+			v, err := re.Replay(ctx, f, fixtures.ReplayOptions{Stdout: w, Stderr: w, PassEnv: pass})
+			for _, warn := range v.Warnings {
+				fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: warning: "+warn)
+			}
+			return v, err
 		},
 		Histories: re.Store.FixtureHistories,
 		Runs:      re.Store.ListRuns,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -22,7 +23,22 @@ func replayFlags() []cli.Flag {
 		&cli.StringFlag{Name: "code-version", Usage: "code `VERSION` under test, kept in the fixture's history [$CASSETTEPROXY_CODE_VERSION]", EnvVars: []string{"CASSETTEPROXY_CODE_VERSION"}},
 		&cli.BoolFlag{Name: "keep", Usage: "keep the scratch work folder (its path is in the verdict)"},
 		&cli.StringSliceFlag{Name: "upstream-ca", Usage: "live mode: PEM `FILE` of extra roots for verifying upstreams (repeatable)"},
+		passEnvFlag(),
 	}
+}
+
+// passEnvFlag names caller variables a replayed command also gets.
+func passEnvFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "pass-env", Usage: "hand the command your variable `NAME` too (repeatable; the environment is otherwise clean)"}
+}
+
+// passEnv reads --pass-env.
+func passEnv(c *cli.Context) ([]string, error) {
+	names := c.StringSlice("pass-env")
+	if err := fixtures.CheckPassEnv(names); err != nil {
+		return nil, fmt.Errorf("--pass-env: %w", err)
+	}
+	return names, nil
 }
 
 func replayCommand() *cli.Command {
@@ -58,6 +74,10 @@ func replayAction(c *cli.Context) error {
 			return err
 		}
 	}
+	pass, err := passEnv(c)
+	if err != nil {
+		return err
+	}
 	f, err := fixtures.Load(dir)
 	if err != nil {
 		return err
@@ -72,12 +92,19 @@ func replayAction(c *cli.Context) error {
 	}
 	defer closeStore()
 	v, err := re.Replay(context.Background(), f, fixtures.ReplayOptions{Mode: mode, Argv: override, Keep: c.Bool("keep"),
-		Stdout: os.Stderr, Stderr: os.Stderr, Signals: sigs})
+		Stdout: os.Stderr, Stderr: os.Stderr, Signals: sigs, PassEnv: pass, WriteProof: true})
 	if err != nil {
 		return err
 	}
 	if err := printJSON(c, v); err != nil {
 		return err
+	}
+	for _, w := range v.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: warning: "+w)
+	}
+	if v.ProofWritten {
+		fmt.Fprintf(c.App.ErrWriter, "cassetteproxy: fixture %s is proven (failed with %s in run %s, passed in run %s): proof written to %s\n",
+			v.FixtureID, v.Proof.Failing.FailureClass, v.Proof.Failing.RunID, v.Proof.Passing.RunID, filepath.Join(f.Dir, fixtures.NotesFile))
 	}
 	if v.ExitWith != 0 {
 		return &exitError{code: v.ExitWith, msg: fmt.Sprintf("fixture %s %s (%s)", v.FixtureID, v.Status, v.FailureClass)}

@@ -38,7 +38,8 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "attempt", Usage: "attempt `N` of this task [$CASSETTEPROXY_ATTEMPT]", EnvVars: env("ATTEMPT"), Value: 1},
 		&cli.StringFlag{Name: "timeout", Usage: "stop the command after `DURATION` (e.g. 10m, or seconds); 0: none [$CASSETTEPROXY_TIMEOUT]", EnvVars: env("TIMEOUT")},
 		&cli.StringFlag{Name: "kill-grace", Usage: "after SIGTERM (timeout or interrupt), SIGKILL the command after `DURATION`", Value: runner.DefaultKillGrace.String()},
-		&cli.StringFlag{Name: "input", Usage: "the task's input `FILE`; its SHA-256 goes in the record [$CASSETTEPROXY_INPUT]", EnvVars: env("INPUT")},
+		&cli.StringFlag{Name: "input", Usage: "the task's input `FILE`; its SHA-256 goes in the record, export copies it into the fixture [$CASSETTEPROXY_INPUT]", EnvVars: env("INPUT")},
+		&cli.StringSliceFlag{Name: "state", Usage: "a state `FILE` the task reads (repeatable); kept in state_refs, export copies it into the fixture"},
 		&cli.StringSliceFlag{Name: "env", Usage: "`KEY=VALUE` the task needs, set for the child and kept (scrubbed) in the run record and exported fixtures (repeatable)"},
 		&cli.StringSliceFlag{Name: "artifact", Usage: "`PATH` or glob the command must write, non-empty (repeatable)"},
 		&cli.StringFlag{Name: "no-proxy", Usage: "NO_PROXY `LIST` for the command (default: empty, everything goes through the proxy)"},
@@ -78,10 +79,18 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	input := c.String("input")
+	// Paths are resolved against the caller's folder before anything
+	// reaches the child or the run record.
+	input := absPath(c.String("input"))
 	if input != "" {
 		if _, err := os.Stat(input); err != nil {
-			return fmt.Errorf("--input %s: %w", input, errors.Unwrap(err))
+			return fmt.Errorf("--input %s: %w", c.String("input"), errors.Unwrap(err))
+		}
+	}
+	states := absPaths(c.StringSlice("state"))
+	for i, s := range states {
+		if fi, err := os.Stat(s); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("--state %s: not a readable file (give the path of a file the task reads)", c.StringSlice("state")[i])
 		}
 	}
 
@@ -120,7 +129,7 @@ func runAction(c *cli.Context) error {
 		ProcessGroup: !isTerminal(os.Stdin),
 		Signals:      sigs,
 		Mode:         c.String("mode"),
-		Artifacts:    c.StringSlice("artifact"),
+		Artifacts:    absPaths(c.StringSlice("artifact")),
 		InputFile:    input,
 		Store:        p.st,
 		Observer:     obs,
@@ -135,6 +144,8 @@ func runAction(c *cli.Context) error {
 			PromptVersion: c.String("prompt-version"),
 			Cassette:      c.String("cassette"),
 			Env:           recordedEnv,
+			InputFile:     input,
+			StateRefs:     states,
 		},
 	})
 	stopErr := p.stop()
