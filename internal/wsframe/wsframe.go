@@ -35,7 +35,7 @@ var ErrTooLarge = errors.New("websocket message over the size bound")
 // Reader turns the bytes of one direction into messages. Feed it what
 // passes, in order; it keeps what does not yet make a whole frame.
 type Reader struct {
-	Max  int  // largest message kept; 0: 16 MiB
+	Max  int // largest message kept; 0: 16 MiB
 	buf  []byte
 	op   byte   // the fragmented message's opcode, 0 when none is open
 	frag []byte // its data so far
