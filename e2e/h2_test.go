@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -178,5 +179,42 @@ func TestHTTP2SSEStreamsUnbuffered(t *testing.T) {
 	rep := e.serve("--mode", "replay", "--cassette", "sse", "--replay-timing", "recorded")
 	if again := read(e.protoClient(rep, true), func() {}); again != got {
 		t.Fatalf("replayed stream: %q, want %q", again, got)
+	}
+}
+
+// Python's httpx with http2=True (Debian's python3-httpx and python3-h2)
+// negotiates HTTP/2 inside the tunnel, in record and in replay.
+func TestHTTP2Httpx(t *testing.T) {
+	py := "/usr/bin/python3" // Debian's interpreter, where python3-httpx installs
+	if out, err := exec.Command(py, "-c", "import httpx, h2").CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("httpx with HTTP/2 is not installed (.ci/run installs python3-httpx python3-h2): %s", out)
+		}
+		t.Skip("python3-httpx / python3-h2 not installed")
+	}
+	up, caFile := h2Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"upstream_proto":%q}`, r.Proto)
+	}))
+	e := newEnv(t)
+	script := `import httpx, sys
+with httpx.Client(http2=True, proxies=sys.argv[1], verify=sys.argv[2]) as c:
+    r = c.get(sys.argv[3])
+    print(r.http_version, r.status_code, r.text)`
+	run := func(p *proxyProc) string {
+		out, err := exec.Command(py, "-c", script, "http://"+p.addr, filepath.Join(e.home, "ca.pem"), up.URL+"/v1/models").CombinedOutput()
+		if err != nil {
+			t.Fatalf("httpx: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	rec := e.serve("--mode", "record", "--cassette", "httpx", "--upstream-ca", caFile)
+	live := run(rec)
+	rec.stop()
+	if live != `HTTP/2 200 {"upstream_proto":"HTTP/2.0"}` {
+		t.Fatalf("record: %s", live)
+	}
+	rep := e.serve("--mode", "strict", "--cassette", "httpx")
+	if got := run(rep); got != live {
+		t.Fatalf("replay: %s, want %s", got, live)
 	}
 }
