@@ -13,7 +13,7 @@
 //   - the query parameters, decoded and sorted by name then value, minus
 //     those ignore_query names;
 //   - the headers that match_headers names (none by default, and never
-//     the ones NeverKeyedHeaders lists), names lower-case, sorted;
+//     the ones neverKeyed lists), names lower-case, sorted;
 //   - the body: JSON (when the content type says JSON, or the body parses
 //     as a JSON object or array) in canonical form (CanonicalJSON: sorted
 //     keys, no insignificant whitespace, numbers as written), minus the

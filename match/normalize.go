@@ -228,10 +228,6 @@ var neverKeyed = []string{
 	"transfer-encoding", "upgrade", "accept-encoding", "content-encoding", "x-cassetteproxy-*",
 }
 
-// NeverKeyedHeaders lists (as lower-case globs) the headers no rule can put
-// in a key.
-func NeverKeyedHeaders() []string { return slices.Clone(neverKeyed) }
-
 // headerKeyed reports whether a header (lower-case name) goes in the key:
 // never for the neverKeyed ones, nor for those an ignore_headers names;
 // otherwise only when a match_headers names it ("*" names all).

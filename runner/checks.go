@@ -64,7 +64,7 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 	}
 	var unrec, mut []Request
 	for _, r := range ev.Blocked {
-		if r.Reason == "mutation_blocked" {
+		if r.Reason == ClassMutationBlocked {
 			mut = append(mut, r)
 		} else {
 			unrec = append(unrec, r)
@@ -75,7 +75,7 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 		reqs  []Request
 		what  string
 	}{{ClassUnrecordedRequest, unrec, "not in the cassette"}, {ClassMutationBlocked, mut, "mutating and blocked"}}
-	if len(unrec) > 0 && len(mut) > 0 && ev.Blocked[0].Reason == "mutation_blocked" {
+	if len(unrec) > 0 && len(mut) > 0 && ev.Blocked[0].Reason == ClassMutationBlocked {
 		groups[0], groups[1] = groups[1], groups[0]
 	}
 	if ev.Mode == "strict" {
