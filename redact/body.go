@@ -40,6 +40,7 @@ func (r *Redactor) scrubBody(w *writer, ct string) {
 	if !textual && !utf8.Valid(b) {
 		return
 	}
+	r.rulesInto(w, 0, len(b))
 	switch {
 	case mt == "text/event-stream":
 		r.scrubSSE(w)
@@ -56,7 +57,7 @@ func (r *Redactor) scrubBody(w *writer, ct string) {
 	default:
 		r.scanText(w, 0, len(b))
 	}
-	if textual && w.dirty && !utf8.Valid(b) {
+	if textual && w.changed() && !utf8.Valid(b) {
 		*w = writer{r: w.r, fp: w.fp, src: b, track: w.track} // nothing replaced
 	}
 }
@@ -206,7 +207,7 @@ func (r *Redactor) scrubMultipart(w *writer, ct string) {
 		case utf8.Valid(s[bs:be]):
 			sub := &writer{r: r, fp: w.fp, src: s[bs:be]}
 			r.scrubBody(sub, pct)
-			if sub.dirty {
+			if sub.changed() {
 				w.replaceLit(bs, be, sub.bytes())
 			}
 		}

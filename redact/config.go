@@ -17,6 +17,12 @@ import (
 type Config struct {
 	Secret []byte `yaml:"-"` // per-store HMAC key for fingerprints; nil means no fingerprint
 
+	// Values are secrets known by value (the secret-looking variables of a
+	// child's environment, --secret-env, --secret-file): each is scrubbed
+	// wherever it appears, as it is, percent-encoded, JSON-escaped or
+	// inside base64. Values shorter than 8 bytes are ignored.
+	Values []string `yaml:"-"`
+
 	Headers   []string `yaml:"headers"`    // extra header names whose whole value is secret
 	Fields    []string `yaml:"fields"`     // extra query, form and JSON field names whose value is secret
 	JSONPaths []string `yaml:"json_paths"` // JSON paths ($.a.b, $.a[0], $.a[*].b, $..b) whose value is secret

@@ -13,6 +13,18 @@ import (
 // BodyForTest is r.body: one decoded body scrubbed by its Content-Type.
 func (r *Redactor) BodyForTest(b []byte, ct string, fp bool) []byte { return r.body(b, ct, fp) }
 
+// SniffForTest is the form scrubBody gives a body without a Content-Type,
+// as a Content-Type that forces it.
+func SniffForTest(b []byte) string {
+	switch {
+	case startsJSON(b, 0, len(b)) && validJSON(b):
+		return "application/json"
+	case looksLikeForm(b):
+		return "application/x-www-form-urlencoded"
+	}
+	return "text/plain"
+}
+
 // EquivInteractions is every interaction the table tests build: each sample
 // in each of its placements.
 func EquivInteractions() []*store.Interaction {

@@ -28,6 +28,7 @@ type jframe struct {
 	arr        bool
 	root       bool // the pseudo-frame around top-level values
 	secret     bool // object: the current key is secret; array: its scalars are
+	named      bool // object: the current key holds a name rule's identifier
 	hasKey     bool // object: a key was read, src[key0:key1] (raw)
 	key0, key1 int
 	idx        int // array: the current index
@@ -49,18 +50,26 @@ type keyCache [16][4]struct {
 	head       uint64 // the key's first eight bytes, zero-padded
 	start, end int32
 	secret     bool
+	named      bool // not secret, but holds a name rule's identifier (rules.go)
 }
 
 // secretKey is secretField of a raw JSON key (unescaped first), answered
 // from c when it saw the same bytes before; c may be nil. raw is
 // src[start:start+len(raw)].
 func (r *Redactor) secretKey(c *keyCache, src []byte, start int, raw []byte) bool {
+	secret, _ := r.keyVerdict(c, src, start, raw)
+	return secret
+}
+
+// keyVerdict is secretKey, and whether a key that is not secret holds an
+// identifier of a name rule (its value is then checked by nameValue).
+func (r *Redactor) keyVerdict(c *keyCache, src []byte, start int, raw []byte) (secret, named bool) {
 	if !r.mayBeSecretName(raw) {
-		return false
+		return false, false
 	}
 	n := len(raw)
 	if c == nil || n == 0 || start+n > 1<<31-1 {
-		return r.secretField(unescapeKey(raw))
+		return r.keyVerdictOf(raw)
 	}
 	var head uint64
 	if start+8 <= len(src) {
@@ -80,13 +89,21 @@ func (r *Redactor) secretKey(c *keyCache, src []byte, start int, raw []byte) boo
 			break
 		}
 		if e.head == head && int(e.end-e.start) == n && (n <= 8 || string(src[e.start+8:e.end]) == string(raw[8:])) {
-			return e.secret
+			return e.secret, e.named
 		}
 	}
-	secret := r.secretField(unescapeKey(raw))
+	secret, named = r.keyVerdictOf(raw)
 	copy(set[1:], set[:3])
-	set[0].head, set[0].start, set[0].end, set[0].secret = head, int32(start), int32(start+n), secret
-	return secret
+	set[0].head, set[0].start, set[0].end, set[0].secret, set[0].named = head, int32(start), int32(start+n), secret, named
+	return secret, named
+}
+
+func (r *Redactor) keyVerdictOf(raw []byte) (secret, named bool) {
+	k := unescapeKey(raw)
+	if r.secretField(k) {
+		return true, false
+	}
+	return false, r.mayName(k)
 }
 
 // Classes of the byte that starts a JSON token.
@@ -164,7 +181,7 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int, js *jsonScratch) {
 			if top := &st[len(st)-1]; top.arr {
 				top.idx++
 			} else {
-				top.secret, top.hasKey = false, false
+				top.secret, top.named, top.hasKey = false, false, false
 			}
 			i++
 		case jQuote:
@@ -203,9 +220,10 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int, js *jsonScratch) {
 					r.scanTextAt(w, i+1, e, cands[:nc], resume, keys)
 				}
 				top.hasKey, top.key0, top.key1 = true, i+1, e
-				top.secret = r.secretKey(keys, s, i+1, s[i+1:e])
+				top.secret, top.named = r.keyVerdict(keys, s, i+1, s[i+1:e])
 			case e > i+1 && (top.secret || paths && r.finalHere(top, pst[len(pst)-1], s)) && !isMarker(s[i+1:e]):
 				w.replace(span{start: i + 1, end: e, kind: "field"})
+			case e > i+1 && top.named && closed && r.nameValueInto(w, s[top.key0:top.key1], s, i, e+1):
 			case scan:
 				r.scanTextAt(w, i+1, e, cands[:nc], resume, keys)
 			}

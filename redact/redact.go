@@ -26,6 +26,7 @@ var (
 	defaultHeaders = []string{
 		"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie",
 		"X-Api-Key", "Api-Key", "X-Auth-Token",
+		"Ocp-Apim-Subscription-Key", "X-Functions-Key",
 	}
 	defaultFields = []string{
 		"api_key", "apikey", "key", "token", "access_token", "refresh_token",
@@ -33,6 +34,11 @@ var (
 		// Beyond the common list: signed-URL and AWS credential names.
 		"x-amz-signature", "x-amz-security-token", "x-goog-signature",
 		"aws_secret_access_key", "aws_session_token",
+		// Short password names of login forms, key material by name (a
+		// service account's private_key and private_key_id), Azure
+		// connection strings (AccountKey=…;SharedAccessKey=…).
+		"passwd", "pwd", "passphrase", "private_key", "private_key_id",
+		"accountkey", "sharedaccesskey", "subscription_key",
 	}
 )
 
@@ -50,6 +56,8 @@ type Redactor struct {
 	paths   [][]pseg
 	root    []pstate
 	pats    []userPat
+	sc      *scanner // gitleaks' rules and Config.Values (rules.go)
+	off     bool     // redaction switched off (the noredact build, for tests only)
 }
 
 type userPat struct {
@@ -120,6 +128,15 @@ func New(cfg Config) (*Redactor, error) {
 		}
 		r.pats = append(r.pats, up)
 	}
+	rs, err := loadRules()
+	if err != nil {
+		return nil, fmt.Errorf("redact: built-in rules: %v", err)
+	}
+	r.sc = newScanner(rs, cfg.Values)
+	for _, ids := range rs.identWords {
+		r.needByte(ids)
+	}
+	r.off = disabled
 	if len(cfg.Secret) > 0 {
 		r.secret = append([]byte(nil), cfg.Secret...)
 		r.hpool.New = func() any { return &fingerprinter{h: hmac.New(sha256.New, r.secret)} }
@@ -239,7 +256,7 @@ func (r *Redactor) secretField(name []byte) bool {
 	if r.fbloom[b[0]]&(1<<(len(b)&63)) != 0 && r.fields[string(b)] {
 		return true
 	}
-	return r.credentialLike(b)
+	return r.credentialLike(b) && !protocolNames[string(b)]
 }
 
 // credentialLike catches field names built like credential header names
@@ -252,10 +269,23 @@ func (r *Redactor) credentialLike(norm []byte) bool {
 		return false
 	}
 	f := nameSubs(norm)
-	if f&subRatelimit != 0 || f&(subSecret|subPassword|subAPIKey) == 0 && !bytes.HasSuffix(norm, []byte("token")) {
+	if f&subRatelimit != 0 || f&(subSecret|subPassword|subAPIKey) == 0 && !bytes.HasSuffix(norm, []byte("token")) &&
+		!bytes.Contains(norm, []byte("passwd")) && !bytes.Contains(norm, []byte("passphrase")) && !credentialKeySuffix(norm) {
 		return false
 	}
 	return !r.allow[string(norm)]
+}
+
+// credentialKeySuffix: names ending like a key that is itself a secret
+// (accesskey, privatekey, subscriptionkey), not keys that name things
+// (idempotencykey, publickey, primarykey).
+func credentialKeySuffix(norm []byte) bool {
+	for _, suf := range []string{"secretkey", "privatekey", "accountkey", "subscriptionkey", "accesskey", "masterkey", "signingkey", "encryptionkey", "sessionkey", "authkey", "functionskey"} {
+		if bytes.HasSuffix(norm, []byte(suf)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Substrings of normalized names that make a header or field a credential.
@@ -320,7 +350,7 @@ func (r *Redactor) secretHeader(name string) bool {
 		return true
 	}
 	f := nameSubs(n)
-	return f&subRatelimit == 0 && f&(subToken|subSecret|subPassword|subAPIKey) != 0
+	return f&subRatelimit == 0 && (f&(subToken|subSecret|subPassword|subAPIKey) != 0 || credentialKeySuffix(n))
 }
 
 // Interaction scrubs an interaction in place before it is stored: the
@@ -328,7 +358,7 @@ func (r *Redactor) secretHeader(name string) bool {
 // and body, and the stream events, which stay consistent with the body.
 // Key is scrubbed like free text.
 func (r *Redactor) Interaction(in *store.Interaction) {
-	if in == nil {
+	if in == nil || r.off {
 		return
 	}
 	r.request(&in.Request, true, false)
@@ -340,7 +370,7 @@ func (r *Redactor) Interaction(in *store.Interaction) {
 // stream events (kept consistent with the body). The proxy calls it on its
 // own when the request was already scrubbed by Request.
 func (r *Redactor) Response(resp *store.Response) {
-	if resp == nil {
+	if resp == nil || r.off {
 		return
 	}
 	resp.Header = r.scrubHeader(resp.Header, true, false)
@@ -356,7 +386,7 @@ func (r *Redactor) Response(resp *store.Response) {
 // without fingerprints ([REDACTED:kind] only), so its match key does not
 // depend on which secret was used.
 func (r *Redactor) Request(req *store.Request) {
-	if req == nil {
+	if req == nil || r.off {
 		return
 	}
 	r.request(req, false, false)
@@ -367,7 +397,7 @@ func (r *Redactor) Request(req *store.Request) {
 // written. When a header needs scrubbing, req.Header is replaced by a
 // scrubbed copy; a clean header stays the same map.
 func (r *Redactor) RequestShared(req *store.Request) {
-	if req == nil {
+	if req == nil || r.off {
 		return
 	}
 	r.request(req, false, true)
@@ -383,7 +413,7 @@ func (r *Redactor) String(s string) string {
 }
 
 func (r *Redactor) text(s string, fp bool) string {
-	if s == "" {
+	if s == "" || r.off {
 		return s
 	}
 	return r.scrubString(s, fp, looksLikeURL(s))
@@ -399,9 +429,10 @@ func (r *Redactor) scrubString(s string, fp, asURL bool) string {
 	if asURL {
 		r.scrubURL(w)
 	} else {
+		r.rulesInto(w, 0, len(s))
 		r.scanText(w, 0, len(s))
 	}
-	if !w.dirty {
+	if !w.changed() {
 		return s
 	}
 	out := w.bytes()
@@ -472,6 +503,9 @@ func (r *Redactor) scrubHeader(h http.Header, fp, shared bool) http.Header {
 				nv = r.secretHeaderValue(v, fp)
 			default:
 				nv = r.scrubString(v, fp, looksLikeURL(v)) // a URL: Location, Referer, Link
+				if !ok && r.mayName(bytesOf(name)) {
+					nv = r.nameRuleHeader(name, nv, fp)
+				}
 			}
 			if nv != v && scrubbed == nil {
 				scrubbed = append([]string(nil), vals...)
@@ -488,6 +522,19 @@ func (r *Redactor) scrubHeader(h http.Header, fp, shared bool) http.Header {
 		}
 	}
 	return out
+}
+
+// nameRuleHeader checks a header's value against the name rules its name
+// calls for (X-Adafruit-Key: …).
+func (r *Redactor) nameRuleHeader(name, v string, fp bool) string {
+	sp, ok := r.nameValue(bytesOf(name), bytesOf(v), 0, len(v))
+	if !ok {
+		return v
+	}
+	out := []byte(v[:sp.start])
+	out = r.appendMarker(out, sp.kind, bytesOf(v[sp.start:sp.end]), false, fp)
+	out = append(out, v[sp.end:]...)
+	return string(out)
 }
 
 // secretHeaderValue redacts a whole header value, keeping an auth scheme
@@ -586,6 +633,10 @@ func (r *Redactor) scrubURL(w *writer) {
 		}
 		if at := lastIndexByte(s[a:ae], '@'); at >= 0 {
 			at += a
+			r.rulesInto(w, a, at)
+			for k := range w.pending {
+				w.pending[k].enc = true // percent-encoded, as in the userinfo
+			}
 			// Markers in the user name are percent-encoded too: a bare
 			// "[REDACTED:kind]" would add a ':' to the userinfo.
 			w.encAll = true
@@ -601,6 +652,9 @@ func (r *Redactor) scrubURL(w *writer) {
 		}
 		start = ae
 	}
+	// The rules see the path, query and fragment as one text (a name rule
+	// may span them); the host is left alone.
+	r.rulesInto(w, start, n)
 	pe := start
 	for pe < n && s[pe] != '?' && s[pe] != '#' {
 		pe++
@@ -649,10 +703,15 @@ func (r *Redactor) scrubPairs(w *writer, lo, hi int, kind string) {
 		if eq := indexByteIn(s, p, e, '='); eq < 0 {
 			r.scanEncoded(w, p, e)
 		} else {
-			if r.secretField(decodeComponent(s[p:eq])) {
+			name := decodeComponent(s[p:eq])
+			if r.secretField(name) {
 				if v := s[eq+1 : e]; len(v) > 0 && !isMarker(v) && !isMarker(decodeComponent(v)) {
 					w.replace(span{start: eq + 1, end: e, kind: kind})
 				}
+			} else if sp, ok := r.nameValue(name, s, eq+1, e); ok {
+				r.scanEncoded(w, eq+1, sp.start)
+				w.replace(sp)
+				r.scanEncoded(w, sp.end, e)
 			} else {
 				r.scanEncoded(w, eq+1, e)
 			}
@@ -720,8 +779,9 @@ func (r *Redactor) scanEncoded(w *writer, lo, hi int) {
 		return
 	}
 	sub := r.newWriter(dec, w.fp)
+	r.rulesInto(sub, 0, len(dec))
 	r.scanText(sub, 0, len(dec))
-	if !sub.dirty {
+	if !sub.changed() {
 		return
 	}
 	lit := markerEscaper.Replace(url.QueryEscape(string(sub.bytes())))
@@ -758,7 +818,7 @@ func (r *Redactor) events(resp *store.Response, ct string) {
 	w := r.newWriter(joined, true)
 	w.track = true
 	r.scrubBody(w, ct)
-	if !w.dirty {
+	if !w.changed() {
 		return
 	}
 	nb := w.bytes()
@@ -794,11 +854,94 @@ func (r *Redactor) events(resp *store.Response, ct string) {
 // whole value when the name reads like a credential (OPENAI_API_KEY,
 // GITHUB_TOKEN, DB_PASSWORD: the header rules), else the value patterns.
 func (r *Redactor) EnvValue(name, value string) string {
-	if value == "" {
+	if value == "" || r.off {
 		return value
 	}
-	if r.secretHeader(name) || r.secretField([]byte(name)) {
+	if SecretEnvName(name) || r.secretHeader(name) || r.secretField([]byte(name)) {
 		return string(r.appendMarker(nil, "env", []byte(value), false, r.secret != nil))
 	}
 	return r.String(value)
+}
+
+// SecretEnvName reports whether an environment variable's name reads like
+// a credential's: it holds KEY, TOKEN, SECRET, PASSWORD, CREDENTIAL or
+// AUTH, or ends in _PAT (case-insensitively). The CLI scrubs such
+// variables' values wherever they appear (Config.Values).
+func SecretEnvName(name string) bool {
+	u := strings.ToUpper(name)
+	for _, w := range []string{"KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"} {
+		if strings.Contains(u, w) {
+			return true
+		}
+	}
+	return strings.HasSuffix(u, "_PAT")
+}
+
+// Args scrubs a command line for a run record: the value of a long flag
+// whose name reads like a credential (--api-key VALUE, --token=VALUE,
+// --password=VALUE), header-like arguments ("Authorization: Bearer …"),
+// and, in every argument, the patterns and values the rest of the
+// redactor knows. Short flags (-p) are not judged by name.
+func (r *Redactor) Args(argv []string) []string {
+	out := make([]string, len(argv))
+	secretNext := false
+	for i, a := range argv {
+		switch {
+		case r.off:
+			out[i] = a
+			continue
+		case secretNext && a != "" && !strings.HasPrefix(a, "-"):
+			out[i] = string(r.appendMarker(nil, "arg", []byte(a), false, r.secret != nil))
+			secretNext = false
+			continue
+		}
+		secretNext = false
+		if name, ok := longFlag(a); ok {
+			flagName, val, hasVal := strings.Cut(name, "=")
+			if r.secretFlag(flagName) {
+				if !hasVal {
+					secretNext = true
+					out[i] = a
+					continue
+				}
+				if val != "" && !isMarker([]byte(val)) {
+					out[i] = a[:len(a)-len(val)] + string(r.appendMarker(nil, "arg", []byte(val), false, r.secret != nil))
+					continue
+				}
+			}
+		}
+		out[i] = r.String(a)
+	}
+	return out
+}
+
+// longFlag returns the name (and =value) of --name or -name (a word of two
+// letters or more), or false.
+func longFlag(a string) (string, bool) {
+	n := strings.TrimPrefix(a, "--")
+	if n == a {
+		n = strings.TrimPrefix(a, "-")
+		if n == a {
+			return "", false
+		}
+		if name, _, _ := strings.Cut(n, "="); len(name) < 2 {
+			return "", false
+		}
+	}
+	if n == "" || !alnum[n[0]] {
+		return "", false
+	}
+	return n, true
+}
+
+// secretFlag: a command-line flag whose value is a credential.
+func (r *Redactor) secretFlag(name string) bool {
+	if r.allow[normName(name)] {
+		return false
+	}
+	switch normName(name) {
+	case "auth", "credential", "credentials", "creds", "pat":
+		return true
+	}
+	return r.secretField([]byte(name)) // --api-key, --token, --password, --client-secret; not --max-tokens
 }

@@ -29,6 +29,10 @@ type writer struct {
 	track  bool // record edits (to re-split stream events)
 	encAll bool // percent-encode every marker (inside URL userinfo)
 	edits  []edit
+	// pending are the spans the rules and values found (scanner.spans),
+	// sorted and apart, written in order among the name and pattern
+	// replacements; one that overlaps such a replacement widens it.
+	pending []span
 }
 
 func (r *Redactor) newWriter(src []byte, fp bool) *writer {
@@ -47,8 +51,48 @@ func (w *writer) replaceLit(start, end int, lit []byte) {
 }
 
 func (w *writer) replaceWith(sp span, lit []byte) {
-	if sp.start < w.last || sp.end < sp.start || sp.end > len(w.src) {
+	if sp.end < sp.start || sp.end > len(w.src) {
 		return
+	}
+	// Pending spans before sp go first; those that overlap sp widen it,
+	// or, for a literal (a decoded value written back, scanned on its
+	// own), are dropped.
+	for len(w.pending) > 0 && w.pending[0].start < sp.end {
+		p := w.pending[0]
+		if p.end <= sp.start {
+			w.pending = w.pending[1:]
+			w.write(p, nil)
+			continue
+		}
+		w.pending = w.pending[1:]
+		if lit == nil {
+			if p.start < sp.start {
+				sp.start = p.start
+				sp.quote = 0
+			}
+			if p.end > sp.end {
+				sp.end = p.end
+				sp.quote = 0
+			}
+		}
+	}
+	w.write(sp, lit)
+}
+
+// flush writes the pending spans that are left.
+func (w *writer) flush() {
+	for _, p := range w.pending {
+		w.write(p, nil)
+	}
+	w.pending = nil
+}
+
+func (w *writer) write(sp span, lit []byte) {
+	if sp.start < w.last {
+		if lit != nil || sp.end <= w.last {
+			return
+		}
+		sp.start, sp.quote = w.last, 0 // the rest of a secret a pending span began
 	}
 	if !w.dirty {
 		w.out = make([]byte, 0, len(w.src)+64)
@@ -81,8 +125,12 @@ func (w *writer) replaceWith(sp span, lit []byte) {
 	w.last = sp.end
 }
 
+// changed reports whether anything was or will be replaced.
+func (w *writer) changed() bool { return w.dirty || len(w.pending) > 0 }
+
 // bytes returns the result: src itself when nothing was replaced.
 func (w *writer) bytes() []byte {
+	w.flush()
 	if !w.dirty {
 		return w.src
 	}
@@ -817,11 +865,14 @@ func (r *Redactor) matchQueryField(keys *keyCache, s []byte, lo, hi, i int) (spa
 		} else {
 			return span{}, false
 		}
-	} else if p > lo && bytes.IndexByte([]byte("?&#;, \t\r\n\"'`({|"), s[p-1]) < 0 {
+	} else if p > lo && bytes.IndexByte([]byte("?&#;, \t\r\n\"'`({|"), s[p-1]) < 0 && !(s[p-1] == ':' && p-2 >= lo && s[p-2] == '/') { // .npmrc: //host/:_authToken=
 		return span{}, false
 	}
-	if p >= i || !r.secretKey(keys, s, p, s[p:i]) {
+	if p >= i {
 		return span{}, false
+	}
+	if !r.secretKey(keys, s, p, s[p:i]) {
+		return r.nameValue(s[p:i], s, i+1, hi)
 	}
 	v := i + 1
 	if hasPrefixAt(s, v, hi, markerOpen) || hasPrefixAt(s, v, hi, markerOpenEnc) {
@@ -875,6 +926,9 @@ func (r *Redactor) matchQuotedField(keys *keyCache, s []byte, lo, hi, i int) (sp
 		}
 	}
 	if !r.secretKey(keys, s, p, s[p:ne]) {
+		if k == 0 {
+			return r.nameValue(s[p:ne], s, i+1, hi)
+		}
 		return span{}, false
 	}
 	v := i + 1
@@ -952,7 +1006,7 @@ func (r *Redactor) matchColonHeader(keys *keyCache, s []byte, lo, hi, i int) (sp
 		return span{start: v, end: e, kind: kind}, true
 	}
 	if !r.secretKey(keys, s, p, name) {
-		return span{}, false
+		return r.nameValue(name, s, i+1, hi)
 	}
 	e := runOf2(s, v, hi, &qStop)
 	if tok := s[v:e]; len(tok) >= 16 || len(tok) >= 6 && hasDigit(tok) {

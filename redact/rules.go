@@ -1,0 +1,1101 @@
+package redact
+
+//go:generate go run ./internal/gengitleaks -out gitleaks_rules.go
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	mbits "math/bits"
+	"net/url"
+	"regexp"
+	"regexp/syntax"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// The second layer of format patterns: gitleaks' default rule set
+// (gitleaks_rules.go, generated from its config), plus values the caller
+// names (Config.Values). Docs: docs/redaction.md.
+//
+// Every rule is one of three shapes, worked out from its regular expression
+// when the package first needs them:
+//
+//   - token rules: the match starts with one of a few literals ("hf_",
+//     "glpat-", "AKIA", "SG."), after an optional \b. Each literal has an
+//     anchor byte (its rarest); one pass over the text stops only at anchor
+//     bytes, compares the literals of that byte, and runs the rule's
+//     expression anchored at a literal that is there. A rule that runs
+//     is almost always a secret.
+//   - name rules (gitleaks' "semi-generic" rules and generic-api-key):
+//     IDENTIFIER ... OPERATOR VALUE, such as adafruit_key = "…" or
+//     "api_token": "…". They are checked where the first layer already
+//     finds a name and its value (JSON keys, query and form fields,
+//     headers, name=value, "name": value and Name: value in text, XML
+//     elements): a name holding an identifier has its value checked
+//     against the rule's value expression.
+//   - gated rules: no literal to anchor on (a bare 40-hex token, a Facebook
+//     token of digits); as in gitleaks, they run over the whole text when
+//     one of their keywords is in it.
+//
+// A match becomes a marker only when gitleaks would report it: the same
+// secret group, above the rule's entropy, not allowed by the rule's
+// allowlist. Rules that apply to file names only (.tf, .yaml, .php,
+// nuget.config, .p12) do not apply to traffic and are left out.
+
+type gitleaksRule struct {
+	ID          string
+	Regex       string
+	Path        string
+	SecretGroup int
+	Entropy     float64
+	Keywords    []string
+	AllowSecret []string // allowlist regexes tested on the secret
+	AllowMatch  []string // allowlist regexes tested on the whole match
+	StopWords   []string
+}
+
+// compiledRule is a rule's tests on a found secret.
+type compiledRule struct {
+	id          string
+	kind        string // marker kind: the id with '_' for '-'
+	secretGroup int
+	entropy     float64
+	allowSecret []*regexp.Regexp
+	allowMatch  []*regexp.Regexp
+	stop        []string
+}
+
+type tokenRule struct {
+	compiledRule
+	re        *regexp.Regexp // ^(?:the rule without what may precede its literal)
+	full      *regexp.Regexp // the rule as stated (gated rules)
+	wordStart bool           // the rule wants \b before the literal
+	maxLen    int            // longest match in bytes; -1: unbounded
+}
+
+type nameRule struct {
+	compiledRule
+	value  *regexp.Regexp // ^[\x60'"\s=]{0,5}(SECRET)(?:terminator)
+	maxLen int
+}
+
+// litKind says what a literal found in the text starts.
+type litKind uint8
+
+const (
+	litToken litKind = iota // a token rule's match may start here
+	litGate                 // a gated rule's keyword
+	litValue                // a value from Config.Values, as it is
+	litValueB64             // the stable middle of a value's base64
+)
+
+type literal struct {
+	s    string // lower case when fold
+	fold bool
+	kind litKind
+	rule int // token or gated rule index, or value index
+	wb   bool
+}
+
+type anchorLit struct {
+	lit int // index in lits
+	off int // the anchor's offset in the literal
+}
+
+// ruleSet is the compiled rule set, shared by every Redactor.
+type ruleSet struct {
+	tokens  []*tokenRule
+	gated   []*tokenRule
+	names   []*nameRule
+	lits    []literal // token and gate literals
+	idents     *identMatcher
+	identWords []string // the name rules' identifiers, normalized (normName)
+	skipped    []string // rule ids that apply to file names only
+}
+
+var (
+	rulesOnce sync.Once
+	rules     *ruleSet
+	rulesErr  error
+)
+
+func loadRules() (*ruleSet, error) {
+	rulesOnce.Do(func() { rules, rulesErr = compileRules(append(append([]gitleaksRule(nil), gitleaksRules...), extraRules...)) })
+	return rules, rulesErr
+}
+
+// semiGenericOp is the operator part of gitleaks' generated name rules.
+const semiGenericOp = `(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`
+
+func compileRules(defs []gitleaksRule) (*ruleSet, error) {
+	rs := &ruleSet{}
+	var idents [][]string // per name rule: its identifiers
+	for _, d := range defs {
+		if d.Path != "" || d.Regex == "" {
+			rs.skipped = append(rs.skipped, d.ID)
+			continue
+		}
+		cr := compiledRule{id: d.ID, kind: strings.ReplaceAll(d.ID, "-", "_"), secretGroup: d.SecretGroup, entropy: d.Entropy}
+		for _, a := range d.AllowSecret {
+			cr.allowSecret = append(cr.allowSecret, regexp.MustCompile(a))
+		}
+		for _, a := range d.AllowMatch {
+			cr.allowMatch = append(cr.allowMatch, regexp.MustCompile(a))
+		}
+		for _, w := range d.StopWords {
+			cr.stop = append(cr.stop, strings.ToLower(w))
+		}
+		if k := strings.Index(d.Regex, semiGenericOp); k >= 0 {
+			flags := ""
+			if strings.HasPrefix(d.Regex, "(?i)") {
+				flags = "(?i)"
+			}
+			src := flags + "^" + d.Regex[k+len(semiGenericOp):]
+			re, err := regexp.Compile(src)
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: value part: %v", d.ID, err)
+			}
+			ml := -1
+			if p, err := syntax.Parse(src, syntax.Perl); err == nil {
+				ml = maxLen(p)
+			}
+			if len(d.Keywords) == 0 {
+				return nil, fmt.Errorf("rule %s: a name rule without keywords", d.ID)
+			}
+			rs.names = append(rs.names, &nameRule{compiledRule: cr, value: re, maxLen: ml})
+			idents = append(idents, d.Keywords)
+			for _, k := range d.Keywords {
+				if n := normName(k); n != "" {
+					rs.identWords = append(rs.identWords, n)
+				}
+			}
+			continue
+		}
+		full, err := regexp.Compile(d.Regex)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %v", d.ID, err)
+		}
+		tr := &tokenRule{compiledRule: cr, full: full}
+		p, err := syntax.Parse(d.Regex, syntax.Perl)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %v", d.ID, err)
+		}
+		p = stripLead(p, &tr.wordStart)
+		lits, ok := prefixLits(p)
+		if ok {
+			tr.re, err = regexp.Compile("^(?:" + p.String() + ")")
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: anchored: %v", d.ID, err)
+			}
+			tr.maxLen = maxLen(p)
+			idx := len(rs.tokens)
+			rs.tokens = append(rs.tokens, tr)
+			for _, l := range lits {
+				rs.lits = append(rs.lits, literal{s: l.s, fold: l.fold, kind: litToken, rule: idx, wb: tr.wordStart})
+			}
+			continue
+		}
+		if len(d.Keywords) == 0 {
+			return nil, fmt.Errorf("rule %s: neither a literal to anchor on nor keywords", d.ID)
+		}
+		idx := len(rs.gated)
+		rs.gated = append(rs.gated, tr)
+		for _, k := range d.Keywords {
+			rs.lits = append(rs.lits, literal{s: strings.ToLower(k), fold: true, kind: litGate, rule: idx})
+		}
+	}
+	if len(rs.gated) > 64 {
+		return nil, fmt.Errorf("%d gated rules: at most 64", len(rs.gated))
+	}
+	rs.idents = newIdentMatcher(idents)
+	return rs, nil
+}
+
+// stripLead removes what may precede a rule's first literal: leading
+// elements that can match nothing (gitleaks' [\w.-]{0,50}? and
+// (?:^|[...]) prefixes), and a leading \b, which the scan checks itself
+// (wordStart). Matches of the result are suffixes of the rule's matches,
+// holding the same secret group.
+func stripLead(re *syntax.Regexp, wordStart *bool) *syntax.Regexp {
+	for {
+		switch re.Op {
+		case syntax.OpWordBoundary:
+			*wordStart = true
+			return &syntax.Regexp{Op: syntax.OpEmptyMatch}
+		case syntax.OpConcat:
+			subs := re.Sub
+			for len(subs) > 1 {
+				s := subs[0]
+				if s.Op == syntax.OpWordBoundary {
+					*wordStart = true
+					subs = subs[1:]
+					continue
+				}
+				if minLen(s) == 0 && !hasCapture(s) {
+					*wordStart = false // a \b before stripped text no longer stands before the literal
+					subs = subs[1:]
+					continue
+				}
+				break
+			}
+			if len(subs) == 1 {
+				re = subs[0]
+				continue
+			}
+			c := *re
+			c.Sub = append([]*syntax.Regexp{stripLead(subs[0], wordStart)}, subs[1:]...)
+			return &c
+		case syntax.OpCapture:
+			c := *re
+			c.Sub = []*syntax.Regexp{stripLead(re.Sub[0], wordStart)}
+			return &c
+		}
+		return re
+	}
+}
+
+func hasCapture(re *syntax.Regexp) bool {
+	if re.Op == syntax.OpCapture {
+		return true
+	}
+	for _, s := range re.Sub {
+		if hasCapture(s) {
+			return true
+		}
+	}
+	return false
+}
+
+func minLen(re *syntax.Regexp) int {
+	switch re.Op {
+	case syntax.OpLiteral:
+		return len(string(re.Rune))
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return 1
+	case syntax.OpCapture:
+		return minLen(re.Sub[0])
+	case syntax.OpPlus:
+		return minLen(re.Sub[0])
+	case syntax.OpRepeat:
+		return re.Min * minLen(re.Sub[0])
+	case syntax.OpConcat:
+		n := 0
+		for _, s := range re.Sub {
+			n += minLen(s)
+		}
+		return n
+	case syntax.OpAlternate:
+		n := -1
+		for _, s := range re.Sub {
+			if m := minLen(s); n < 0 || m < n {
+				n = m
+			}
+		}
+		return max(n, 0)
+	}
+	return 0 // star, quest, empty, assertions
+}
+
+// maxLen is the longest match in bytes, or -1 when unbounded.
+func maxLen(re *syntax.Regexp) int {
+	switch re.Op {
+	case syntax.OpLiteral:
+		n := 0
+		for _, r := range re.Rune {
+			n += utf8.RuneLen(r)
+			if re.Flags&syntax.FoldCase != 0 {
+				n += 2 // a folded rune may be longer (the Kelvin sign)
+			}
+		}
+		return n
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return utf8.UTFMax
+	case syntax.OpCapture:
+		return maxLen(re.Sub[0])
+	case syntax.OpQuest:
+		return maxLen(re.Sub[0])
+	case syntax.OpStar, syntax.OpPlus:
+		return -1
+	case syntax.OpRepeat:
+		m := maxLen(re.Sub[0])
+		if re.Max < 0 || m < 0 {
+			return -1
+		}
+		return re.Max * m
+	case syntax.OpConcat:
+		n := 0
+		for _, s := range re.Sub {
+			m := maxLen(s)
+			if m < 0 {
+				return -1
+			}
+			n += m
+		}
+		return n
+	case syntax.OpAlternate:
+		n := 0
+		for _, s := range re.Sub {
+			m := maxLen(s)
+			if m < 0 {
+				return -1
+			}
+			n = max(n, m)
+		}
+		return n
+	}
+	return 0
+}
+
+type plit struct {
+	s    string
+	fold bool
+}
+
+// prefixLits returns literals one of which every match starts with, each
+// of two bytes or more, or false.
+func prefixLits(re *syntax.Regexp) ([]plit, bool) {
+	set := prefixSet(re, 16)
+	if len(set) == 0 {
+		return nil, false
+	}
+	for _, l := range set {
+		if len(l.s) < 2 {
+			return nil, false
+		}
+	}
+	return set, true
+}
+
+// prefixSet is prefixLits without the length test; nil when unknown.
+func prefixSet(re *syntax.Regexp, limit int) []plit {
+	switch re.Op {
+	case syntax.OpLiteral:
+		fold := re.Flags&syntax.FoldCase != 0
+		s := string(re.Rune)
+		if fold {
+			s = strings.ToLower(s)
+		}
+		return []plit{{s, fold}}
+	case syntax.OpCharClass:
+		var out []plit
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				if len(out) >= 4 || r >= utf8.RuneSelf {
+					return nil
+				}
+				out = append(out, plit{string(r), false})
+			}
+		}
+		return out
+	case syntax.OpCapture:
+		return prefixSet(re.Sub[0], limit)
+	case syntax.OpAlternate:
+		var out []plit
+		for _, s := range re.Sub {
+			p := prefixSet(s, limit)
+			if p == nil || len(out)+len(p) > limit {
+				return nil
+			}
+			out = append(out, p...)
+		}
+		return out
+	case syntax.OpConcat:
+		out := []plit{{"", false}}
+		for _, s := range re.Sub {
+			p := prefixSet(s, limit)
+			if p == nil || len(out)*len(p) > limit {
+				break
+			}
+			var next []plit
+			for _, a := range out {
+				for _, b := range p {
+					f := a.fold || b.fold
+					as := a.s
+					if f {
+						as = strings.ToLower(as)
+					}
+					bs := b.s
+					if f {
+						bs = strings.ToLower(bs)
+					}
+					next = append(next, plit{as + bs, f})
+				}
+			}
+			out = next
+			if !isLiteralish(s) {
+				break // a class or an alternation of literals: the set is exact only up to here
+			}
+		}
+		if len(out) == 1 && out[0].s == "" {
+			return nil
+		}
+		return out
+	}
+	return nil
+}
+
+func isLiteralish(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpLiteral, syntax.OpCharClass:
+		return true
+	case syntax.OpCapture:
+		return isLiteralish(re.Sub[0])
+	case syntax.OpAlternate:
+		for _, s := range re.Sub {
+			if !isLiteralish(s) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// identSlack is how many name bytes may follow an identifier: gitleaks'
+// (?:[ \t\w.-]{0,20}) between the identifier and the operator.
+const identSlack = 20
+
+// identMatcher finds which name rules' identifiers a name holds:
+// Aho-Corasick over the lower-cased identifiers, built once.
+type identMatcher struct {
+	next  [][256]uint16 // per state, per byte (lower-cased)
+	masks [][]uint64    // per state: the name rules an identifier ending here belongs to
+	words int
+}
+
+func newIdentMatcher(idents [][]string) *identMatcher {
+	words := (len(idents) + 63) / 64
+	m := &identMatcher{words: words}
+	type node struct {
+		child map[byte]int
+		fail  int
+		mask  []uint64
+	}
+	nodes := []node{{child: map[byte]int{}, mask: make([]uint64, words)}}
+	for ri, ids := range idents {
+		for _, id := range ids {
+			s := 0
+			for _, c := range []byte(strings.ToLower(id)) {
+				n, ok := nodes[s].child[c]
+				if !ok {
+					nodes = append(nodes, node{child: map[byte]int{}, mask: make([]uint64, words)})
+					n = len(nodes) - 1
+					nodes[s].child[c] = n
+				}
+				s = n
+			}
+			nodes[s].mask[ri/64] |= 1 << (ri % 64)
+		}
+	}
+	m.next = make([][256]uint16, len(nodes))
+	m.masks = make([][]uint64, len(nodes))
+	var queue []int
+	for c := 0; c < 256; c++ {
+		if n, ok := nodes[0].child[byte(c)]; ok {
+			m.next[0][c] = uint16(n)
+			queue = append(queue, n)
+		}
+	}
+	m.masks[0] = nodes[0].mask
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		mask := append([]uint64(nil), nodes[s].mask...)
+		for i, w := range m.masks[nodes[s].fail] {
+			mask[i] |= w
+		}
+		m.masks[s] = mask
+		for c := 0; c < 256; c++ {
+			if n, ok := nodes[s].child[byte(c)]; ok {
+				nodes[n].fail = int(m.next[nodes[s].fail][c])
+				m.next[s][c] = uint16(n)
+				queue = append(queue, n)
+			} else {
+				m.next[s][c] = m.next[nodes[s].fail][c]
+			}
+		}
+	}
+	// Upper-case letters go where their lower case goes.
+	for s := range m.next {
+		for c := 'A'; c <= 'Z'; c++ {
+			m.next[s][c] = m.next[s][c+'a'-'A']
+		}
+	}
+	return m
+}
+
+// match ORs into mask the name rules whose identifiers occur in name, and
+// reports whether any did.
+func (m *identMatcher) match(name []byte, mask []uint64) bool {
+	s, any := 0, false
+	for i, c := range name {
+		s = int(m.next[s][c])
+		// gitleaks allows 20 name characters after the identifier.
+		if s != 0 && len(name)-1-i <= identSlack {
+			for i, w := range m.masks[s] {
+				if w != 0 {
+					mask[i] |= w
+					any = true
+				}
+			}
+		}
+	}
+	return any
+}
+
+// mayName is true when name holds an identifier of a name rule.
+func (m *identMatcher) mayName(name []byte) bool {
+	s := 0
+	for i, c := range name {
+		s = int(m.next[s][c])
+		if s != 0 && len(name)-1-i <= identSlack {
+			for _, w := range m.masks[s] {
+				if w != 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// protocolNames are never secrets, whatever their names hold: JSON-RPC
+// and MCP fields that replay depends on (DESIGN "MCP-faithful replay").
+var protocolNames = map[string]bool{
+	"id": true, "jsonrpc": true, "method": true, "progresstoken": true,
+	"cursor": true, "nextcursor": true,
+}
+
+func protocolName(name []byte) bool {
+	if len(name) > 16 {
+		return false
+	}
+	var buf [16]byte
+	return protocolNames[string(appendNormName(buf[:0], name))]
+}
+
+// shannonEntropy is gitleaks' entropy of a secret (bits per character,
+// counted over runes, divided by the length in bytes).
+func shannonEntropy(data []byte) float64 {
+	if len(data) == 0 {
+		return 0
+	}
+	var ascii [128]int
+	var other map[rune]int
+	for _, r := range string(data) {
+		if r < 128 {
+			ascii[r]++
+			continue
+		}
+		if other == nil {
+			other = map[rune]int{}
+		}
+		other[r]++
+	}
+	inv := 1.0 / float64(len(data))
+	e := 0.0
+	for _, n := range ascii {
+		if n > 0 {
+			f := float64(n) * inv
+			e -= f * math.Log2(f)
+		}
+	}
+	for _, n := range other {
+		f := float64(n) * inv
+		e -= f * math.Log2(f)
+	}
+	return e
+}
+
+// reports is true when gitleaks would report secret, found in match.
+func (c *compiledRule) reports(secret, match []byte) bool {
+	if len(secret) == 0 || isMarker(secret) || bytes.Contains(secret, []byte(markerOpen)) {
+		return false
+	}
+	if c.entropy != 0 && shannonEntropy(secret) <= c.entropy {
+		return false
+	}
+	for _, a := range c.allowSecret {
+		if a.Match(secret) {
+			return false
+		}
+	}
+	for _, a := range c.allowMatch {
+		if a.Match(match) {
+			return false
+		}
+	}
+	if len(c.stop) > 0 {
+		low := bytes.ToLower(secret)
+		for _, w := range c.stop {
+			if bytes.Contains(low, []byte(w)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// secretOf picks gitleaks' secret out of a match: the rule's secret group,
+// else the first non-empty group, else the whole match.
+func (c *compiledRule) secretOf(m []int) (int, int) {
+	if c.secretGroup > 0 && 2*c.secretGroup+1 < len(m) {
+		return m[2*c.secretGroup], m[2*c.secretGroup+1]
+	}
+	for g := 1; 2*g+1 < len(m); g++ {
+		if m[2*g] >= 0 && m[2*g+1] > m[2*g] {
+			return m[2*g], m[2*g+1]
+		}
+	}
+	return m[0], m[1]
+}
+
+// scanner is one Redactor's literal search: the rules' literals and the
+// Config.Values needles, bucketed by anchor byte.
+type scanner struct {
+	rs      *ruleSet
+	lits    []literal
+	anchor  [256]uint8
+	buckets [256][]anchorLit
+	values  int // needles from Config.Values (0: none)
+}
+
+// anchorRank orders bytes from rarest in text (a good anchor) to most
+// common.
+func anchorRank(c byte) int {
+	const lower = "zqxjkvbpygfwmucldrhsnioate"
+	switch {
+	case strings.IndexByte("~|%@^<>\\`$#!*", c) >= 0:
+		return 1
+	case c == '_':
+		return 2
+	case c >= 'A' && c <= 'Z':
+		if strings.IndexByte("QZXJKVWY", c) >= 0 {
+			return 3
+		}
+		return 5
+	case c == '-' || c == '=' || c == '+' || c == '/':
+		return 6
+	case c >= '0' && c <= '9':
+		return 7
+	case c == '.':
+		return 8
+	case c >= 'a' && c <= 'z':
+		return 10 + strings.IndexByte(lower, c)
+	}
+	return 40 // space, quote, comma, control, non-ASCII
+}
+
+func newScanner(rs *ruleSet, values []string) *scanner {
+	sc := &scanner{rs: rs, lits: append([]literal(nil), rs.lits...)}
+	sc.anchor['='], sc.anchor['<'] = 1, 1 // assignAt, xmlAt
+	for vi, v := range values {
+		for _, n := range valueNeedles(v) {
+			sc.lits = append(sc.lits, literal{s: n.s, kind: n.kind, rule: vi})
+			sc.values++
+		}
+	}
+	for li, l := range sc.lits {
+		best, rank := 0, 1<<30
+		for i := 0; i < len(l.s); i++ {
+			c := l.s[i]
+			r := anchorRank(c)
+			if l.fold && c >= 'a' && c <= 'z' {
+				r = anchorRank(c) // both cases are anchors: keep the lower-case rank
+			}
+			if r < rank {
+				best, rank = i, r
+			}
+		}
+		c := l.s[best]
+		sc.buckets[c] = append(sc.buckets[c], anchorLit{lit: li, off: best})
+		sc.anchor[c] = 1
+		if l.fold && c >= 'a' && c <= 'z' {
+			u := c - 'a' + 'A'
+			sc.buckets[u] = append(sc.buckets[u], anchorLit{lit: li, off: best})
+			sc.anchor[u] = 1
+		}
+	}
+	return sc
+}
+
+type needle struct {
+	s    string
+	kind litKind
+}
+
+// minValueLen is the shortest Config.Values entry that is scrubbed: a
+// shorter value ("1", "true", a port) would match too much that is not
+// secret.
+const minValueLen = 8
+
+// valueNeedles returns the forms a value takes in what the proxy sees:
+// as it is, percent-encoded (query and path), JSON-escaped, and inside
+// base64 (Basic credentials, encoded blobs), where it shows as one of three
+// stable middles whatever its offset.
+func valueNeedles(v string) []needle {
+	if len(v) < minValueLen {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []needle
+	add := func(s string, k litKind) {
+		if len(s) >= 4 && !seen[s] {
+			seen[s] = true
+			out = append(out, needle{s, k})
+		}
+	}
+	add(v, litValue)
+	add(url.QueryEscape(v), litValue)
+	add(url.PathEscape(v), litValue)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) == nil {
+		js := strings.TrimSuffix(strings.TrimSpace(b.String()), "\n")
+		add(js[1:len(js)-1], litValue)
+	}
+	for _, e := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		for off := 0; off < 3; off++ {
+			pre := strings.Repeat("\x00", off)
+			full := e.EncodeToString([]byte(pre + v))
+			// Skip the characters that depend on the bytes before and after.
+			start := (off*8 + 5) / 6
+			if off == 0 {
+				start = 0
+			}
+			end := (len(pre+v) * 8) / 6
+			if end-start >= 8 {
+				add(full[start:end], litValueB64)
+			}
+		}
+	}
+	return out
+}
+
+// spans appends the secrets the rules and values find in s[lo:hi].
+func (sc *scanner) spans(r *Redactor, s []byte, lo, hi int, out []span) []span {
+	rs := sc.rs
+	var gated uint64
+	next := lo // where the next token rule may start (after the last match)
+	anchor := &sc.anchor
+	for i := lo; i < hi; i++ {
+		if i = nextIn(anchor, s, i, hi); i >= hi {
+			break
+		}
+		switch s[i] {
+		case '=':
+			if sp, ok := r.assignAt(s, lo, hi, i); ok {
+				out = append(out, sp)
+			}
+		case '<':
+			if sp, ok := r.xmlAt(s, lo, hi, i); ok {
+				out = append(out, sp)
+			}
+		}
+		for _, a := range sc.buckets[s[i]] {
+			l := &sc.lits[a.lit]
+			st := i - a.off
+			if st < lo || st+len(l.s) > hi || !litAt(s, st, l) {
+				continue
+			}
+			switch l.kind {
+			case litGate:
+				gated |= 1 << (l.rule & 63)
+			case litValue:
+				out = append(out, span{start: st, end: st + len(l.s), kind: "value"})
+			case litValueB64:
+				b, e := st, st+len(l.s)
+				for b > lo && b64Char(s[b-1]) {
+					b--
+				}
+				for e < hi && b64Char(s[e]) {
+					e++
+				}
+				out = append(out, span{start: b, end: e, kind: "value"})
+			case litToken:
+				if st < next {
+					continue
+				}
+				t := rs.tokens[l.rule]
+				if l.wb && !wordBoundaryAt(s, lo, st) {
+					continue
+				}
+				end := hi
+				if t.maxLen >= 0 && st+t.maxLen+2 < end {
+					end = st + t.maxLen + 2
+				}
+				m := t.re.FindSubmatchIndex(s[st:end])
+				if m == nil {
+					continue
+				}
+				a0, a1 := t.secretOf(m)
+				for a1 > a0 && s[st+a1-1] == '\\' { // an escape's backslash ends no secret
+					a1--
+				}
+				if a0 < 0 || !t.reports(s[st+a0:st+a1], s[st+m[0]:st+m[1]]) {
+					continue
+				}
+				out = append(out, span{start: st + a0, end: st + a1, kind: t.kind})
+				next = st + m[1]
+			}
+		}
+	}
+	for g := 0; gated != 0 && g < len(rs.gated); g++ {
+		if gated&(1<<(g&63)) == 0 {
+			continue
+		}
+		t := rs.gated[g]
+		for _, m := range t.full.FindAllSubmatchIndex(s[lo:hi], -1) {
+			a0, a1 := t.secretOf(m)
+			for a1 > a0 && s[lo+a1-1] == '\\' {
+				a1--
+			}
+			if a0 >= 0 && t.reports(s[lo+a0:lo+a1], s[lo+m[0]:lo+m[1]]) {
+				out = append(out, span{start: lo + a0, end: lo + a1, kind: t.kind})
+			}
+		}
+	}
+	return out
+}
+
+func b64Char(c byte) bool {
+	return alnum[c] || c == '+' || c == '/' || c == '=' || c == '-' || c == '_'
+}
+
+func litAt(s []byte, st int, l *literal) bool {
+	if !l.fold {
+		return string(s[st:st+len(l.s)]) == l.s
+	}
+	for k := 0; k < len(l.s); k++ {
+		c := s[st+k]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != l.s[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func isWordByte(c byte) bool { return alnum[c] || c == '_' }
+
+// wordBoundaryAt is \b at st, with a JSON escape before st (\n, \u0026)
+// counted as a boundary, as boundary does.
+func wordBoundaryAt(s []byte, lo, st int) bool {
+	before := st > lo && isWordByte(s[st-1])
+	if before && escapeBefore(s, lo, st) > 0 {
+		before = false
+	}
+	after := st < len(s) && isWordByte(s[st])
+	return before != after
+}
+
+// mergeSpans sorts spans and merges those that overlap (the earlier kind
+// is kept).
+func mergeSpans(sp []span) []span {
+	if len(sp) < 2 {
+		return sp
+	}
+	sort.SliceStable(sp, func(a, b int) bool { return sp[a].start < sp[b].start })
+	out := sp[:1]
+	for _, x := range sp[1:] {
+		last := &out[len(out)-1]
+		if x.start < last.end {
+			if x.end > last.end {
+				last.end = x.end
+			}
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// nameValue checks the name rules whose identifiers name holds against the
+// value that starts at s[v] (the operator is just before v; the value
+// expression allows gitleaks' quotes and blanks). It returns the secret.
+func (r *Redactor) nameValue(name []byte, s []byte, v, hi int) (span, bool) {
+	sc := r.sc
+	if sc == nil || v >= hi || len(name) == 0 || protocolName(name) {
+		return span{}, false
+	}
+	if len(r.allow) > 0 {
+		last := name
+		if n := len(last); n > 2 && last[n-1] == ']' {
+			if k := lastIndexByte(last, '['); k >= 0 {
+				last = last[k+1 : n-1]
+			}
+		}
+		if r.allow[normName(string(last))] {
+			return span{}, false
+		}
+	}
+	var buf [4]uint64
+	mask := buf[:sc.rs.idents.words]
+	if !sc.rs.idents.match(name, mask) {
+		return span{}, false
+	}
+	for w, bits := range mask {
+		for bits != 0 {
+			b := mbits.TrailingZeros64(bits)
+			bits &= bits - 1
+			nr := sc.rs.names[w*64+b]
+			end := hi
+			if nr.maxLen >= 0 && v+nr.maxLen+2 < end {
+				end = v + nr.maxLen + 2
+			}
+			m := nr.value.FindSubmatchIndex(s[v:end])
+			if m == nil {
+				continue
+			}
+			a0, a1 := nr.secretOf(m)
+			if a0 < 0 {
+				continue
+			}
+			match := append(append(append([]byte(nil), name...), '='), s[v+m[0]:v+m[1]]...)
+			if nr.reports(s[v+a0:v+a1], match) {
+				return span{start: v + a0, end: v + a1, kind: nr.kind}, true
+			}
+		}
+	}
+	return span{}, false
+}
+
+// mayName reports whether a name holds an identifier of a name rule.
+func (r *Redactor) mayName(name []byte) bool {
+	return r.sc != nil && r.sc.rs.idents.mayName(name)
+}
+
+// rulesInto adds to w.pending what the rules and values find in
+// w.src[lo:hi]. Callers add stretches in increasing order.
+func (r *Redactor) rulesInto(w *writer, lo, hi int) {
+	if r.sc == nil || hi-lo < 2 {
+		return
+	}
+	sp := r.sc.spans(r, w.src, lo, hi, nil)
+	if len(sp) == 0 {
+		return
+	}
+	w.pending = append(w.pending, mergeSpans(sp)...)
+}
+
+// assignAt takes the value of name = value, name= value or name =value
+// (blanks around '='; name=value is the first layer's, matchQueryField):
+// INI and TOML files, shell and Python assignments, aws credentials files.
+func (r *Redactor) assignAt(s []byte, lo, hi, i int) (span, bool) {
+	blankBefore := i > lo && (s[i-1] == ' ' || s[i-1] == '\t')
+	blankAfter := i+1 < hi && (s[i+1] == ' ' || s[i+1] == '\t')
+	if !blankBefore && !blankAfter || i+1 < hi && (s[i+1] == '=' || s[i+1] == '>') {
+		return span{}, false
+	}
+	p := i
+	if p > lo && s[p-1] == ':' { // :=
+		p--
+	}
+	for p > lo && (s[p-1] == ' ' || s[p-1] == '\t') {
+		p--
+	}
+	var q byte
+	if p > lo && (s[p-1] == '"' || s[p-1] == '\'') {
+		q = s[p-1]
+		p--
+	}
+	ne := p
+	for p > lo && ne-p < 64 && nameChar[s[p-1]] {
+		p--
+	}
+	if p == ne || q != 0 && (p == lo || s[p-1] != q) {
+		return span{}, false
+	}
+	name := s[p:ne]
+	if r.secretField(name) {
+		v := i + 1
+		for v < hi && (s[v] == ' ' || s[v] == '\t') {
+			v++
+		}
+		var e int
+		if v < hi && (s[v] == '"' || s[v] == '\'') {
+			v++
+			e = v
+			for e < hi && s[e] != s[v-1] && s[e] != '\n' {
+				e++
+			}
+		} else {
+			e = runOf2(s, v, hi, &qStop)
+		}
+		if e > v && !isMarker(s[v:e]) {
+			return span{start: v, end: e, kind: "field"}, true
+		}
+		return span{}, false
+	}
+	return r.nameValue(name, s, i+1, hi)
+}
+
+// xmlAt takes the text of <Name>value</Name> when Name is a secret field
+// name (an AWS STS answer's <SecretAccessKey> and <SessionToken>). <Key>
+// is left alone: S3 listings name objects with it.
+func (r *Redactor) xmlAt(s []byte, lo, hi, i int) (span, bool) {
+	p := i + 1
+	e := p
+	for e < hi && e-p < 64 && (nameChar[s[e]] || s[e] == ':') {
+		e++
+	}
+	if e == p || e >= hi || s[e] != '>' {
+		return span{}, false
+	}
+	name := s[p:e]
+	if k := lastIndexByte(name, ':'); k >= 0 {
+		name = name[k+1:]
+	}
+	if len(name) == 0 || strings.EqualFold(string(name), "key") || !r.secretField(name) {
+		return span{}, false
+	}
+	v := e + 1
+	ve := v
+	for ve < hi && s[ve] != '<' && ve-v < 1<<14 {
+		ve++
+	}
+	for v < ve && isWS(s[v]) {
+		v++
+	}
+	for ve > v && isWS(s[ve-1]) {
+		ve--
+	}
+	if ve == v || isMarker(s[v:ve]) {
+		return span{}, false
+	}
+	return span{start: v, end: ve, kind: "field"}, true
+}
+
+// extraRules are formats beyond gitleaks' defaults, in its rule format.
+var extraRules = []gitleaksRule{
+	// A bot token in a Bot API URL path: /bot123456789:AA…/sendMessage.
+	{ID: "telegram-bot-token", Regex: `bot([0-9]{5,16}:A[A-Za-z0-9_\-]{32,40})\b`},
+	// Google OAuth 2.0 access tokens.
+	{ID: "google-oauth-token", Regex: `\b(ya29\.[0-9A-Za-z_\-]{20,})`},
+	// Incoming-webhook paths, whose host the URL scrubber keeps.
+	{ID: "slack-webhook-path", Regex: `/(?:services|workflows|triggers)/(T[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/[A-Za-z0-9]{24})`},
+	{ID: "teams-webhook-path", Regex: `/webhookb2/([a-z0-9-]{36}@[a-z0-9-]{36}/IncomingWebhook/[a-z0-9]{32}/[a-z0-9-]{36})`},
+}
+
+// nameValueInto replaces the value nameValue finds, and reports whether it
+// found one.
+func (r *Redactor) nameValueInto(w *writer, name, s []byte, v, hi int) bool {
+	sp, ok := r.nameValue(unescapeKey(name), s, v, hi)
+	if ok {
+		r.scanText(w, v+1, sp.start)
+		w.replace(sp)
+		r.scanText(w, sp.end, hi-1)
+	}
+	return ok
+}
+
+// disabled is set only by the noredact build (noredact.go).
+var disabled bool
