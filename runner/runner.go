@@ -38,6 +38,13 @@ type RecordStore interface {
 	PutRun(store.Run) error
 }
 
+// Redactor scrubs secrets out of what a run record keeps; *redact.Redactor
+// is one.
+type Redactor interface {
+	Args(argv []string) []string
+	String(s string) string
+}
+
 // Spec is one run to make.
 type Spec struct {
 	Argv []string // the command; Argv[0] is looked up in PATH of Env
@@ -62,6 +69,11 @@ type Spec struct {
 	// the first one also marks the run interrupted and starts the
 	// KillGrace timer. nil: none.
 	Signals <-chan os.Signal
+
+	// Redact scrubs what the record keeps of the command line and of the
+	// failure reasons (package redact's Args and String). nil keeps them
+	// as they are.
+	Redact Redactor
 
 	Mode      string   // the proxy's mode: decides how misses count
 	Artifacts []string // paths or globs, relative to Dir; each must match a non-empty file
@@ -193,6 +205,9 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	rec.StartedAt = now().UTC()
 	rec.UpdatedAt = rec.StartedAt
 	rec.Command = append([]string(nil), spec.Argv...)
+	if spec.Redact != nil {
+		rec.Command = spec.Redact.Args(spec.Argv)
+	}
 	rec.Dir = dir
 	rec.Mode = spec.Mode
 	rec.TimeoutSeconds = spec.Timeout.Seconds()
@@ -203,7 +218,7 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, fmt.Errorf("open run record: %w", err)
 	}
 
-	ev := Evidence{RunID: rec.RunID, Mode: spec.Mode, Dir: dir, Argv: rec.Command, Timeout: spec.Timeout, Started: rec.StartedAt}
+	ev := Evidence{RunID: rec.RunID, Mode: spec.Mode, Dir: dir, Argv: append([]string(nil), spec.Argv...), Timeout: spec.Timeout, Started: rec.StartedAt}
 	r := &running{spec: spec, rec: rec, grace: grace}
 	r.execute(ctx, &ev, flushEvery, now)
 	ev.Ended = now().UTC()
@@ -219,10 +234,14 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 
 	rec = r.rec
 	observed(&rec, &ev)
-	rec.Status, rec.FailureClass, rec.FailureReason = status, primary.Class, primary.Reason
+	scrub := func(s string) string { return s }
+	if spec.Redact != nil {
+		scrub = spec.Redact.String
+	}
+	rec.Status, rec.FailureClass, rec.FailureReason = status, primary.Class, scrub(primary.Reason)
 	rec.Reasons = nil
 	for _, f := range fails {
-		rec.Reasons = append(rec.Reasons, store.RunReason{Status: f.Status, Class: f.Class, Reason: f.Reason})
+		rec.Reasons = append(rec.Reasons, store.RunReason{Status: f.Status, Class: f.Class, Reason: scrub(f.Reason)})
 	}
 	code := ev.ExitCode
 	rec.ExitCode, rec.Signal = &code, ev.Signal

@@ -133,6 +133,7 @@ func runAction(c *cli.Context) error {
 		InputFile:    input,
 		Store:        p.st,
 		Observer:     obs,
+		Redact:       p.redactor,
 		Record: store.Run{
 			RunID:         runID,
 			RunType:       runner.RunTypeProduction,

@@ -40,6 +40,7 @@ func proxyFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "append", Usage: "record mode: add to the cassette instead of starting it fresh"},
 		&cli.Int64Flag{Name: "max-body", Usage: "largest body recorded, in bytes; larger ones pass through unrecorded", Value: 64 << 20},
 		&cli.StringFlag{Name: "replay-timing", Usage: "pace of replayed streams: fast (as fast as the client reads), recorded (the recorded gaps), or scale:F (gaps times F)", EnvVars: []string{"CASSETTEPROXY_REPLAY_TIMING"}, Value: "fast"},
+		secretEnvFlag(), secretFileFlag(),
 	}
 }
 
@@ -190,6 +191,9 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		return fail(err)
 	}
 	redactCfg.Secret = secret
+	if redactCfg.Values, err = secretValues(c, os.Environ()); err != nil {
+		return fail(err)
+	}
 	redactor, err := redact.New(redactCfg)
 	if err != nil {
 		return fail(fmt.Errorf("rules %s: %w", c.String("rules"), err))
