@@ -49,6 +49,14 @@ type env struct {
 	dir  string
 	db   string
 	home string
+	bin  string // the binary to run; "" is the one TestMain built
+}
+
+func (e *env) binary() string {
+	if e.bin != "" {
+		return e.bin
+	}
+	return binary
 }
 
 func newEnv(t *testing.T) *env {
@@ -67,7 +75,7 @@ func (e *env) cli(args ...string) (string, string, int) {
 // environment variables.
 func (e *env) cliIn(dir string, extraEnv []string, args ...string) (string, string, int) {
 	e.t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(e.binary(), args...)
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), "CASSETTEPROXY_DB="+e.db, "CASSETTEPROXY_HOME="+e.home), extraEnv...)
 	var out, errb bytes.Buffer
@@ -106,7 +114,7 @@ func (e *env) serve(args ...string) *proxyProc {
 func (e *env) trySERVE(args ...string) (*proxyProc, error) {
 	ready := filepath.Join(e.t.TempDir(), "ready")
 	full := append([]string{"serve", "--listen", "127.0.0.1:0", "--ready-file", ready}, args...)
-	cmd := exec.Command(binary, full...)
+	cmd := exec.Command(e.binary(), full...)
 	cmd.Env = append(os.Environ(), "CASSETTEPROXY_DB="+e.db, "CASSETTEPROXY_HOME="+e.home)
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr

@@ -1180,3 +1180,37 @@ func (r *Redactor) nameValueInto(w *writer, name, s []byte, v, hi int) bool {
 
 // disabled is set only by the noredact build (noredact.go).
 var disabled bool
+
+// Rule describes one format rule the redactor applies (gitleaks' defaults
+// and the extra formats), for documentation and tests.
+type Rule struct {
+	ID       string   // gitleaks' rule id; markers say it with '_' for '-'
+	Shape    string   // "token", "name" (IDENTIFIER … = VALUE) or "gated" (runs when a keyword is there)
+	Regex    string   // token and gated: what a match is (anchored at its literal for token rules)
+	Value    string   // name: what the value after the operator is
+	Keywords []string // name: the identifiers; gated: the keywords
+	Entropy  float64  // a secret must have more (0: no test)
+}
+
+// Rules lists the format rules, and the gitleaks rules left out because
+// they apply to file names only.
+func Rules() (rules []Rule, fileOnly []string, err error) {
+	rs, err := loadRules()
+	if err != nil {
+		return nil, nil, err
+	}
+	kw := map[string][]string{}
+	for _, d := range append(append([]gitleaksRule(nil), gitleaksRules...), extraRules...) {
+		kw[d.ID] = d.Keywords
+	}
+	for _, t := range rs.tokens {
+		rules = append(rules, Rule{ID: t.id, Shape: "token", Regex: t.re.String(), Entropy: t.entropy})
+	}
+	for _, n := range rs.names {
+		rules = append(rules, Rule{ID: n.id, Shape: "name", Value: n.value.String(), Keywords: kw[n.id], Entropy: n.entropy})
+	}
+	for _, g := range rs.gated {
+		rules = append(rules, Rule{ID: g.id, Shape: "gated", Regex: g.full.String(), Keywords: kw[g.id], Entropy: g.entropy})
+	}
+	return rules, append([]string(nil), rs.skipped...), nil
+}

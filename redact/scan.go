@@ -865,7 +865,7 @@ func (r *Redactor) matchQueryField(keys *keyCache, s []byte, lo, hi, i int) (spa
 		} else {
 			return span{}, false
 		}
-	} else if p > lo && bytes.IndexByte([]byte("?&#;, \t\r\n\"'`({|"), s[p-1]) < 0 && !(s[p-1] == ':' && p-2 >= lo && s[p-2] == '/') { // .npmrc: //host/:_authToken=
+	} else if p > lo && bytes.IndexByte([]byte("?&#;, \t\r\n\"'`({|>"), s[p-1]) < 0 && !(s[p-1] == ':' && p-2 >= lo && s[p-2] == '/') { // .npmrc: //host/:_authToken=
 		return span{}, false
 	}
 	if p >= i {
