@@ -18,6 +18,7 @@ const (
 	ReasonExhausted        = "exhausted"
 	ReasonUpgrade          = "upgrade_not_replayable"
 	ReasonBodyNotRecorded  = "body_not_recorded"
+	ReasonExpired          = "expired"
 	BlockedHeader          = "X-Cassetteproxy-Blocked"
 	blockedContentTypeJSON = "application/json; charset=utf-8"
 )

@@ -101,6 +101,20 @@ func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) 
 				Message: fmt.Sprintf("the recorded response body (%d bytes) was over --max-body and was passed through without being kept", in.Response.NotRecorded.Size),
 				Fix:     "record again with a larger --max-body"})
 		}
+		if age, expired := s.expired(in); expired {
+			if s.cfg.ExpiredBlock {
+				out.Decision, out.Reason = DecisionBlocked, ReasonExpired
+				return s.blockedResponse(req, blockedAnswer{Reason: ReasonExpired, Request: blockedRequest{req.Method, out.URL},
+					Message: fmt.Sprintf("the recorded answer was recorded at %s, %s ago, over --max-recording-age %s",
+						in.RecordedAt.UTC().Format(time.RFC3339), age.Round(time.Second), s.cfg.MaxRecordingAge),
+					Fix: s.recordHint() + "; or serve old recordings with a warning: --expired warn"})
+			}
+			out.Decision, out.Reason = DecisionReplayed, ReasonExpired
+			resp := s.replayResponse(req, body, in)
+			resp.Header = cloneHeader(resp.Header)
+			resp.Header.Set(ExpiredHeader, in.RecordedAt.UTC().Format(time.RFC3339))
+			return resp
+		}
 		out.Decision = DecisionReplayed
 		return s.replayResponse(req, body, in)
 	case status == match.Exhausted:
@@ -440,6 +454,20 @@ func readBody(rc io.ReadCloser, max int64) (body []byte, rest io.Reader, err err
 	return body, nil, nil
 }
 
+// ExpiredHeader marks an answer served from a recording older than
+// --max-recording-age (--expired warn); its value is the recorded_at.
+const ExpiredHeader = "X-Cassetteproxy-Expired"
+
+// expired reports whether a recorded answer is older than MaxRecordingAge,
+// and its age. An interaction without a recorded time is never expired.
+func (s *Server) expired(in *store.Interaction) (time.Duration, bool) {
+	if s.cfg.MaxRecordingAge <= 0 || in.RecordedAt.IsZero() {
+		return 0, false
+	}
+	age := time.Since(in.RecordedAt)
+	return age, age > s.cfg.MaxRecordingAge
+}
+
 // recordHint says how to get a missing request into the recording.
 func (s *Server) recordHint() string {
 	if s.cfg.RecordHint != "" {
@@ -462,8 +490,8 @@ func (s *Server) report(o Outcome) { s.reportAt(time.Now(), o) }
 // reportAt is report with the line's time already read.
 func (s *Server) reportAt(now time.Time, o Outcome) {
 	level := slog.LevelInfo
-	if o.Decision == DecisionError {
-		level = slog.LevelWarn
+	if o.Decision == DecisionError || o.Reason == ReasonExpired {
+		level = slog.LevelWarn // an expired recording served (--expired warn) or blocked
 	}
 	// The record is built here rather than by Logger.LogAttrs, which asks
 	// runtime.Callers for a source location on every call (a fifth of the

@@ -76,6 +76,12 @@ type Config struct {
 	// client reads, 1 at their recorded offsets, F at F times them (see
 	// ParseReplayTiming).
 	ReplayTiming float64
+	// MaxRecordingAge marks a recorded answer older than this (by its
+	// recorded_at) expired; 0 never does. An expired answer is served with
+	// the header X-Cassetteproxy-Expired and a warning in the log, or, with
+	// ExpiredBlock, blocked with reason expired.
+	MaxRecordingAge time.Duration
+	ExpiredBlock    bool
 }
 
 // ParseReplayTiming reads --replay-timing: "fast" (or ""), "recorded", or

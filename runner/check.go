@@ -22,6 +22,7 @@ const (
 	ClassMissingArtifact   = "missing_artifact_ref"
 	ClassEmptyOutput       = "empty_output"
 	ClassRunAbandoned      = "run_abandoned"
+	ClassExpired           = "expired"
 )
 
 // Failure is one reason a run is not passed.

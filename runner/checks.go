@@ -62,12 +62,25 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 	if len(ev.Blocked) == 0 {
 		return nil
 	}
-	var unrec, mut []Request
+	var unrec, mut, expired []Request
 	for _, r := range ev.Blocked {
-		if r.Reason == ClassMutationBlocked {
+		switch r.Reason {
+		case ClassMutationBlocked:
 			mut = append(mut, r)
-		} else {
+		case ClassExpired:
+			expired = append(expired, r)
+		default:
 			unrec = append(unrec, r)
+		}
+	}
+	// Recordings too old to trust (--expired block) fail the run in every
+	// mode: what the command did was judged against nothing.
+	var out []Failure
+	if len(expired) > 0 {
+		out = append(out, Failure{StatusFailed, ClassExpired, fmt.Sprintf("%s answered from recordings older than --max-recording-age, blocked (--expired block): %s",
+			count(len(expired), "request"), listRequests(expired))})
+		if len(unrec)+len(mut) == 0 {
+			return out
 		}
 	}
 	groups := []struct {
@@ -79,7 +92,6 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 		groups[0], groups[1] = groups[1], groups[0]
 	}
 	if ev.Mode == "strict" {
-		var out []Failure
 		for _, g := range groups {
 			if len(g.reqs) > 0 {
 				out = append(out, Failure{StatusFailed, g.class, fmt.Sprintf("%s %s (strict mode): %s", count(len(g.reqs), "request"), g.what, listRequests(g.reqs))})
@@ -88,13 +100,13 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 		return out
 	}
 	if !otherwiseFailing(ev) {
-		return nil
+		return out
 	}
 	g := groups[0]
 	if len(g.reqs) == 0 {
 		g = groups[1]
 	}
-	return []Failure{{StatusBlocked, g.class, fmt.Sprintf("the command failed after the proxy refused it %s (%s mode): %s", count(len(ev.Blocked), "answer"), ev.Mode, listRequests(ev.Blocked))}}
+	return append(out, Failure{StatusBlocked, g.class, fmt.Sprintf("the command failed after the proxy refused it %s (%s mode): %s", count(len(ev.Blocked), "answer"), ev.Mode, listRequests(ev.Blocked))})
 }
 
 func otherwiseFailing(ev *Evidence) bool {

@@ -54,7 +54,10 @@ func (o *Observer) Observe(out proxy.Outcome) {
 		if len(o.blocked) < maxListed {
 			o.blocked = append(o.blocked, r)
 		}
-		if out.Reason != proxy.ReasonMutation && len(o.misses) < maxListed {
+		// A miss is a request the recording had no answer for: a blocked
+		// mutation was refused, and an expired answer exists but is too old
+		// (its own failure class, see ProxyCheck).
+		if out.Reason != proxy.ReasonMutation && out.Reason != proxy.ReasonExpired && len(o.misses) < maxListed {
 			o.misses = append(o.misses, r)
 		}
 	}

@@ -27,20 +27,21 @@ func cassettesCommand() *cli.Command {
 				Flags: []cli.Flag{jsonFlag},
 				Action: func(c *cli.Context) error {
 					return withStore(c, true, func(st *store.Store) error {
-						infos, err := st.ListCassettes()
+						infos, err := listWithAge(st)
 						if err != nil {
 							return err
 						}
 						if c.Bool("json") {
-							if infos == nil {
-								infos = []store.CassetteInfo{}
-							}
 							return printJSON(c, infos)
 						}
 						tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-						fmt.Fprintln(tw, "NAME\tINTERACTIONS\tCREATED\tUPDATED")
+						fmt.Fprintln(tw, "NAME\tINTERACTIONS\tCREATED\tUPDATED\tOLDEST RECORDING")
 						for _, in := range infos {
-							fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", in.Name, in.Interactions, in.CreatedAt.Format(time.RFC3339), in.UpdatedAt.Format(time.RFC3339))
+							oldest := "-"
+							if in.OldestRecordingAt != nil {
+								oldest = in.OldestRecordingAt.Format(time.RFC3339)
+							}
+							fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", in.Name, in.Interactions, in.CreatedAt.Format(time.RFC3339), in.UpdatedAt.Format(time.RFC3339), oldest)
 						}
 						return tw.Flush()
 					})
@@ -98,6 +99,33 @@ func cassettesCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// cassetteAge is a cassette as `cassettes ls` lists it: its summary and
+// its oldest recording, the one --max-recording-age expires first.
+type cassetteAge struct {
+	store.CassetteInfo
+	OldestRecordingAt *time.Time `json:"oldest_recording_at,omitempty"`
+}
+
+func listWithAge(st *store.Store) ([]cassetteAge, error) {
+	infos, err := st.ListCassettes()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cassetteAge, 0, len(infos))
+	for _, in := range infos {
+		ca := cassetteAge{CassetteInfo: in}
+		oldest, err := st.OldestRecording(in.Name)
+		if err != nil {
+			return nil, err
+		}
+		if !oldest.IsZero() {
+			ca.OldestRecordingAt = &oldest
+		}
+		out = append(out, ca)
+	}
+	return out, nil
 }
 
 func bodySize(r store.Response) string {

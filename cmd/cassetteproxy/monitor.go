@@ -20,7 +20,7 @@ func monitorCommand() *cli.Command {
 		Name:      "monitor",
 		Usage:     "replay every fixture under a folder, write monitor.json, metrics.prom and junit.xml; exit 0 only when all pass",
 		UsageText: "cassetteproxy monitor FIXTURES_ROOT [--out DIR] [--max-age D] [--tier critical|hourly|daily] [-j N] [--allow-stale]",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "report `DIR`", Value: "monitor-out"},
 			&cli.StringFlag{Name: "max-age", Usage: "a fixture without a verdict newer than `DURATION` is stale", Value: "24h"},
 			&cli.StringFlag{Name: "tier", Usage: "replay only this tier (notes.json tier: critical, hourly, daily)"},
@@ -28,7 +28,7 @@ func monitorCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-stale", Usage: "stale fixtures do not fail the gate"},
 			&cli.StringFlag{Name: "code-version", Usage: "code `VERSION` under test, kept in each fixture's history [$CASSETTEPROXY_CODE_VERSION]", EnvVars: []string{"CASSETTEPROXY_CODE_VERSION"}},
 			passEnvFlag(),
-		},
+		}, expiryFlags()...),
 		Action: monitorAction,
 	}
 }
@@ -106,6 +106,10 @@ func monitorAction(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "%d fixtures: %d passing, %d failing, %d stale, %d unproven; gate %s; report in %s\n",
 		rep.FixturesTotal, rep.FixturesPassing, rep.FixturesFailing, rep.FixturesStale, rep.FixturesUnproven, rep.Gate, out)
+	if rep.FixturesExpired > 0 {
+		fmt.Fprintf(c.App.Writer, "%d fixtures hold recordings older than --max-recording-age %s (monitor.json: expired); record them again\n",
+			rep.FixturesExpired, c.String("max-recording-age"))
+	}
 	if rep.Gate != "pass" {
 		return &exitError{code: 1, msg: fmt.Sprintf("health gate failed: %d failing, %d stale (see %s)", rep.FixturesFailing, rep.FixturesStale, filepath.Join(out, "monitor.json"))}
 	}

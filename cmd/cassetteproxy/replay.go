@@ -18,13 +18,13 @@ import (
 )
 
 func replayFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "mode", Usage: "strict, replay or live (default: the fixture's input.json mode, else strict)"},
 		&cli.StringFlag{Name: "code-version", Usage: "code `VERSION` under test, kept in the fixture's history [$CASSETTEPROXY_CODE_VERSION]", EnvVars: []string{"CASSETTEPROXY_CODE_VERSION"}},
 		&cli.BoolFlag{Name: "keep", Usage: "keep the scratch work folder (its path is in the verdict)"},
 		&cli.StringSliceFlag{Name: "upstream-ca", Usage: "live mode: PEM `FILE` of extra roots for verifying upstreams (repeatable)"},
 		passEnvFlag(), secretEnvFlag(), secretFileFlag(),
-	}
+	}, expiryFlags()...)
 }
 
 // passEnvFlag names caller variables a replayed command also gets.
@@ -149,6 +149,10 @@ func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
 	if err != nil {
 		return nil, err
 	}
+	maxAge, expiredBlock, err := expiry(c)
+	if err != nil {
+		return nil, err
+	}
 	// replay logs a line per request, as serve does, so a red fixture shows
 	// what was asked and what was blocked; monitor replays many fixtures,
 	// whose lines would drown the gate's: warnings only there.
@@ -160,5 +164,6 @@ func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
 		log = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	return &fixtures.Replayer{Store: st, CA: ca, CABundle: bundle, Secret: secret, Logger: log,
-		CodeVersion: c.String("code-version"), Environ: os.Environ(), UpstreamRoots: roots, SecretValues: values}, nil
+		CodeVersion: c.String("code-version"), Environ: os.Environ(), UpstreamRoots: roots, SecretValues: values,
+		MaxRecordingAge: maxAge, ExpiredBlock: expiredBlock}, nil
 }

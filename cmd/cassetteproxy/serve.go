@@ -29,7 +29,7 @@ import (
 
 // proxyFlags are shared by serve and run.
 func proxyFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "mode", Usage: "record, replay, strict or live", EnvVars: []string{"CASSETTEPROXY_MODE"}, Value: "replay"},
 		&cli.StringFlag{Name: "cassette", Usage: "cassette `NAME`", EnvVars: []string{"CASSETTEPROXY_CASSETTE"}, Value: "default"},
 		&cli.StringFlag{Name: "listen", Usage: "`host:port` to listen on (port 0 picks a free one)", EnvVars: []string{"CASSETTEPROXY_LISTEN"}, Value: "127.0.0.1:8080"},
@@ -41,7 +41,7 @@ func proxyFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-body", Usage: "largest body recorded, in bytes; larger ones pass through unrecorded", Value: 64 << 20},
 		&cli.StringFlag{Name: "replay-timing", Usage: "pace of replayed streams: fast (as fast as the client reads), recorded (the recorded gaps), or scale:F (gaps times F)", EnvVars: []string{"CASSETTEPROXY_REPLAY_TIMING"}, Value: "fast"},
 		secretEnvFlag(), secretFileFlag(),
-	}
+	}, expiryFlags()...)
 }
 
 func serveCommand() *cli.Command {
@@ -130,6 +130,10 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		return nil, err
 	}
 	replayTiming, err := proxy.ParseReplayTiming(c.String("replay-timing"))
+	if err != nil {
+		return nil, err
+	}
+	maxAge, expiredBlock, err := expiry(c)
 	if err != nil {
 		return nil, err
 	}
@@ -229,20 +233,22 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 
 	p.addr = ln.Addr().String()
 	p.srv, err = proxy.New(proxy.Config{
-		Mode:          mode,
-		Cassette:      cassette,
-		Interactions:  interactions,
-		Recorder:      p.rec,
-		Rules:         rules,
-		Redactor:      redactor,
-		CA:            ca,
-		UpstreamRoots: roots,
-		BlockedStatus: status,
-		MaxBody:       c.Int64("max-body"),
-		ReplayTiming:  replayTiming,
-		Logger:        logger,
-		RunID:         runID,
-		Observe:       observe,
+		Mode:            mode,
+		Cassette:        cassette,
+		Interactions:    interactions,
+		Recorder:        p.rec,
+		Rules:           rules,
+		Redactor:        redactor,
+		CA:              ca,
+		UpstreamRoots:   roots,
+		BlockedStatus:   status,
+		MaxBody:         c.Int64("max-body"),
+		ReplayTiming:    replayTiming,
+		MaxRecordingAge: maxAge,
+		ExpiredBlock:    expiredBlock,
+		Logger:          logger,
+		RunID:           runID,
+		Observe:         observe,
 	})
 	if err != nil {
 		return fail(err)
