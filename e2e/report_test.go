@@ -48,7 +48,6 @@ func headless(t *testing.T, bin string, w, h int, page string, args ...string) s
 	return out.String()
 }
 
-
 // probeScript, appended to a copy of the page, reports what the browser
 // made of it: the layout width and the document's width (wider means a
 // sideways scroll), and how many resources it fetched (the page must need
