@@ -44,6 +44,10 @@ type rule struct {
 	body          bodyMode
 	bodySet       bool
 	mode          string
+	// responsePaths are JSON paths of response bodies whose values change
+	// from one recording to the next (rules learn finds them); drift
+	// ignores them. They never affect matching.
+	responsePaths []JSONPath
 }
 
 // DefaultRules need no file: method, scheme, host, path, query and body are
@@ -228,6 +232,19 @@ func parseRule(n *yaml.Node, errAt errAtFunc) (rule, error) {
 				}
 				ru.bodyPaths = append(ru.bodyPaths, jp)
 			}
+		case "ignore_response_paths":
+			var paths []string
+			if paths, err = stringList(v, k.Value, errAt); err != nil {
+				break
+			}
+			items := listItems(v)
+			for j, p := range paths {
+				jp, perr := ParseJSONPath(p)
+				if perr != nil {
+					return rule{}, errAt(items[j].Line, "%v", perr)
+				}
+				ru.responsePaths = append(ru.responsePaths, jp)
+			}
 		case "body":
 			var s string
 			if s, err = scalar(v, k.Value, errAt); err != nil {
@@ -249,7 +266,7 @@ func parseRule(n *yaml.Node, errAt errAtFunc) (rule, error) {
 			}
 			ru.mode = s
 		default:
-			return rule{}, errAt(k.Line, "unknown rule key %q (want host, path, ignore_query, ignore_headers, match_headers, ignore_body_paths, body or mode)", k.Value)
+			return rule{}, errAt(k.Line, "unknown rule key %q (want host, path, ignore_query, ignore_headers, match_headers, ignore_body_paths, ignore_response_paths, body or mode)", k.Value)
 		}
 		if err != nil {
 			return rule{}, err
@@ -374,6 +391,33 @@ func (r *Rules) effectiveFor(hostname, port, path string) *effective {
 		return defaultEffective
 	}
 	return e
+}
+
+// IgnoredResponsePaths lists the ignore_response_paths of every rule that
+// applies to a request for rawURL (absolute): the JSON paths of its
+// response whose values are volatile.
+func (r *Rules) IgnoredResponsePaths(rawURL string) []JSONPath {
+	if r == nil || len(r.rules) == 0 {
+		return nil
+	}
+	scheme, authority, path, _ := splitURL(rawURL)
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		authority = authority[i+1:]
+	}
+	hostname, port := splitHostPort(authority)
+	if port == "" {
+		port = defaultPorts[scheme]
+	}
+	if path == "" {
+		path = "/"
+	}
+	var out []JSONPath
+	for i := range r.rules {
+		if ru := &r.rules[i]; ru.matches(hostname, port, path) {
+			out = append(out, ru.responsePaths...)
+		}
+	}
+	return out
 }
 
 // ModeFor is the mode the first rule matching host and path sets, if any.

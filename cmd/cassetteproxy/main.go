@@ -177,6 +177,7 @@ func newApp() *cli.App {
 			caCommand(),
 			cassettesCommand(),
 			exportCommand(), importCommand(), replayCommand(), monitorCommand(),
+			minimizeCommand(), rulesCommand(), driftCommand(),
 		}),
 	}
 }
