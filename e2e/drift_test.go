@@ -70,7 +70,10 @@ func (a *toolAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			extra = `,"next_page":null`
 		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"count":%d,"served_at":"%s","items":[{"id":1,"title":"a"}]%s}`, count, time.Now().Format(time.RFC3339Nano), extra)
+		// A credential in an answer: recorded scrubbed, and a live answer
+		// must be scrubbed alike before it is compared or written.
+		fmt.Fprintf(w, `{"count":%d,"served_at":"%s","owner":"ghp_0123456789abcdefghijklmnopqrstuvwxyzAB","items":[{"id":1,"title":"a"}]%s}`,
+			count, time.Now().Format(time.RFC3339Nano), extra)
 	case r.URL.Path == "/items":
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"created":true}`)
@@ -188,6 +191,9 @@ func TestDrift(t *testing.T) {
 		data, err := os.ReadFile(filepath.Join(out, "drift.json"))
 		if err != nil || json.Unmarshal(data, &rep) != nil {
 			t.Fatalf("drift.json: %v %s", err, data)
+		}
+		if strings.Contains(string(data)+stdout, "ghp_0123") {
+			t.Fatalf("drift (%s) wrote a live answer's credential:\n%s", mode, data)
 		}
 		promtoolCheck(t, filepath.Join(out, "drift.prom"))
 		// Whatever the upstream answers, drift sent only safe requests.
