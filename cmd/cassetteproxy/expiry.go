@@ -39,12 +39,17 @@ func expiry(c *cli.Context) (maxAge time.Duration, block bool, err error) {
 // recording ages are thought in.
 func parseAge(flag, s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
+	bad := fmt.Errorf("%s %q: not an age (use e.g. 30d, 72h, or a number of seconds)", flag, s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
 		if err != nil || n < 0 {
-			return 0, fmt.Errorf("%s %q: not a duration (use e.g. 30d, 72h, or a number of seconds)", flag, s)
+			return 0, bad
 		}
 		return time.Duration(n * 24 * float64(time.Hour)), nil
 	}
-	return parseSeconds(flag, s)
+	d, err := parseSeconds(flag, s)
+	if err != nil {
+		return 0, bad
+	}
+	return d, nil
 }

@@ -18,7 +18,7 @@ import (
 func monitorCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "monitor",
-		Usage:     "replay every fixture under a folder, write monitor.json, metrics.prom and junit.xml; exit 0 only when all pass",
+		Usage:     "replay every fixture under a folder, write monitor.json, metrics.prom, junit.xml and index.html; exit 0 only when all pass",
 		UsageText: "cassetteproxy monitor FIXTURES_ROOT [--out DIR] [--max-age D] [--tier critical|hourly|daily] [-j N] [--allow-stale]",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "report `DIR`", Value: "monitor-out"},
