@@ -20,10 +20,11 @@ func minimizeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "minimize",
 		Usage:     "shrink a fixture (interactions, then JSON array elements) to the smallest one whose replay reaches the same verdict",
-		UsageText: "cassetteproxy minimize FIXTURE_DIR [--out DIR] [--max-replays N]",
+		UsageText: "cassetteproxy minimize FIXTURE_DIR [--out DIR] [--max-replays N] [--pass-env NAME]...",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "write the minimized fixture to `DIR` (default: FIXTURE_DIR-min)"},
 			&cli.IntFlag{Name: "max-replays", Usage: "stop after `N` replays and write the smallest fixture found so far; 0: no bound", Value: 200},
+			passEnvFlag(),
 		},
 		Action: minimizeAction,
 	}
@@ -39,6 +40,10 @@ func minimizeAction(c *cli.Context) error {
 	}
 	if c.Int("max-replays") < 0 {
 		return fmt.Errorf("--max-replays %d: use 0 (no bound) or more", c.Int("max-replays"))
+	}
+	pass, err := passEnv(c)
+	if err != nil {
+		return err
 	}
 	f, err := fixtures.Load(args[0])
 	if err != nil {
@@ -71,7 +76,7 @@ func minimizeAction(c *cli.Context) error {
 
 	live := isTerminal(os.Stderr)
 	last := -1
-	m := &fixtures.Minimizer{Replayer: re, MaxReplays: c.Int("max-replays"), Progress: func(p fixtures.MinimizeProgress) {
+	m := &fixtures.Minimizer{Replayer: re, MaxReplays: c.Int("max-replays"), PassEnv: pass, Progress: func(p fixtures.MinimizeProgress) {
 		line := fmt.Sprintf("minimize: replay %d (%s): %d interactions, %d bytes", p.Replays, p.Phase, p.Current.Interactions, p.Current.Bytes)
 		switch {
 		case live:
