@@ -17,7 +17,8 @@ import (
 // and a nil *Rules behave as DefaultRules. Rules are immutable once parsed
 // and safe for concurrent use.
 type Rules struct {
-	rules []rule
+	rules      []rule
+	allowHosts []string // allow_hosts: the only hosts requests may go to (none: any)
 }
 
 type bodyMode uint8
@@ -148,6 +149,18 @@ func parseRules(data []byte, file string) (*Rules, error) {
 		switch k.Value {
 		case "redact":
 			// Owned by package redact.
+		case "allow_hosts":
+			hosts, err := stringList(v, k.Value, errAt)
+			if err != nil {
+				return nil, err
+			}
+			items := listItems(v)
+			for j, h := range hosts {
+				if err := checkHostPattern(h); err != nil {
+					return nil, errAt(items[j].Line, "%v", err)
+				}
+			}
+			rs.allowHosts = hosts
 		case "rules":
 			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 				continue
@@ -163,7 +176,7 @@ func parseRules(data []byte, file string) (*Rules, error) {
 				rs.rules = append(rs.rules, ru)
 			}
 		default:
-			return nil, errAt(k.Line, "unknown key %q (want rules or redact)", k.Value)
+			return nil, errAt(k.Line, "unknown key %q (want rules, allow_hosts or redact)", k.Value)
 		}
 	}
 	return rs, nil
@@ -439,6 +452,15 @@ func (r *Rules) ModeFor(host, path string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// AllowHosts is the file's allow_hosts list (nil: no restriction); see
+// ParseHostPatterns.
+func (r *Rules) AllowHosts() []string {
+	if r == nil {
+		return nil
+	}
+	return append([]string(nil), r.allowHosts...)
 }
 
 // Modes lists the modes the rules set, in rule order, each once. The proxy

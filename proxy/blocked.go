@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/cassetteproxy/cassetteproxy/match"
 )
@@ -19,6 +20,7 @@ const (
 	ReasonUpgrade          = "upgrade_not_replayable"
 	ReasonBodyNotRecorded  = "body_not_recorded"
 	ReasonExpired          = "expired"
+	ReasonHostNotAllowed   = "host_not_allowed"
 	BlockedHeader          = "X-Cassetteproxy-Blocked"
 	blockedContentTypeJSON = "application/json; charset=utf-8"
 )
@@ -56,6 +58,31 @@ func (s *Server) blockedResponse(req *http.Request, a blockedAnswer) *http.Respo
 		BlockedHeader:  {a.Reason},
 		"Content-Type": {blockedContentTypeJSON},
 	}, body)
+}
+
+// hostNotAllowed is the blocked answer to a request or tunnel for a host
+// outside the allow-list.
+func (s *Server) hostNotAllowed(req *http.Request, method, target string) *http.Response {
+	return s.blockedResponse(req, blockedAnswer{Reason: ReasonHostNotAllowed, Request: blockedRequest{method, target},
+		Message: "this host is not among the allowed hosts (" + strings.Join(s.cfg.AllowHosts.List(), ", ") + "); nothing is sent to it, in any mode",
+		Fix:     "if the agent may call it, add it with --allow-host HOST (or to allow_hosts in the rules file)"})
+}
+
+// allowed reports whether a request's host is on the allow-list (always,
+// without one).
+func (s *Server) allowed(req *http.Request) bool {
+	if s.cfg.AllowHosts == nil {
+		return true
+	}
+	host := req.URL.Host
+	if host == "" {
+		host = req.Host
+	}
+	port := "80"
+	if req.URL.Scheme == "https" || req.TLS != nil {
+		port = "443"
+	}
+	return s.cfg.AllowHosts.Allows(host, port)
 }
 
 // localResponse is a complete response the proxy answers itself.

@@ -73,6 +73,13 @@ func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) 
 	recReq := s.scrubbedRequest(req, body, mode.Contacts())
 	out.URL, out.Body = recReq.URL, recReq.Body
 
+	// 2a. A host outside --allow-host is refused in every mode, record
+	// included: nothing goes to it, nothing is recorded.
+	if !s.allowed(req) {
+		out.Decision, out.Reason = DecisionBlocked, ReasonHostNotAllowed
+		return s.hostNotAllowed(req, req.Method, out.URL)
+	}
+
 	// 3. Protocol upgrades. Record mode tunnels them (upgradeTrip, which
 	// records a WebSocket's messages); every other mode answers a WebSocket
 	// from the cassette (replayWebSocket) and blocks any other upgrade.

@@ -72,6 +72,14 @@ type Config struct {
 	// store's cassette with serve --append; fixture replays name the
 	// fixture workflow instead.
 	RecordHint string
+	// Events takes what the agent reports on /_cassetteproxy/v1/events,
+	// already checked and redacted, and returns its sequence number
+	// (runner.Observer.Event). nil: the proxy serves no run, and events are
+	// refused.
+	Events func(store.RunEvent) (int, error)
+	// AllowHosts, when set, are the only hosts requests and tunnels may go
+	// to, in every mode; any other is blocked host_not_allowed.
+	AllowHosts *match.HostPatterns
 	// ReplayTiming paces replayed streams: 0 serves events as fast as the
 	// client reads, 1 at their recorded offsets, F at F times them (see
 	// ParseReplayTiming).
@@ -160,6 +168,8 @@ type Server struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{} // every accepted connection, hijacked ones included
 	closing bool                  // Shutdown has begun: no new recording may start
+
+	self atomic.Pointer[selfAddr] // where Serve listens: requests to it are the proxy's own
 }
 
 // beginRecording counts a recording in, unless Shutdown has begun: the
@@ -269,7 +279,15 @@ func New(cfg Config) (*Server, error) {
 
 	mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(&cfg.CA.TLS)}
 	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		if s.modeForHost(host) == ModeStrict && !s.index.HasHost(host) {
+		switch {
+		case s.isSelf(host):
+			// A tunnel to the proxy itself (undici tunnels http:// URLs
+			// too): what comes through it is answered by serveSelf.
+		case !cfg.AllowHosts.Allows(host, "443"):
+			ctx.Resp = s.hostNotAllowed(ctx.Req, http.MethodConnect, host)
+			s.report(Outcome{Method: http.MethodConnect, URL: host, Host: host, Decision: DecisionBlocked, Reason: ReasonHostNotAllowed, Status: cfg.BlockedStatus})
+			return goproxy.RejectConnect, host
+		case s.modeForHost(host) == ModeStrict && !s.index.HasHost(host):
 			ctx.Resp = s.blockedResponse(ctx.Req, blockedAnswer{Reason: ReasonHostNotRecorded,
 				Request: blockedRequest{http.MethodConnect, host},
 				Message: "strict mode refuses tunnels to hosts the cassette never saw"})
@@ -294,12 +312,22 @@ func New(cfg Config) (*Server, error) {
 		tc, inTunnel := ctx.UserData.(*trackedConn)
 		if inTunnel && req.ProtoMajor == 2 {
 			tc.requestRead() // never answered: the head bound stays off for this connection
+			if s.isSelf(req.URL.Host) {
+				return req, s.selfResponse(req)
+			}
 			return req, resetOnBreak(s.handle(req, false))
 		}
 		if inTunnel {
 			tc.requestRead()
 		}
-		if isUpgrade(req.Header) && s.modeFor(req) == ModeRecord {
+		if s.isSelf(req.URL.Host) {
+			resp := s.selfResponse(req)
+			if inTunnel {
+				resp = tc.untilAnswered(resp)
+			}
+			return req, resp
+		}
+		if isUpgrade(req.Header) && s.modeFor(req) == ModeRecord && s.allowed(req) {
 			// goproxy tunnels the upgraded connection itself; we only note it.
 			// What follows is no longer HTTP: no head is counted again.
 			ctx.RoundTripper = goproxy.RoundTripperFunc(s.upgradeTrip)
@@ -346,9 +374,12 @@ func New(cfg Config) (*Server, error) {
 // to goproxy. Requests with a relative URL are for the proxy itself.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
-	case r.Method == http.MethodConnect, isUpgrade(r.Header) && r.URL.IsAbs():
+	case r.Method == http.MethodConnect, isUpgrade(r.Header) && r.URL.IsAbs() && !s.isSelf(r.URL.Host):
 		s.gp.ServeHTTP(w, r)
-	case !r.URL.IsAbs():
+	case !r.URL.IsAbs(), s.isSelf(r.URL.Host):
+		// Origin form, or absolute form naming the proxy's own address (a
+		// client with HTTP_PROXY set calling CASSETTEPROXY_URL): answered
+		// here, never forwarded, recorded or blocked.
 		s.serveSelf(w, r)
 	default:
 		writeResponse(w, s.handle(r, false))
@@ -412,6 +443,8 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 	case "/ca.pem", "/_cassetteproxy/ca.pem":
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		http.ServeFile(w, r, s.cfg.CA.CertPath)
+	case EventsPath:
+		s.serveEvents(w, r)
 	default:
 		http.Error(w, "cassetteproxy is a proxy: set HTTP_PROXY/HTTPS_PROXY to this address (GET /healthz, GET /ca.pem)", http.StatusBadRequest)
 	}
@@ -483,6 +516,7 @@ func (s *Server) upstreamFor(m Mode) http.RoundTripper {
 
 // Serve accepts connections until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.self.Store(newSelfAddr(ln.Addr()))
 	err := s.srv.Serve(&trackingListener{Listener: ln, s: s})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -1,6 +1,10 @@
 package runner
 
-import "time"
+import (
+	"time"
+
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
 
 // Verdict statuses.
 const (
@@ -23,6 +27,12 @@ const (
 	ClassEmptyOutput       = "empty_output"
 	ClassRunAbandoned      = "run_abandoned"
 	ClassExpired           = "expired"
+	// A host outside the allow-list (--allow-host) was asked for.
+	ClassHostNotAllowed = "host_not_allowed"
+	// A side effect the run had to make (or claimed) has too few, or too
+	// many, matching answered requests.
+	ClassSideEffectUnconfirmed = "side_effect_unconfirmed"
+	ClassSideEffectDuplicated  = "side_effect_duplicated"
 )
 
 // Failure is one reason a run is not passed.
@@ -68,6 +78,12 @@ type Evidence struct {
 	Models       []string  // "model" values in JSON request bodies, sorted
 
 	Artifacts []Artifact // one per file matched, or per pattern that matched nothing
+
+	// The timeline: the requests in order (the first MaxRunCalls;
+	// CallsOmitted counts the rest) and what the agent reported itself.
+	Calls        []store.RunCall
+	CallsOmitted int
+	Events       []store.RunEvent
 }
 
 // Request is one request the proxy blocked.

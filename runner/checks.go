@@ -2,7 +2,11 @@ package runner
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+
+	"github.com/cassetteproxy/cassetteproxy/proxy"
 )
 
 // ClassInterrupted is the failure class of a child that exited 0 after
@@ -11,9 +15,10 @@ const ClassInterrupted = "interrupted"
 
 // DefaultChecks are the checks every run gets, in the order that picks the
 // primary failure: timeout, proxy misses/blocks, exit code, artifacts
-// present, artifacts non-empty.
+// present, artifacts non-empty, the agent's artifact events, its claims.
 func DefaultChecks() []Check {
-	return []Check{TimeoutCheck{}, ProxyCheck{}, ExitCheck{}, ArtifactsPresentCheck{}, ArtifactsNonEmptyCheck{}}
+	return []Check{TimeoutCheck{}, ProxyCheck{}, ExitCheck{}, ArtifactsPresentCheck{}, ArtifactsNonEmptyCheck{},
+		EventArtifactsCheck{}, ClaimsCheck{}}
 }
 
 // CheckFunc makes a Check of a function.
@@ -55,33 +60,46 @@ func (TimeoutCheck) Check(ev *Evidence) []Failure {
 // do not fail a run that otherwise succeeded, but a run that failed after
 // being refused answers is blocked (it never got the upstream it needed)
 // rather than failed.
+//
+// Some blocks fail a run in every mode, whatever the command did next: a
+// request to a host outside --allow-host (blockFailsRun).
 type ProxyCheck struct{}
+
+// blockFailsRun lists the blocked reasons that fail a run by themselves,
+// in every mode and whatever the command did next, with their failure
+// class and what the reason says.
+var blockFailsRun = map[string]struct{ class, what string }{
+	// Recordings too old to trust (--expired block): what the command did
+	// was judged against nothing.
+	proxy.ReasonExpired: {ClassExpired, "answered from recordings older than --max-recording-age, blocked (--expired block)"},
+	// A host outside --allow-host: nothing was sent to it.
+	proxy.ReasonHostNotAllowed: {ClassHostNotAllowed, "to hosts outside --allow-host, blocked"},
+}
 
 func (ProxyCheck) Name() string { return "proxy" }
 func (ProxyCheck) Check(ev *Evidence) []Failure {
 	if len(ev.Blocked) == 0 {
 		return nil
 	}
-	var unrec, mut, expired []Request
+	failing := map[string][]Request{}
+	var unrec, mut []Request
 	for _, r := range ev.Blocked {
-		switch r.Reason {
-		case ClassMutationBlocked:
+		switch _, fails := blockFailsRun[r.Reason]; {
+		case fails:
+			failing[r.Reason] = append(failing[r.Reason], r)
+		case r.Reason == ClassMutationBlocked:
 			mut = append(mut, r)
-		case ClassExpired:
-			expired = append(expired, r)
 		default:
 			unrec = append(unrec, r)
 		}
 	}
-	// Recordings too old to trust (--expired block) fail the run in every
-	// mode: what the command did was judged against nothing.
 	var out []Failure
-	if len(expired) > 0 {
-		out = append(out, Failure{StatusFailed, ClassExpired, fmt.Sprintf("%s answered from recordings older than --max-recording-age, blocked (--expired block): %s",
-			count(len(expired), "request"), listRequests(expired))})
-		if len(unrec)+len(mut) == 0 {
-			return out
-		}
+	for _, reason := range slices.Sorted(maps.Keys(failing)) {
+		rs, b := failing[reason], blockFailsRun[reason]
+		out = append(out, Failure{StatusFailed, b.class, fmt.Sprintf("%s %s: %s", count(len(rs), "request"), b.what, listRequests(rs))})
+	}
+	if len(unrec)+len(mut) == 0 {
+		return out
 	}
 	groups := []struct {
 		class string

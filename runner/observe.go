@@ -3,16 +3,32 @@ package runner
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cassetteproxy/cassetteproxy/proxy"
+	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
 // maxListed bounds the requests an Observer keeps per list (misses,
 // blocked) and the distinct hosts and models; counts stay exact.
 const maxListed = 200
+
+// Bounds of a run's timeline: the requests kept in order (the rest are
+// counted), and the events the agent may report, in number and in bytes.
+const (
+	MaxRunCalls     = 5000
+	MaxRunEvents    = 10000
+	MaxRunEventData = 16 << 20
+)
+
+// EventStore commits a run's events; *store.Store is one.
+type EventStore interface {
+	AppendRunEvent(runID string, ev store.RunEvent) error
+}
 
 // Observer gathers what a proxy did for one run. Hand its Observe method to
 // proxy.Config.Observe; it is safe for concurrent use and cheap enough for
@@ -26,6 +42,17 @@ type Observer struct {
 	blocked      []Request
 	hosts        map[string]struct{}
 	models       map[string]struct{}
+	calls        []store.RunCall
+	callsOmitted int
+
+	// The agent's events (Event). emu orders them: each is numbered and
+	// committed under it. evStore is set while the run is open.
+	emu        sync.Mutex
+	evStore    EventStore
+	evRunID    string
+	evClosed   bool
+	events     []store.RunEvent
+	eventBytes int
 }
 
 // NewObserver returns an empty Observer.
@@ -36,10 +63,16 @@ func NewObserver() *Observer {
 // Observe records one proxy outcome.
 func (o *Observer) Observe(out proxy.Outcome) {
 	model := modelOf(out.Body) // outside the lock
+	at := time.Now().Add(-out.Duration)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.version++
 	o.interactions++
+	if len(o.calls) < MaxRunCalls {
+		o.calls = append(o.calls, store.RunCall{At: at, Method: out.Method, URL: out.URL, Decision: out.Decision, Reason: out.Reason, Status: out.Status})
+	} else {
+		o.callsOmitted++
+	}
 	if h := normHost(out.Host); h != "" && len(o.hosts) < maxListed {
 		o.hosts[h] = struct{}{}
 	}
@@ -54,13 +87,78 @@ func (o *Observer) Observe(out proxy.Outcome) {
 		if len(o.blocked) < maxListed {
 			o.blocked = append(o.blocked, r)
 		}
-		// A miss is a request the recording had no answer for: a blocked
-		// mutation was refused, and an expired answer exists but is too old
-		// (its own failure class, see ProxyCheck).
-		if out.Reason != proxy.ReasonMutation && out.Reason != proxy.ReasonExpired && len(o.misses) < maxListed {
+		if isMiss(out.Reason) && len(o.misses) < maxListed {
 			o.misses = append(o.misses, r)
 		}
 	}
+}
+
+// notMisses are the blocked reasons that are not a miss (the recording had
+// no answer): a refused mutation, an answer that exists but is too old (its
+// own failure class, see ProxyCheck), a host outside the allow-list.
+var notMisses = map[string]bool{proxy.ReasonMutation: true, proxy.ReasonExpired: true, proxy.ReasonHostNotAllowed: true}
+
+func isMiss(reason string) bool { return !notMisses[reason] }
+
+// Event keeps one event the agent reported (proxy.Config.Events): it is
+// numbered, stamped and committed to the store before it counts. Refused
+// before the run's record is open, after the command ended, and past
+// MaxRunEvents or MaxRunEventData.
+func (o *Observer) Event(ev store.RunEvent) (int, error) {
+	o.emu.Lock()
+	defer o.emu.Unlock()
+	switch {
+	case o.evClosed:
+		return 0, proxy.ErrRunClosed
+	case o.evStore == nil:
+		return 0, proxy.ErrNoRunOpen
+	}
+	size := eventSize(&ev)
+	if len(o.events) >= MaxRunEvents || o.eventBytes+size > MaxRunEventData {
+		return 0, fmt.Errorf("%w (%d events, %d MiB)", proxy.ErrEventLimit, MaxRunEvents, MaxRunEventData>>20)
+	}
+	ev.Seq = len(o.events) + 1
+	ev.At = time.Now().UTC()
+	if err := o.evStore.AppendRunEvent(o.evRunID, ev); err != nil {
+		return 0, err
+	}
+	o.events = append(o.events, ev)
+	o.eventBytes += size
+	o.mu.Lock()
+	o.version++
+	o.mu.Unlock()
+	return ev.Seq, nil
+}
+
+// openEvents starts taking events for the run, whose record is now stored.
+func (o *Observer) openEvents(st EventStore, runID string) {
+	if o == nil {
+		return
+	}
+	o.emu.Lock()
+	defer o.emu.Unlock()
+	o.evStore, o.evRunID = st, runID
+}
+
+// closeEvents stops taking events: the command has ended.
+func (o *Observer) closeEvents() {
+	if o == nil {
+		return
+	}
+	o.emu.Lock()
+	defer o.emu.Unlock()
+	o.evClosed = true
+}
+
+func eventSize(ev *store.RunEvent) int {
+	n := len(ev.Kind) + len(ev.Name) + len(ev.Data) + len(ev.Path) + len(ev.Ref) + len(ev.Status)
+	for _, r := range ev.ArtifactRefs {
+		n += len(r)
+	}
+	for _, se := range ev.SideEffects {
+		n += len(se.Method) + len(se.URL) + len(se.Status)
+	}
+	return n
 }
 
 // Version counts the outcomes observed so far; it changes whenever the
@@ -80,13 +178,19 @@ func (o *Observer) fill(ev *Evidence) {
 		return
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	ev.Interactions = o.interactions
 	ev.Errors = o.errors
 	ev.Misses = append([]Request(nil), o.misses...)
 	ev.Blocked = append([]Request(nil), o.blocked...)
 	ev.Hosts = sortedKeys(o.hosts)
 	ev.Models = sortedKeys(o.models)
+	ev.Calls = append([]store.RunCall(nil), o.calls...)
+	ev.CallsOmitted = o.callsOmitted
+	o.mu.Unlock()
+	// Event takes emu, then mu: never the other way round.
+	o.emu.Lock()
+	ev.Events = append([]store.RunEvent(nil), o.events...)
+	o.emu.Unlock()
 }
 
 func sortedKeys(m map[string]struct{}) []string {

@@ -12,11 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
@@ -33,9 +35,10 @@ const (
 	DefaultSweepTimeout = time.Hour       // Sweep's timeout for runs that had none
 )
 
-// RecordStore keeps run records; *store.Store is one.
+// RecordStore keeps run records and the events of each; *store.Store is one.
 type RecordStore interface {
 	PutRun(store.Run) error
+	EventStore
 }
 
 // Redactor scrubs secrets out of what a run record keeps; *redact.Redactor
@@ -79,6 +82,9 @@ type Spec struct {
 	Artifacts []string // paths or globs, relative to Dir; each must match a non-empty file
 	InputFile string   // hashed into input_sha256 when set (relative to Dir)
 	Checks    []Check  // run after DefaultChecks
+	// SideEffects the run must make (run --side-effect), checked after
+	// DefaultChecks and kept in the record.
+	SideEffects []store.SideEffect
 
 	Store    RecordStore
 	Observer *Observer // the proxy's observer; nil: the proxy saw nothing
@@ -202,6 +208,11 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 		}
 		patterns[i] = abs(dir, p)
 	}
+	for _, se := range spec.SideEffects {
+		if _, err := match.CompileSideEffect(se); err != nil {
+			return Result{}, err
+		}
+	}
 	rec.StartedAt = now().UTC()
 	rec.UpdatedAt = rec.StartedAt
 	rec.Command = append([]string(nil), spec.Argv...)
@@ -212,6 +223,7 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	rec.Mode = spec.Mode
 	rec.TimeoutSeconds = spec.Timeout.Seconds()
 	rec.ArtifactRefs = patterns
+	rec.SideEffects = spec.SideEffects
 	rec.Status = store.RunStatusRunning
 	rec.ClosedAt, rec.ExitCode, rec.Signal, rec.FailureClass, rec.FailureReason, rec.Reasons = nil, nil, "", "", "", nil
 	if err := spec.Store.PutRun(rec); err != nil {
@@ -220,12 +232,18 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 
 	ev := Evidence{RunID: rec.RunID, Mode: spec.Mode, Dir: dir, Argv: append([]string(nil), spec.Argv...), Timeout: spec.Timeout, Started: rec.StartedAt}
 	r := &running{spec: spec, rec: rec, grace: grace}
+	spec.Observer.openEvents(spec.Store, rec.RunID)
 	r.execute(ctx, &ev, flushEvery, now)
+	spec.Observer.closeEvents()
 	ev.Ended = now().UTC()
 	ev.Artifacts = resolveArtifacts(patterns)
 	spec.Observer.fill(&ev)
 
-	checks := append(DefaultChecks(), spec.Checks...)
+	checks := DefaultChecks()
+	if len(spec.SideEffects) > 0 {
+		checks = append(checks, SideEffectsCheck{Source: "--side-effect", Specs: spec.SideEffects})
+	}
+	checks = append(checks, spec.Checks...)
 	var fails []Failure
 	for _, c := range checks {
 		fails = append(fails, runCheck(c, &ev)...)
@@ -245,7 +263,9 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	code := ev.ExitCode
 	rec.ExitCode, rec.Signal = &code, ev.Signal
-	rec.ArtifactRefs = artifactRefs(patterns, ev.Artifacts)
+	eventArtifacts, _ := eventRefs(dir, ev.Events)
+	rec.ArtifactRefs = append(artifactRefs(patterns, ev.Artifacts), eventArtifacts...)
+	rec.Calls, rec.CallsOmitted = ev.Calls, ev.CallsOmitted
 	closed := ev.Ended
 	rec.ClosedAt, rec.UpdatedAt = &closed, closed
 
@@ -377,8 +397,12 @@ func (r *running) signal(sig os.Signal) {
 	_ = r.cmd.Process.Signal(s)
 }
 
-// observed copies the proxy's evidence into the record.
+// observed copies the proxy's evidence into the record: what it saw, and
+// the state references the agent reported (after the template's).
 func observed(rec *store.Run, ev *Evidence) {
+	if _, states := eventRefs(ev.Dir, ev.Events); len(states) > 0 {
+		rec.StateRefs = slices.Concat(rec.StateRefs, states)
+	}
 	rec.Interactions, rec.Errors = ev.Interactions, ev.Errors
 	rec.Hosts, rec.Models = ev.Hosts, ev.Models
 	rec.Misses, rec.Blocked = runRequests(ev.Misses), runRequests(ev.Blocked)

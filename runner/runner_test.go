@@ -18,11 +18,12 @@ import (
 
 // memStore keeps every record written, in order.
 type memStore struct {
-	mu   sync.Mutex
-	puts []store.Run
-	runs map[string]store.Run
-	fail error
-	hook func(store.Run)
+	mu     sync.Mutex
+	puts   []store.Run
+	runs   map[string]store.Run
+	fail   error
+	hook   func(store.Run)
+	events map[string][]store.RunEvent
 }
 
 func newMemStore() *memStore { return &memStore{runs: map[string]store.Run{}} }
@@ -38,6 +39,19 @@ func (m *memStore) PutRun(r store.Run) error {
 	}
 	m.puts = append(m.puts, r)
 	m.runs[r.RunID] = r
+	return nil
+}
+
+func (m *memStore) AppendRunEvent(id string, ev store.RunEvent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	if m.events == nil {
+		m.events = map[string][]store.RunEvent{}
+	}
+	m.events[id] = append(m.events[id], ev)
 	return nil
 }
 

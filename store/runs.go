@@ -73,6 +73,15 @@ type Run struct {
 	Hosts        []string     `json:"hosts,omitempty"`
 	Models       []string     `json:"models_seen,omitempty"`
 
+	// The run's evidence: the requests made, in order (a bounded number;
+	// CallsOmitted counts the rest), the side effects it had to make (run
+	// --side-effect), and what the agent reported itself (kept in their
+	// own bucket, see events.go; filled in by GetRun).
+	Calls        []RunCall    `json:"calls,omitempty"`
+	CallsOmitted int          `json:"calls_omitted,omitempty"`
+	SideEffects  []SideEffect `json:"side_effects,omitempty"`
+	Events       []RunEvent   `json:"events,omitempty"`
+
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
@@ -114,7 +123,8 @@ func (s *Store) PutRun(r Run) error {
 	}))
 }
 
-// GetRun reads one run record; an unknown id matches ErrNoRun.
+// GetRun reads one run record, with its events; an unknown id matches
+// ErrNoRun.
 func (s *Store) GetRun(id string) (Run, error) {
 	var r Run
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -126,7 +136,12 @@ func (s *Store) GetRun(id string) (Run, error) {
 		if v == nil {
 			return &runNotFoundError{id}
 		}
-		return decodeRun(v, &r)
+		if err := decodeRun(v, &r); err != nil {
+			return err
+		}
+		var err error
+		r.Events, err = runEvents(tx, id)
+		return err
 	})
 	if err != nil {
 		return Run{}, s.wrap(err)
@@ -134,7 +149,8 @@ func (s *Store) GetRun(id string) (Run, error) {
 	return r, nil
 }
 
-// ListRuns returns every run record, oldest start first.
+// ListRuns returns every run record, oldest start first, without their
+// events (GetRun and RunEvents read those).
 func (s *Store) ListRuns() ([]Run, error) {
 	out := []Run{}
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -189,8 +205,11 @@ func (s *Store) UpdateRun(id string, fn func(*Run) error) error {
 	}))
 }
 
+// encodeRun leaves the events out: they have their own bucket.
 func encodeRun(r *Run) ([]byte, error) {
-	js, err := json.Marshal(r)
+	c := *r
+	c.Events = nil
+	js, err := json.Marshal(&c)
 	if err != nil {
 		return nil, err
 	}

@@ -102,6 +102,7 @@ func exportAction(c *cli.Context) error {
 				o.FailureClass = run.FailureClass
 			}
 			o.RecordedAt = run.StartedAt
+			o.Trace = run.Timeline()
 		}
 		f := fixtures.NewFixture(ins, o)
 		if err := fixtures.Write(out, f); err != nil {
@@ -132,7 +133,11 @@ func sourceRun(st *store.Store, cassette, id string) (*store.Run, error) {
 	}
 	for i := len(runs) - 1; i >= 0; i-- {
 		if runs[i].Cassette == cassette && runs[i].RunType != "replay" {
-			return &runs[i], nil
+			r, err := st.GetRun(runs[i].RunID) // with its events
+			if err != nil {
+				return nil, err
+			}
+			return &r, nil
 		}
 	}
 	return nil, nil
@@ -186,8 +191,24 @@ func fromRun(r *store.Run) (*fixtures.Input, *fixtures.Expected) {
 	in := &fixtures.Input{Command: r.Command, Env: r.Env, TimeoutSeconds: r.TimeoutSeconds, TaskID: r.TaskID, AgentName: r.AgentName,
 		Model: r.Model, PromptVersion: r.PromptVersion, CodeVersion: r.CodeVersion, ToolAllowlist: r.ToolAllowlist}
 	zero := 0
-	exp := &fixtures.Expected{Status: "passed", ExitCode: &zero, Requests: &fixtures.Requests{MaxMisses: &zero, ForbidMutations: true}}
+	exp := &fixtures.Expected{Status: "passed", ExitCode: &zero, Requests: &fixtures.Requests{MaxMisses: &zero, ForbidMutations: true},
+		SideEffects: r.SideEffects}
+	// The agent's artifact events are judged again when it reports them in
+	// the replay; the contract takes only the run's --artifact files.
+	reported := map[string]bool{}
+	for _, e := range r.Events {
+		if e.Kind == "artifact" {
+			reported[e.Ref] = true
+			if e.Path != "" {
+				reported[e.Path] = true
+				reported[filepath.Join(r.Dir, e.Path)] = true
+			}
+		}
+	}
 	for _, ref := range r.ArtifactRefs {
+		if reported[ref] {
+			continue
+		}
 		rel := ref
 		if r.Dir != "" {
 			if x, err := filepath.Rel(r.Dir, ref); err == nil && !strings.HasPrefix(x, "..") {

@@ -172,7 +172,7 @@ func newApp() *cli.App {
 		},
 		Commands: withGlobals([]*cli.Command{
 			serveCommand(),
-			runCommand(), runsCommand(),
+			runCommand(), runsCommand(), emitCommand(),
 			envCommand(),
 			caCommand(),
 			cassettesCommand(),

@@ -24,6 +24,7 @@ func replayFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "keep", Usage: "keep the scratch work folder (its path is in the verdict)"},
 		&cli.StringSliceFlag{Name: "upstream-ca", Usage: "live mode: PEM `FILE` of extra roots for verifying upstreams (repeatable)"},
 		passEnvFlag(), secretEnvFlag(), secretFileFlag(),
+		&cli.StringSliceFlag{Name: "allow-host", Usage: "only this host `GLOB` may be called (repeatable; adds to input.json's tool_allowlist and rules.yaml's allow_hosts)"},
 	}, expiryFlags()...)
 }
 
@@ -92,7 +93,7 @@ func replayAction(c *cli.Context) error {
 	}
 	defer closeStore()
 	v, err := re.Replay(context.Background(), f, fixtures.ReplayOptions{Mode: mode, Argv: override, Keep: c.Bool("keep"),
-		Stdout: os.Stderr, Stderr: os.Stderr, Signals: sigs, PassEnv: pass, WriteProof: true})
+		Stdout: os.Stderr, Stderr: os.Stderr, Signals: sigs, PassEnv: pass, WriteProof: true, AllowHosts: c.StringSlice("allow-host")})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/runner"
 	"github.com/cassetteproxy/cassetteproxy/store"
@@ -42,6 +43,7 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "state", Usage: "a state `FILE` the task reads (repeatable); kept in state_refs, export copies it into the fixture"},
 		&cli.StringSliceFlag{Name: "env", Usage: "`KEY=VALUE` the task needs, set for the child and kept (scrubbed) in the run record and exported fixtures (repeatable)"},
 		&cli.StringSliceFlag{Name: "artifact", Usage: "`PATH` or glob the command must write, non-empty (repeatable)"},
+		&cli.StringSliceFlag{Name: "side-effect", Usage: "\"`METHOD URLGLOB`\" the command must make exactly once, answered 2xx (repeatable)"},
 		&cli.StringFlag{Name: "no-proxy", Usage: "NO_PROXY `LIST` for the command (default: empty, everything goes through the proxy)"},
 	)
 }
@@ -79,6 +81,14 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var sideEffects []store.SideEffect
+	for _, s := range c.StringSlice("side-effect") {
+		se, err := match.ParseSideEffect(s)
+		if err != nil {
+			return fmt.Errorf("--side-effect: %w", err)
+		}
+		sideEffects = append(sideEffects, se)
+	}
 	// Paths are resolved against the caller's folder before anything
 	// reaches the child or the run record.
 	input := absPath(c.String("input"))
@@ -102,7 +112,7 @@ func runAction(c *cli.Context) error {
 
 	obs := runner.NewObserver()
 	runID := runner.NewRunID(time.Now())
-	p, err := startProxyObserved(c, runID, obs.Observe)
+	p, err := startProxyObserved(c, runID, obs.Observe, obs.Event)
 	if err != nil {
 		return err
 	}
@@ -111,7 +121,7 @@ func runAction(c *cli.Context) error {
 		p.stop()
 		return err
 	}
-	vars := proxy.ClientEnv("http://"+p.addr, bundle, p.ca.CertPath, c.String("no-proxy"))
+	vars := append(proxy.ClientEnv("http://"+p.addr, bundle, p.ca.CertPath, c.String("no-proxy")), [2]string{"CASSETTEPROXY_URL", proxy.SelfURL(p.addr)})
 	recordedEnv := make(map[string]string, len(taskEnv))
 	for _, kv := range taskEnv {
 		vars = append(vars, kv)
@@ -130,6 +140,7 @@ func runAction(c *cli.Context) error {
 		Signals:      sigs,
 		Mode:         c.String("mode"),
 		Artifacts:    absPaths(c.StringSlice("artifact")),
+		SideEffects:  sideEffects,
 		InputFile:    input,
 		Store:        p.st,
 		Observer:     obs,
@@ -147,6 +158,7 @@ func runAction(c *cli.Context) error {
 			Env:           recordedEnv,
 			InputFile:     input,
 			StateRefs:     states,
+			ToolAllowlist: p.allowHosts,
 		},
 	})
 	stopErr := p.stop()

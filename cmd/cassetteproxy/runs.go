@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -102,7 +103,10 @@ func runsShow(c *cli.Context) error {
 			return err
 		}
 		if c.Bool("json") {
-			return printJSON(c, r)
+			return printJSON(c, struct {
+				store.Run
+				Timeline []store.TraceEntry `json:"timeline"`
+			}{r, r.Timeline()})
 		}
 		w := c.App.Writer
 		field := func(k, v string) {
@@ -149,8 +153,49 @@ func runsShow(c *cli.Context) error {
 		for _, rs := range r.Reasons {
 			field("reason", fmt.Sprintf("%s/%s: %s", rs.Status, rs.Class, rs.Reason))
 		}
-		return nil
+		return printTimeline(w, &r)
 	})
+}
+
+// printTimeline prints the run's events and requests in order, one line
+// each: time, what (event kind or method and URL), decision, status.
+func printTimeline(w io.Writer, r *store.Run) error {
+	tl := r.Timeline()
+	if len(tl) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "timeline:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, e := range tl {
+		at := e.At().Local().Format("15:04:05.000")
+		if ev := e.Event; ev != nil {
+			what := strings.TrimSpace(fmt.Sprintf("%s %s", ev.Kind, firstOf(ev.Name, ev.Path, ev.Ref)))
+			if ev.Kind == "artifact" && ev.Name != "" {
+				what += " " + firstOf(ev.Path, ev.Ref)
+			}
+			fmt.Fprintf(tw, "  %s\t#%d %s\tevent\t%s\n", at, ev.Seq, what, dash(ev.Status))
+			continue
+		}
+		q := e.Request
+		decision := q.Decision
+		if q.Reason != "" {
+			decision += " (" + q.Reason + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s %s\t%s\t%d\n", at, q.Method, q.URL, decision, q.Status)
+	}
+	if r.CallsOmitted > 0 {
+		fmt.Fprintf(tw, "  ...\t%d later requests not kept\t\t\n", r.CallsOmitted)
+	}
+	return tw.Flush()
+}
+
+func firstOf(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 func runsSweep(c *cli.Context) error {

@@ -39,6 +39,7 @@ func proxyFlags() []cli.Flag {
 		&cli.IntFlag{Name: "blocked-status", Usage: "HTTP status of a blocked answer", Value: 403},
 		&cli.BoolFlag{Name: "append", Usage: "record mode: add to the cassette instead of starting it fresh"},
 		&cli.Int64Flag{Name: "max-body", Usage: "largest body recorded, in bytes; larger ones pass through unrecorded", Value: 64 << 20},
+		&cli.StringSliceFlag{Name: "allow-host", Usage: "only this host `GLOB` may be called, in every mode (repeatable; adds to the rules file's allow_hosts); others are blocked host_not_allowed"},
 		&cli.StringFlag{Name: "replay-timing", Usage: "pace of replayed streams: fast (as fast as the client reads), recorded (the recorded gaps), or scale:F (gaps times F)", EnvVars: []string{"CASSETTEPROXY_REPLAY_TIMING"}, Value: "fast"},
 		secretEnvFlag(), secretFileFlag(),
 	}, expiryFlags()...)
@@ -74,27 +75,29 @@ func serveCommand() *cli.Command {
 
 // runningProxy is a started proxy with everything it holds open.
 type runningProxy struct {
-	addr     string
-	srv      *proxy.Server
-	st       *store.Store
-	rec      *store.Recorder
-	ca       *proxy.CA
-	redactor *redact.Redactor // the proxy's own, for what run keeps besides interactions
-	logs     *lineBuffer      // request log lines, batched until stop
-	log      *slog.Logger
-	served   chan error
-	unlimit  func() // stops the memory limit that follows the live heap, if one runs
+	addr       string
+	srv        *proxy.Server
+	st         *store.Store
+	rec        *store.Recorder
+	ca         *proxy.CA
+	redactor   *redact.Redactor // the proxy's own, for what run keeps besides interactions
+	allowHosts []string         // --allow-host and the rules file's allow_hosts: the run record's tool_allowlist
+	logs       *lineBuffer      // request log lines, batched until stop
+	log        *slog.Logger
+	served     chan error
+	unlimit    func() // stops the memory limit that follows the live heap, if one runs
 }
 
 // startProxy opens the store, loads the cassette, listens, and serves in the
 // background. Everything it opened is closed by stop.
 func startProxy(c *cli.Context, runID string) (*runningProxy, error) {
-	return startProxyObserved(c, runID, nil)
+	return startProxyObserved(c, runID, nil, nil)
 }
 
 // startProxyObserved is startProxy with an observer of every request
-// (proxy.Config.Observe), for run records.
-func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome)) (_ *runningProxy, err error) {
+// (proxy.Config.Observe) and a taker of the agent's events
+// (proxy.Config.Events), for run records.
+func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome), events func(store.RunEvent) (int, error)) (_ *runningProxy, err error) {
 	logs := newLineBuffer(c.App.ErrWriter)
 	defer func() {
 		if err != nil {
@@ -128,6 +131,10 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	rules, redactCfg, err := loadRules(c.String("rules"))
 	if err != nil {
 		return nil, err
+	}
+	allowHosts, err := match.ParseHostPatterns(append(rules.AllowHosts(), c.StringSlice("allow-host")...))
+	if err != nil {
+		return nil, fmt.Errorf("--allow-host: %w", err)
 	}
 	replayTiming, err := proxy.ParseReplayTiming(c.String("replay-timing"))
 	if err != nil {
@@ -181,7 +188,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		ln.Close()
 		return nil, err
 	}
-	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1), unlimit: unlimit}
+	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1), unlimit: unlimit, allowHosts: allowHosts.List()}
 	fail := func(err error) (*runningProxy, error) {
 		ln.Close()
 		if p.rec != nil {
@@ -249,6 +256,8 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		Logger:          logger,
 		RunID:           runID,
 		Observe:         observe,
+		Events:          events,
+		AllowHosts:      allowHosts,
 	})
 	if err != nil {
 		return fail(err)
