@@ -199,6 +199,14 @@ node "$NODE_AGENT"
 		t.Errorf("the run saw %d tool requests, want 1: events are not tool requests", r.Interactions)
 	}
 	e.cassetteHolds("agents", 1)
+	text, _, _ := e.cli("runs", "show", r.RunID)
+	_, tl, _ := strings.Cut(text, "\ntimeline:\n")
+	lines := strings.Split(strings.TrimRight(tl, "\n"), "\n")
+	if len(lines) != 6 || !strings.Contains(lines[0], "#1 checkpoint py-origin") ||
+		!strings.Contains(lines[1], "GET "+up.URL+"/issues") || !strings.Contains(lines[1], "recorded") || !strings.HasSuffix(lines[1], "200") ||
+		!strings.Contains(lines[5], "#5 claim node-tunnel") || !strings.HasSuffix(lines[5], "done") {
+		t.Errorf("runs show timeline:\n%s", tl)
+	}
 	if n := strings.Count(errOut, "msg=request "); n != 1 || strings.Count(errOut, "msg=event ") != 5 {
 		t.Errorf("the log has %d request lines, want 1, and a line per event:\n%s", n, errOut)
 	}
