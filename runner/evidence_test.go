@@ -69,6 +69,8 @@ func TestEvidenceChecks(t *testing.T) {
 		{name: "claimed side effect blocked", calls: []store.RunCall{call("POST", "https://api.example.com/v1/messages", proxy.DecisionBlocked, 403)},
 			events: []store.RunEvent{{Seq: 1, Kind: "artifact", Ref: "m1"}, {Seq: 2, Kind: "claim", Status: "done", SideEffects: []store.SideEffect{{Method: "POST", URL: "https://api.example.com/v1/*"}}}},
 			status: StatusFailed, class: ClassSideEffectUnconfirmed},
+		{name: "side effect blocked, even answered 200 (--blocked-status 200)", calls: []store.RunCall{call("POST", "https://api.example.com/v1/messages", proxy.DecisionBlocked, 200)},
+			effects: []store.SideEffect{send}, status: StatusFailed, class: ClassSideEffectUnconfirmed},
 		{name: "side effect once", calls: []store.RunCall{sent}, effects: []store.SideEffect{send}},
 		{name: "side effect replayed counts", calls: []store.RunCall{call("POST", "https://api.example.com/v1/messages", proxy.DecisionReplayed, 201)}, effects: []store.SideEffect{send}},
 		{name: "side effect missing", effects: []store.SideEffect{send},
@@ -102,6 +104,21 @@ func TestEvidenceChecks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDefaultChecksJudgeEvents: every run's checks include the agent's
+// artifact events and claims.
+func TestDefaultChecksJudgeEvents(t *testing.T) {
+	ev := &Evidence{Dir: t.TempDir(), Events: []store.RunEvent{{Seq: 1, Kind: "artifact", Path: "none.json"}, {Seq: 2, Kind: "claim", Status: "done"}}}
+	var got []string
+	for _, c := range DefaultChecks() {
+		for _, f := range c.Check(ev) {
+			got = append(got, c.Name()+":"+f.Class)
+		}
+	}
+	if strings.Join(got, ",") != "event_artifacts:missing_artifact_ref,claims:missing_artifact_ref" {
+		t.Errorf("default checks found %v", got)
 	}
 }
 
