@@ -363,6 +363,8 @@ func TestEvidenceVerdicts(t *testing.T) {
 		{name: "claimed side effect never made", script: "cassetteproxy emit artifact --ref m1; cassetteproxy emit claim --side-effect '" + sideEffect + "'", exit: 3, status: "failed", class: "side_effect_unconfirmed", reasonHas: "claim #2 (done) says POST"},
 		{name: "host allowed", script: send, flags: []string{"--allow-host", "127.0.0.1", "--allow-host", "*.allowed.test"}, status: "passed", sends: 1},
 		{name: "host not allowed, record mode", script: "curl -s " + up.URL + "/other > /dev/null", flags: []string{"--allow-host", "*.allowed.test"}, exit: 3, status: "failed", class: "host_not_allowed", reasonHas: "GET " + up.URL + "/other"},
+		{name: "events are never blocked by the allow-list", flags: []string{"--allow-host", "*.allowed.test"}, status: "passed",
+			script: `[ "$(curl -s -o /dev/null -w '%{http_code}' -d '{"kind":"note","name":"through the proxy"}' "$CASSETTEPROXY_URL/_cassetteproxy/v1/events")" = 202 ] || exit 9`},
 		{name: "host not allowed by the rules file", script: "curl -s " + up.URL + "/other > /dev/null", flags: []string{"--rules", rules}, exit: 3, status: "failed", class: "host_not_allowed"},
 		{name: "bad events leave the run whole", script: `
 post() { curl -s -o /dev/null -w '%{http_code} ' -d "$1" "$CASSETTEPROXY_URL/_cassetteproxy/v1/events"; }
