@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -166,14 +167,16 @@ proxied = requests.Session()  # HTTP_PROXY: absolute form, to the proxy
 assert requests.utils.get_environ_proxies(url).get("http") == os.environ["HTTP_PROXY"], "requests would not use the proxy"
 post(direct, {"kind": "checkpoint", "name": "py-origin"})
 issues = proxied.get(os.environ["TOOL_URL"], timeout=10).json()
-post(proxied, {"kind": "checkpoint", "name": "py-absolute", "data": {"issues": len(issues), "api_key": "sk-live-0123456789abcdefghijklmnop"}})
+post(proxied, {"kind": "checkpoint", "name": "py-absolute", "data": {"issues": len(issues), "api_key": "sk-live-0123456789abcdefghijklmnop",
+                                                                    "echo": "got " + os.environ["AGENT_SERVICE_TOKEN"]}})
 `), 0o644)
 	os.WriteFile(filepath.Join(dir, "agent.sh"), []byte(`set -e
 python3 agent.py
 echo '{"issues": 2}' > report.json
 node "$NODE_AGENT"
 `), 0o644)
-	out, errOut, code := e.runIn(dir, []string{"TOOL_URL=" + up.URL + "/issues", "NODE_AGENT=" + filepath.Join(nodeDir, "events.mjs")},
+	const token = "tok-9f8e7d6c5b4a39281706"
+	out, errOut, code := e.runIn(dir, []string{"TOOL_URL=" + up.URL + "/issues", "NODE_AGENT=" + filepath.Join(nodeDir, "events.mjs"), "AGENT_SERVICE_TOKEN=" + token},
 		"--mode", "record", "--cassette", "agents", "--upstream-ca", up.caFile, "--", "sh", "agent.sh")
 	if code != 0 {
 		t.Fatalf("run exited %d\n%s%s", code, out, errOut)
@@ -194,6 +197,9 @@ node "$NODE_AGENT"
 	var data map[string]any
 	if err := json.Unmarshal(r.Events[1].Data, &data); err != nil || data["issues"] != 2.0 || !strings.HasPrefix(fmt.Sprint(data["api_key"]), "[REDACTED") {
 		t.Errorf("event data kept as %s: want the count, and the key redacted", data)
+	}
+	if raw, err := os.ReadFile(e.db); err != nil || bytes.Contains(raw, []byte(token)) || bytes.Contains(raw, []byte("0123456789abcdefghijklmnop")) {
+		t.Errorf("a secret the agent reported reached the store (%v)", err)
 	}
 	if r.Interactions != 1 {
 		t.Errorf("the run saw %d tool requests, want 1: events are not tool requests", r.Interactions)
