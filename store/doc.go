@@ -61,8 +61,9 @@
 // # Concurrency and lifetime
 //
 // Open takes bbolt's file lock (exclusive for read-write, shared for
-// ReadOnly); a store held by another process yields an error naming the file
-// and, when /proc/locks tells, the holder's pid. All writes of interactions
+// ReadOnly) and, on Linux, an open-file-description lock of the same kind
+// that the store holds until Close; a store held by another process yields
+// an error naming the file and, when /proc/locks tells, the holder's pid. All writes of interactions
 // go through a Recorder: one goroutine that commits up to MaxBatch records or
 // MaxDelay worth of them in one transaction. A record is durable once a Flush
 // (or Close) issued after it has returned; until then it may sit in the queue
@@ -71,7 +72,11 @@
 // never through Record. Store.Close closes every Recorder still open on the
 // store (flushing it) before closing the file, so closing Recorders first is
 // optional. Values handed out by the store never alias bbolt's memory map.
-// Pages read through the map stay in the process's RSS until given back: a
-// full cassette load and every 64th commit give them back (MADV_DONTNEED on
-// Linux; the page cache keeps them).
+//
+// bbolt keeps two things for an open file that grow for as long as it is
+// open: its freelist's record of which transaction took each reused page,
+// and the pages read through its memory map, resident in the process. On
+// Linux the store bounds both by closing and reopening bbolt's handle (every
+// 100 ms while a Recorder commits, and after a cassette load), keeping other
+// processes out meanwhile with its own lock (Store.reopen, holdFile).
 package store

@@ -86,7 +86,7 @@ func (s *Store) RecordFixtureReplay(id, protects string, ev FixtureEvent) (Fixtu
 	if id == "" {
 		return h, s.wrap(errors.New("fixture history: empty fixture id"))
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketFixtures)
 		if err != nil {
 			return err
@@ -135,7 +135,7 @@ func (s *Store) RecordFixtureReplay(id, protects string, ev FixtureEvent) (Fixtu
 // FixtureHistory reads one fixture's history; an unknown id matches ErrNoFixture.
 func (s *Store) FixtureHistory(id string) (FixtureHistory, error) {
 	var h FixtureHistory
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var v []byte
 		if b := tx.Bucket(bucketFixtures); b != nil {
 			v = b.Get([]byte(id))
@@ -154,7 +154,7 @@ func (s *Store) FixtureHistory(id string) (FixtureHistory, error) {
 // FixtureHistories returns every fixture's history, by fixture id.
 func (s *Store) FixtureHistories() (map[string]FixtureHistory, error) {
 	out := map[string]FixtureHistory{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFixtures)
 		if b == nil {
 			return nil

@@ -164,12 +164,12 @@ func (r *Recorder) Close() error {
 	return r.closeErr
 }
 
-// releaseEvery is how often, at most, the writer gives back the mapped pages
-// its commits read (Store.releaseMapped). Each put reads the pages on its
-// key's path, and the key index is ordered by hash, so a busy recorder reads
-// pages all over the file, each read mapping up to 64 KiB around it (the
-// kernel's fault-around): over a second they add up to several MiB of RSS.
-const releaseEvery = 100 * time.Millisecond
+// reopenEvery is how often, at most, the writer reopens the store's file
+// (Store.reopen) while it commits. Each put reads the pages on its key's path
+// through bbolt's memory map, and the key index is ordered by hash, so a busy
+// recorder reads pages all over the file: over a second they add up to
+// several MiB of RSS. A variable for tests.
+var reopenEvery = 100 * time.Millisecond
 
 // nudge wakes the writer if it is gathering a batch.
 func (r *Recorder) nudge() {
@@ -187,8 +187,8 @@ func (r *Recorder) run() {
 		markers []op
 		pending []error
 		timer   = time.NewTimer(time.Hour)
-		// released is when the mapped pages were last given back.
-		released = time.Now()
+		// reopened is when the store was last reopened.
+		reopened = time.Now()
 	)
 	timer.Stop()
 	add := func(o op) {
@@ -222,16 +222,20 @@ func (r *Recorder) run() {
 			}
 		}
 		if len(batch) > 0 {
-			if now := time.Now(); now.Sub(released) >= releaseEvery {
-				r.s.releaseMapped()
-				released = now
-			}
-			if err := r.commit(batch); err != nil {
-				err = r.errorf("commit of %d records: %w", len(batch), err)
+			fail := func(err error) {
 				pending = append(pending, err)
 				if r.opts.OnError != nil {
 					r.opts.OnError(err)
 				}
+			}
+			if err := r.commit(batch); err != nil {
+				fail(r.errorf("commit of %d records: %w", len(batch), err))
+			}
+			if now := time.Now(); now.Sub(reopened) >= reopenEvery {
+				if err := r.s.reopen(); err != nil {
+					fail(r.errorf("%w", err))
+				}
+				reopened = now
 			}
 			clear(batch) // drop references to the values
 			batch = batch[:0]
@@ -256,8 +260,7 @@ func (r *Recorder) run() {
 // commit writes one batch in one transaction.
 func (r *Recorder) commit(batch []op) error {
 	now := time.Now()
-	return r.s.db.Update(func(tx *bolt.Tx) error {
-		trimAllocs(r.s.db) // a recorder runs for long: see freelist.go
+	return r.s.update(func(tx *bolt.Tx) error {
 		open := make(map[string]*cassetteTx, 1)
 		for i := range batch {
 			o := &batch[i]

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,7 +105,7 @@ func TestRecordOrderAcrossBatches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := urlsOf(ins); !reflect.DeepEqual(got, want) {
+			if got := urlsOf(ins); !slices.Equal(got, want) {
 				t.Fatalf("order\n got %v\nwant %v", got, want)
 			}
 			for i, in := range ins {
@@ -222,7 +222,7 @@ func TestIndexByKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(seqs, tc.want) {
+			if !slices.Equal(seqs, tc.want) {
 				t.Fatalf("Seqs = %v, want %v", seqs, tc.want)
 			}
 			ins, err := s.InteractionsByKey("c", tc.key)
@@ -239,7 +239,7 @@ func TestIndexByKey(t *testing.T) {
 				}
 				got = append(got, in.Seq)
 			}
-			if !reflect.DeepEqual(got, tc.want) {
+			if !slices.Equal(got, tc.want) {
 				t.Fatalf("InteractionsByKey seqs = %v, want %v", got, tc.want)
 			}
 		})
@@ -399,6 +399,8 @@ func parkedInRecord(test string) bool {
 }
 
 func TestCommitErrorSurfaces(t *testing.T) {
+	defer func(was time.Duration) { reopenEvery = was }(reopenEvery)
+	reopenEvery = time.Hour // a reopen would open the file again under the recorder
 	path := filepath.Join(t.TempDir(), "c.db")
 	s, err := Open(path, Options{})
 	if err != nil {

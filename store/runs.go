@@ -114,7 +114,7 @@ func (s *Store) PutRun(r Run) error {
 	if err != nil {
 		return s.wrap(fmt.Errorf("run %s: %w", r.RunID, err))
 	}
-	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+	return s.wrap(s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketRuns)
 		if err != nil {
 			return err
@@ -127,7 +127,7 @@ func (s *Store) PutRun(r Run) error {
 // ErrNoRun.
 func (s *Store) GetRun(id string) (Run, error) {
 	var r Run
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		var v []byte
 		if b != nil {
@@ -153,7 +153,7 @@ func (s *Store) GetRun(id string) (Run, error) {
 // events (GetRun and RunEvents read those).
 func (s *Store) ListRuns() ([]Run, error) {
 	out := []Run{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		if b == nil {
 			return nil
@@ -180,7 +180,7 @@ func (s *Store) UpdateRun(id string, fn func(*Run) error) error {
 	if err := s.writable(); err != nil {
 		return s.wrap(err)
 	}
-	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+	return s.wrap(s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		var v []byte
 		if b != nil {

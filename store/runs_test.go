@@ -3,7 +3,7 @@ package store
 import (
 	"errors"
 	"path/filepath"
-	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -41,7 +41,7 @@ func TestRunRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, tc.run) {
+			if !deepEqual(got, tc.run) {
 				t.Fatalf("round trip:\n got %+v\nwant %+v", got, tc.run)
 			}
 			if got.Open() != (tc.run.ClosedAt == nil) {
@@ -92,7 +92,7 @@ func TestRunListAndUpdate(t *testing.T) {
 	for _, r := range runs {
 		ids = append(ids, r.RunID)
 	}
-	if !reflect.DeepEqual(ids, []string{"z", "a", "m"}) {
+	if !slices.Equal(ids, []string{"z", "a", "m"}) {
 		t.Fatalf("order %v", ids)
 	}
 

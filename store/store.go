@@ -85,8 +85,14 @@ const (
 // Its methods are safe for concurrent use.
 type Store struct {
 	path     string
-	db       *bolt.DB
 	readOnly bool
+	timeout  time.Duration // of the file locks, for reopen too
+
+	// dbMu guards db: every use of it holds dbMu shared (view, update),
+	// reopen holds it alone.
+	dbMu sync.RWMutex
+	db   *bolt.DB
+	held io.Closer // holdFile's lock, kept across reopens; nil where there is none
 
 	mu        sync.Mutex
 	closed    bool
@@ -135,8 +141,18 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fail(err)
 	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
+	held, err := holdFile(path, opts.ReadOnly, timeout)
 	if err != nil {
+		if errors.Is(err, errLockBusy) {
+			err = lockedError(path)
+		}
+		return nil, fail(err)
+	}
+	db, err := bolt.Open(path, 0o600, boltOptions(opts.ReadOnly, timeout))
+	if err != nil {
+		if held != nil {
+			held.Close()
+		}
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fail(lockedError(path))
@@ -147,12 +163,86 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fail(err)
 	}
-	s := &Store{path: path, db: db, readOnly: opts.ReadOnly, recorders: map[*Recorder]struct{}{}}
+	s := &Store{path: path, db: db, readOnly: opts.ReadOnly, timeout: timeout, held: held, recorders: map[*Recorder]struct{}{}}
 	if err := s.initSchema(); err != nil {
 		_ = db.Close()
+		if held != nil {
+			held.Close()
+		}
 		return nil, fail(err)
 	}
 	return s, nil
+}
+
+// reopenGap, when set, is called by reopen while bbolt's handle is closed
+// (for tests).
+var reopenGap func()
+
+// errLockBusy: holdFile's timeout passed.
+var errLockBusy = errors.New("file lock busy")
+
+func boltOptions(readOnly bool, timeout time.Duration) *bolt.Options {
+	return &bolt.Options{Timeout: timeout, ReadOnly: readOnly}
+}
+
+// view and update run fn in a bbolt read or write transaction.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.View(fn)
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.Update(fn)
+}
+
+// reopen closes bbolt's handle on the file and opens it again: all that
+// bbolt keeps in memory for an open file starts afresh. That bounds two
+// things that otherwise grow for as long as a store is open, and that
+// bbolt's API offers no other way to let go of:
+//
+//   - bbolt's freelist remembers, for every page it hands out again, which
+//     transaction took it, and forgets only when that page is freed again;
+//     the pages a recording fills never are (~2 MiB of heap per million
+//     interactions);
+//   - bbolt reads through a memory map, and every page a commit or a load
+//     reads stays in the process's RSS (with the kernel's fault-around, up
+//     to 64 KiB around each): tens to hundreds of MiB over a long
+//     recording, the whole cassette after a load. Closing unmaps it (the
+//     page cache keeps the pages).
+//
+// The Recorder reopens every reopenEvery while it commits, and Interactions
+// after a load. Only where canReopen: holdFile's lock keeps other
+// cassetteproxy processes out while bbolt's flock is let go. The measurements
+// are in docs/performance.md ("Long recordings without reaching into bbolt").
+// If the file cannot be opened again, the store stays closed and every later
+// use fails with bbolt's "database not open".
+func (s *Store) reopen() error {
+	if !canReopen {
+		return nil
+	}
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("reopen: %w", err)
+	}
+	if reopenGap != nil {
+		reopenGap()
+	}
+	db, err := bolt.Open(s.path, 0o600, boltOptions(s.readOnly, s.timeout))
+	if err != nil {
+		return fmt.Errorf("reopen: %w", err)
+	}
+	s.db = db
+	return nil
 }
 
 // lockedError builds "locked by another process (pid N)" from /proc/locks.
@@ -213,7 +303,7 @@ func checkMagic(path string, size int64) error {
 func (s *Store) initSchema() error {
 	var schema []byte
 	var hasCassettes, empty bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if m := tx.Bucket(bucketMeta); m != nil {
 			schema = bytes.Clone(m.Get(keySchema))
 		}
@@ -231,7 +321,7 @@ func (s *Store) initSchema() error {
 	case schema != nil && hasCassettes, s.readOnly:
 		return nil // a read-only brand-new store simply has no cassettes
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		m, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err
@@ -262,7 +352,12 @@ func (s *Store) Close() error {
 	for _, r := range recs {
 		errs = append(errs, r.Close())
 	}
+	s.dbMu.Lock()
 	errs = append(errs, s.db.Close())
+	s.dbMu.Unlock()
+	if s.held != nil {
+		errs = append(errs, s.held.Close())
+	}
 	return s.wrap(errors.Join(errs...))
 }
 
@@ -394,7 +489,7 @@ func (s *Store) WriteCassette(name string, ins []Interaction, replace bool) erro
 		s.forgetBodies(name)
 	}
 	now := time.Now()
-	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+	return s.wrap(s.update(func(tx *bolt.Tx) error {
 		if root := tx.Bucket(bucketCassettes); replace && root != nil && root.Bucket([]byte(name)) != nil {
 			if err := root.DeleteBucket([]byte(name)); err != nil {
 				return err
@@ -481,7 +576,7 @@ func info(name string, c *bolt.Bucket) CassetteInfo {
 // ListCassettes returns every cassette, sorted by name.
 func (s *Store) ListCassettes() ([]CassetteInfo, error) {
 	out := []CassetteInfo{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketCassettes)
 		if root == nil {
 			return nil
@@ -503,7 +598,7 @@ func (s *Store) ListCassettes() ([]CassetteInfo, error) {
 // Cassette returns the summary of one cassette (wrapped ErrNoCassette if missing).
 func (s *Store) Cassette(name string) (CassetteInfo, error) {
 	var ci CassetteInfo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := cassetteBucket(tx, name)
 		if c == nil {
 			return &notFoundError{name}
@@ -517,7 +612,7 @@ func (s *Store) Cassette(name string) (CassetteInfo, error) {
 // HasCassette reports whether the cassette exists.
 func (s *Store) HasCassette(name string) (bool, error) {
 	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ok = cassetteBucket(tx, name) != nil
 		return nil
 	})
@@ -533,7 +628,7 @@ func (s *Store) CreateCassette(name string) error {
 		return s.wrap(err)
 	}
 	now := time.Now()
-	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+	return s.wrap(s.update(func(tx *bolt.Tx) error {
 		_, err := openCassette(tx, name, now)
 		return err
 	}))
@@ -551,7 +646,7 @@ func (s *Store) ResetCassette(name string) error {
 	}
 	s.forgetBodies(name)
 	now := time.Now()
-	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+	return s.wrap(s.update(func(tx *bolt.Tx) error {
 		if root := tx.Bucket(bucketCassettes); root != nil && root.Bucket([]byte(name)) != nil {
 			if err := root.DeleteBucket([]byte(name)); err != nil {
 				return err
@@ -568,7 +663,7 @@ func (s *Store) DeleteCassette(name string) error {
 		return s.wrap(err)
 	}
 	s.forgetBodies(name)
-	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+	return s.wrap(s.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketCassettes)
 		if root == nil || root.Bucket([]byte(name)) == nil {
 			return &notFoundError{name}
@@ -583,24 +678,11 @@ type rawValue struct {
 	val []byte
 }
 
-// releaseMapped gives back the store's mapped pages this process has read
-// (see releasePages). bbolt reads through a memory map, so every page a
-// reader or a commit touched stays in the process's RSS: a recorder that has
-// written 60 MB, or a replay that loaded a 60 MB cassette, would carry tens
-// of MiB of file pages it no longer needs. Inside a read transaction bbolt
-// cannot remap the file, so the mapping is where Info says for the call.
-func (s *Store) releaseMapped() {
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		releasePages(s.db.Info().Data, int(tx.Size()))
-		return nil
-	})
-}
-
 // Interactions returns every interaction of the cassette in Seq order,
 // decoded and independent of the store (wrapped ErrNoCassette if missing).
 func (s *Store) Interactions(name string) ([]Interaction, error) {
 	var out []Interaction
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := cassetteBucket(tx, name)
 		if c == nil {
 			return &notFoundError{name}
@@ -625,7 +707,7 @@ func (s *Store) Interactions(name string) ([]Interaction, error) {
 		return err
 	})
 	if err == nil {
-		s.releaseMapped() // the whole cassette was read, and is now decoded in memory
+		err = s.reopen() // the whole cassette was read through the map, and is now decoded
 	}
 	return out, s.wrap(err)
 }
@@ -693,7 +775,7 @@ func seqsTx(c *bolt.Bucket, key string) []uint64 {
 // whose match key hashes like key (use InteractionsByKey for a verified list).
 func (s *Store) Seqs(cassette, key string) ([]uint64, error) {
 	var seqs []uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := cassetteBucket(tx, cassette)
 		if c == nil {
 			return &notFoundError{cassette}
@@ -708,7 +790,7 @@ func (s *Store) Seqs(cassette, key string) ([]uint64, error) {
 // whose Key equals key, found through the index.
 func (s *Store) InteractionsByKey(cassette, key string) ([]Interaction, error) {
 	var all []Interaction
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := cassetteBucket(tx, cassette)
 		if c == nil {
 			return &notFoundError{cassette}
@@ -740,7 +822,7 @@ func (s *Store) InteractionsByKey(cassette, key string) ([]Interaction, error) {
 // ErrNoInteraction if missing).
 func (s *Store) Interaction(cassette string, seq uint64) (Interaction, error) {
 	var in Interaction
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := cassetteBucket(tx, cassette)
 		if c == nil {
 			return &notFoundError{cassette}
@@ -774,7 +856,7 @@ func (s *Store) Secret(name string, size int) ([]byte, error) {
 	}
 	key := []byte(secretPrefix + name)
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if m := tx.Bucket(bucketMeta); m != nil {
 			out = bytes.Clone(m.Get(key))
 		}
@@ -787,7 +869,7 @@ func (s *Store) Secret(name string, size int) ([]byte, error) {
 		if s.readOnly {
 			return nil, s.wrap(fmt.Errorf("secret %q does not exist yet: %w", name, ErrReadOnly))
 		}
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		err = s.update(func(tx *bolt.Tx) error {
 			m := tx.Bucket(bucketMeta)
 			if m == nil {
 				return errors.New("store has no meta bucket")
@@ -817,7 +899,7 @@ func (s *Store) Secret(name string, size int) ([]byte, error) {
 // problem found, joined.
 func (s *Store) Check() error {
 	var errs []error
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		for e := range tx.Check() {
 			errs = append(errs, e)
 		}

@@ -9,7 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,7 +186,7 @@ func TestCassetteLifecycle(t *testing.T) {
 			t.Errorf("%s: bad times %v %v", c.Name, c.CreatedAt, c.UpdatedAt)
 		}
 	}
-	if want := []string{"Mid", "alpha", "beta", "zeta"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"Mid", "alpha", "beta", "zeta"}; !slices.Equal(names, want) {
 		t.Fatalf("names %v, want %v", names, want)
 	}
 	if list[1].Interactions != 3 {
@@ -405,7 +405,7 @@ garbage line
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := parseProcLocks([]byte(data), tc.dev, tc.ino)
-			if !reflect.DeepEqual(got, tc.want) {
+			if !slices.Equal(got, tc.want) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
