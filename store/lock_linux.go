@@ -43,7 +43,7 @@ const canReopen = true
 // cassetteproxy process stays out while the store closes and reopens its
 // bbolt handle (Store.reopen), which lets go of the flock for a moment.
 // errLockBusy means the timeout passed.
-func holdFile(path string, readOnly bool, timeout time.Duration) (io.Closer, error) {
+func holdFile(path string, readOnly bool, timeout time.Duration) (*os.File, error) {
 	flag, typ := os.O_RDWR|os.O_CREATE, int16(unix.F_WRLCK)
 	if readOnly {
 		flag, typ = os.O_RDONLY, unix.F_RDLCK

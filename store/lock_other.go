@@ -3,7 +3,7 @@
 package store
 
 import (
-	"io"
+	"os"
 	"time"
 )
 
@@ -18,6 +18,6 @@ func lockHolders(path string) []int { return nil }
 const canReopen = false
 
 // holdFile holds nothing here: bbolt's own file lock is the store's lock.
-func holdFile(path string, readOnly bool, timeout time.Duration) (io.Closer, error) {
+func holdFile(path string, readOnly bool, timeout time.Duration) (*os.File, error) {
 	return nil, nil
 }

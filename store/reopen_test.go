@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -164,5 +166,31 @@ func TestNoOpenDuringReopen(t *testing.T) {
 	}
 	if gaps != 1 {
 		t.Fatalf("the load reopened the store %d times, want 1", gaps)
+	}
+}
+
+// A store whose file was moved away while open goes on with the file it
+// opened, and never reopens whatever now has its name.
+func TestNoReopenOfAnotherFile(t *testing.T) {
+	s := openTest(t)
+	path := s.Path()
+	if err := s.WriteCassette("c", []Interaction{sample(0, 0, "GET /")}, false); err != nil {
+		t.Fatal(err)
+	}
+	moved := path + ".moved"
+	if err := os.Rename(path, moved); err != nil {
+		t.Fatal(err)
+	}
+	if ins, err := s.Interactions("c"); err != nil || len(ins) != 1 {
+		t.Fatalf("load after the move: %d, %v", len(ins), err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a file appeared at the old path: %v", err)
+	}
+	if err := s.WriteCassette("d", []Interaction{sample(0, 1, "GET /d")}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moved, path); err != nil { // back, for the check at cleanup
+		t.Fatal(err)
 	}
 }

@@ -92,7 +92,7 @@ type Store struct {
 	// reopen holds it alone.
 	dbMu sync.RWMutex
 	db   *bolt.DB
-	held io.Closer // holdFile's lock, kept across reopens; nil where there is none
+	held *os.File // holdFile's lock, kept across reopens; nil where there is none
 
 	mu        sync.Mutex
 	closed    bool
@@ -205,7 +205,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 //
 //   - bbolt's freelist remembers, for every page it hands out again, which
 //     transaction took it, and forgets only when that page is freed again;
-//     the pages a recording fills never are (~2 MiB of heap per million
+//     the pages a recording fills never are (2-9 MiB of heap per million
 //     interactions);
 //   - bbolt reads through a memory map, and every page a commit or a load
 //     reads stays in the process's RSS (with the kernel's fault-around, up
@@ -217,8 +217,9 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 // after a load. Only where canReopen: holdFile's lock keeps other
 // cassetteproxy processes out while bbolt's flock is let go. The measurements
 // are in docs/performance.md ("Long recordings without reaching into bbolt").
-// If the file cannot be opened again, the store stays closed and every later
-// use fails with bbolt's "database not open".
+// If the file cannot be opened again, every use of the store fails with
+// bbolt's "database not open" until a later reopen succeeds (a recording
+// Recorder tries again every reopenEvery).
 func (s *Store) reopen() error {
 	if !canReopen {
 		return nil
@@ -229,6 +230,15 @@ func (s *Store) reopen() error {
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
+		return nil
+	}
+	// Only the file this store opened: if the path now names another file
+	// (moved, replaced, removed), go on with the handle there is.
+	was, err := s.held.Stat()
+	if err != nil {
+		return fmt.Errorf("reopen: %w", err)
+	}
+	if now, err := os.Stat(s.path); err != nil || !os.SameFile(was, now) {
 		return nil
 	}
 	if err := s.db.Close(); err != nil {
@@ -707,7 +717,9 @@ func (s *Store) Interactions(name string) ([]Interaction, error) {
 		return err
 	})
 	if err == nil {
-		err = s.reopen() // the whole cassette was read through the map, and is now decoded
+		// The whole cassette was read through the map and is now decoded.
+		// What was decoded stands; a reopen that failed shows in the next use.
+		_ = s.reopen()
 	}
 	return out, s.wrap(err)
 }
