@@ -12,7 +12,7 @@ import (
 // the head of each stored value: bodies stored apart are never loaded.
 func (s *Store) OldestRecording(name string) (time.Time, error) {
 	var oldest time.Time
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := cassetteBucket(tx, name)
 		if c == nil {
 			return &notFoundError{name}

@@ -80,7 +80,7 @@ func (s *Store) AppendRunEvent(runID string, ev RunEvent) error {
 		return s.wrap(fmt.Errorf("run %s event %d: %w", runID, ev.Seq, err))
 	}
 	key := eventKey(ev.Seq)
-	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+	return s.wrap(s.update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(bucketRunEvents)
 		if err != nil {
 			return err
@@ -99,7 +99,7 @@ func (s *Store) AppendRunEvent(runID string, ev RunEvent) error {
 // RunEvents reads a run's events in order; a run with none has none.
 func (s *Store) RunEvents(runID string) ([]RunEvent, error) {
 	var out []RunEvent
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		out, err = runEvents(tx, runID)
 		return err

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,5 +196,38 @@ func TestNoReopenOfAnotherFile(t *testing.T) {
 	}
 	if err := os.Rename(moved, path); err != nil { // back, for the check at cleanup
 		t.Fatal(err)
+	}
+}
+
+// Every transaction goes through Store.view or Store.update, which hold
+// dbMu: a use of s.db beside them could run while reopen swaps the handle.
+func TestTransactionsOnlyThroughViewAndUpdate(t *testing.T) {
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range pkgs {
+		for _, f := range pkg.Files {
+			for _, d := range f.Decls {
+				fn, ok := d.(*ast.FuncDecl)
+				if !ok || fn.Body == nil || fn.Name.Name == "view" || fn.Name.Name == "update" {
+					continue
+				}
+				ast.Inspect(fn.Body, func(n ast.Node) bool {
+					sel, ok := n.(*ast.SelectorExpr)
+					if !ok {
+						return true
+					}
+					if inner, ok := sel.X.(*ast.SelectorExpr); ok && inner.Sel.Name == "db" {
+						switch sel.Sel.Name {
+						case "View", "Update", "Batch", "Begin":
+							t.Errorf("%s: %s uses db.%s directly; use Store.view or Store.update", fset.Position(sel.Pos()), fn.Name.Name, sel.Sel.Name)
+						}
+					}
+					return true
+				})
+			}
+		}
 	}
 }
