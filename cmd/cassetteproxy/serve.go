@@ -52,13 +52,16 @@ func serveCommand() *cli.Command {
 		UsageText: "cassetteproxy serve --mode record|replay|strict|live --cassette NAME [--listen 127.0.0.1:8080]",
 		Flags:     proxyFlags(),
 		Action: func(c *cli.Context) error {
+			// Signals first: one that arrives once the ready file is written
+			// (a script's Ctrl-C right after start) must stop the proxy
+			// cleanly, not kill it with its recordings unflushed.
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+			defer signal.Stop(sigs)
 			p, err := startProxy(c, "")
 			if err != nil {
 				return err
 			}
-			sigs := make(chan os.Signal, 1)
-			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-			defer signal.Stop(sigs)
 			select {
 			case sig := <-sigs:
 				p.log.Info("stopping", "signal", sig.String())
