@@ -16,16 +16,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Init runs the namespace's first process when args (os.Args) say this
-// process is one, and returns its exit code with ok true; for any other
-// process it returns ok false at once. Call it first thing in main, and in
-// TestMain of a test binary that isolates commands: the first process is
-// the running binary started again.
-func Init(args []string) (code int, ok bool) {
-	if len(args) == 0 || args[0] != initArg {
-		return 0, false
+// A binary that links this package becomes a namespace's first process
+// when Wrap starts it again under initArg: this takes over before main (or
+// a test binary's TestMain) runs, so no binary can forget to.
+func init() {
+	if len(os.Args) > 0 && os.Args[0] == initArg {
+		os.Exit(initMain(os.Args[1:]))
 	}
-	return initMain(args[1:]), true
 }
 
 // initMain: args are kind (run or probe), the control socket's fd, the

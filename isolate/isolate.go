@@ -4,15 +4,15 @@
 // reaches nothing else, the host's loopback services included, and name
 // resolution of anything but localhost fails at once. Linux only.
 //
-// The namespace's first process is this binary again (see Init), started
-// with new network, mount and PID namespaces, and a user namespace when
-// not root. It brings up the loopback interface, gives the namespace
-// resolver files that resolve only localhost, listens inside at the proxy's
-// address and hands that listening socket back over a socket pair, so the
-// proxy serves it directly: no forwarder sits between the command and the
-// proxy. Then it starts the command, passes on the signals it is asked to,
-// reaps orphans, and exits with the command; every process left in the
-// namespace dies with it.
+// The namespace's first process is this binary again (this package's init
+// takes it over before main), started with new network, mount and PID
+// namespaces, and a user namespace when not root. It brings up the
+// loopback interface, gives the namespace resolver files that resolve only
+// localhost, listens inside at the proxy's address and hands that listening
+// socket back over a socket pair, so the proxy serves it directly: no
+// forwarder sits between the command and the proxy. Then it starts the
+// command, passes on the signals it is asked to, reaps orphans, and exits
+// with the command; every process left in the namespace dies with it.
 //
 // Nothing here reads flags or environment variables; cmd/cassetteproxy
 // passes --isolate in.

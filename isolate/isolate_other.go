@@ -9,9 +9,6 @@ import (
 	"syscall"
 )
 
-// Init is for the namespace's first process, which exists on Linux only.
-func Init(args []string) (code int, ok bool) { return 0, false }
-
 // Check: network namespaces are Linux's; elsewhere isolation is never
 // possible.
 func Check() error {

@@ -16,13 +16,6 @@ import (
 	"testing"
 )
 
-func TestMain(m *testing.M) {
-	if code, ok := Init(os.Args); ok {
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
-
 // needIsolation skips where isolation is impossible, except as root
 // (CI): there it must work.
 func needIsolation(t *testing.T) {

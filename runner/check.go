@@ -70,9 +70,9 @@ type Evidence struct {
 	Started     time.Time
 	Ended       time.Time
 
-	// Isolated: the child ran in a network namespace of its own
-	// (Spec.Isolate); IsolationErr: one was asked for and could not be
-	// made, so the child did not run.
+	// Isolated: the run was isolated (Spec.Isolate): the child ran, or
+	// would have, in a network namespace of its own. IsolationErr: one
+	// was asked for and could not be made, so the child did not run.
 	Isolated     bool
 	IsolationErr string
 

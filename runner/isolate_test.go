@@ -10,13 +10,6 @@ import (
 	"github.com/cassetteproxy/cassetteproxy/isolate"
 )
 
-func TestMain(m *testing.M) {
-	if code, ok := isolate.Init(os.Args); ok { // a namespace's first process
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
-
 // isolation runs a spec's command in a namespace of its own, with nothing
 // served inside. Where isolation is impossible the test is skipped,
 // except as root (CI), where it must work.

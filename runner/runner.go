@@ -241,6 +241,7 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	rec.Dir = dir
 	rec.Mode = spec.Mode
+	rec.Isolated = spec.Isolate != nil
 	rec.TimeoutSeconds = spec.Timeout.Seconds()
 	rec.ArtifactRefs = patterns
 	rec.SideEffects = spec.SideEffects
@@ -255,6 +256,7 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	spec.Observer.openEvents(spec.Store, rec.RunID)
 	r.execute(ctx, &ev, flushEvery, now)
 	spec.Observer.closeEvents()
+	ev.Isolated = spec.Isolate != nil && ev.IsolationErr == ""
 	ev.Ended = now().UTC()
 	ev.Artifacts = resolveArtifacts(patterns)
 	spec.Observer.fill(&ev)
@@ -454,14 +456,12 @@ func (r *running) startIsolated(cmd *exec.Cmd, ev *Evidence) bool {
 	var ce *isolate.CommandError
 	switch {
 	case errors.As(err, &ce):
-		ev.Isolated = true
 		ev.StartErr, ev.ExitCode = ce.Err, ce.Code
 		return false
 	case err != nil:
 		ev.IsolationErr = err.Error()
 		return false
 	}
-	ev.Isolated = true
 	r.ns = ns
 	r.spec.Isolate.Serve(ln)
 	return true
