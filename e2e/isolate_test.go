@@ -19,7 +19,7 @@ import (
 
 // isolatedFixture writes a fixture folder in replay mode whose cassette
 // answers GET http://api.example.test/v1/tool with {"tool": "recorded"}.
-func isolatedFixture(t *testing.T, dir, id string, command ...string) string {
+func isolatedFixture(t testing.TB, dir, id string, command ...string) string {
 	t.Helper()
 	fx := filepath.Join(dir, id)
 	if err := os.MkdirAll(fx, 0o755); err != nil {
@@ -306,7 +306,7 @@ func TestIsolationImpossible(t *testing.T) {
 		t.Fatalf("a refused isolation must run nothing: %s", out)
 	}
 
-	out, errs, code := e.cliInUserNS(noNetNamespaces, "replay", fxA)
+	out, errs, code := e.cliInUserNS(noNetNamespaces, "replay", fxA, "--isolate", "auto")
 	var v isoVerdict
 	if err := json.Unmarshal([]byte(out), &v); err != nil || code != 0 || v.Status != "passed" || v.Isolated || e.runRecord(v.RunID).Isolated {
 		t.Fatalf("auto: exit %d %v %+v\n%s", code, err, v, errs)
@@ -316,7 +316,7 @@ func TestIsolationImpossible(t *testing.T) {
 	}
 
 	report := filepath.Join(e.dir, "m1")
-	out, errs, code = e.cliInUserNS(noNetNamespaces, "monitor", root, "--out", report, "-j", "2")
+	out, errs, code = e.cliInUserNS(noNetNamespaces, "monitor", root, "--out", report, "-j", "2", "--isolate", "auto")
 	if code != 0 || strings.Count(errs, "network isolation unavailable") != 1 || !strings.Contains(out, "2 not isolated") {
 		t.Fatalf("monitor, auto: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -346,12 +346,12 @@ func TestMonitorNamespaceFailsMidway(t *testing.T) {
 	fxB := isolatedFixture(t, root, "b-after", "true")
 
 	// b passes on its own first: a recent passing verdict.
-	out, errs, code := e.cliInUserNS("true", "replay", fxB)
+	out, errs, code := e.cliInUserNS("true", "replay", fxB, "--isolate", "on")
 	if code != 0 || !strings.Contains(out, `"isolated": true`) {
 		t.Fatalf("replay b: %d\n%s\n%s", code, out, errs)
 	}
 	report := filepath.Join(e.dir, "report")
-	out, errs, code = e.cliInUserNS("true", "monitor", root, "--out", report, "-j", "1")
+	out, errs, code = e.cliInUserNS("true", "monitor", root, "--out", report, "-j", "1", "--isolate", "auto")
 	if code != 1 {
 		t.Fatalf("monitor: exit %d, want 1 (the gate fails)\n%s\n%s", code, out, errs)
 	}

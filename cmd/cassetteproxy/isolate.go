@@ -33,3 +33,12 @@ func isolation(c *cli.Context, proxyMode string) (bool, error) {
 	}
 	return ok, err
 }
+
+// prewarmIsolation starts finding out whether commands can be isolated
+// here (isolate.Check makes one namespace: milliseconds) while the caller
+// loads fixtures and opens the store, when --isolate may ask for it.
+func prewarmIsolation(c *cli.Context) {
+	if m, err := isolate.ParseMode(c.String("isolate")); err == nil && m != isolate.Off {
+		go isolate.Check()
+	}
+}

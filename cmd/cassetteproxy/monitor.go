@@ -43,6 +43,7 @@ func monitorAction(c *cli.Context) error {
 	if len(args) != 1 {
 		return errors.New("monitor takes one folder: cassetteproxy monitor FIXTURES_ROOT [--out DIR] [--max-age D] [--tier T] [-j N]")
 	}
+	prewarmIsolation(c)
 	root := args[0]
 	maxAge, err := parseSeconds("--max-age", c.String("max-age"))
 	if err != nil {

@@ -70,6 +70,7 @@ func replayAction(c *cli.Context) error {
 	if len(pos)-len(override) != 1 {
 		return errors.New("replay takes one fixture folder: cassetteproxy replay FIXTURE_DIR [--mode strict|replay|live] [-- COMMAND...]")
 	}
+	prewarmIsolation(c)
 	dir := pos[0]
 	mode := c.String("mode")
 	if mode != "" {
