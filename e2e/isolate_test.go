@@ -383,3 +383,30 @@ func TestMonitorNamespaceFailsMidway(t *testing.T) {
 		t.Fatalf("counts: passing %d stale %d not isolated %d", rep.Passing, rep.Stale, rep.NotIsolated)
 	}
 }
+
+// TestIsolatedRunStdioAndExitCode: stdin, stdout and the exit code pass
+// through the namespace as without it.
+func TestIsolatedRunStdioAndExitCode(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	if _, errs, code := e.runIn(dir, nil, "--mode", "record", "--cassette", "io", "--", "true"); code != 0 {
+		t.Fatalf("record: %d %s", code, errs)
+	}
+	for _, iso := range []string{"off", "on"} {
+		cmd := exec.Command(binary, "run", "--mode", "strict", "--cassette", "io", "--isolate", iso, "--", "sh", "-c", `read x; echo "got $x"; echo "to stderr" >&2; exit 7`)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CASSETTEPROXY_DB="+e.db, "CASSETTEPROXY_HOME="+e.home)
+		cmd.Stdin = strings.NewReader("hello\n")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 7 || out.String() != "got hello\n" || !strings.Contains(errb.String(), "to stderr") {
+			t.Fatalf("--isolate %s: %v, stdout %q, stderr %q", iso, err, out.String(), errb.String())
+		}
+		r := e.lastRun()
+		if r.ExitCode == nil || *r.ExitCode != 7 || r.Isolated != (iso == "on") {
+			t.Fatalf("--isolate %s: record exit %v isolated %v", iso, r.ExitCode, r.Isolated)
+		}
+	}
+}
