@@ -263,19 +263,22 @@ func (n *Namespace) Exit() (code int, sig syscall.Signal, ok bool) {
 
 // refused explains a namespace the kernel would not make.
 func refused(err error) error {
-	why := err.Error()
 	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		what := "creating network namespaces"
-		if os.Geteuid() != 0 {
-			what = "creating user namespaces as a user other than root"
-		}
-		why = fmt.Sprintf("the kernel refuses %s (clone: %v)", what, errno)
-		if errno == syscall.ENOSPC || errno == syscall.EUSERS {
-			why = fmt.Sprintf("the limit on namespaces is reached (clone: %v; see sysctl user.max_net_namespaces and user.max_user_namespaces)", errno)
-		}
+	if !errors.As(err, &errno) {
+		return &Unavailable{Why: err.Error(), Fix: fix()}
 	}
-	return &Unavailable{Why: why, Fix: fix()}
+	switch errno {
+	case syscall.ENOSPC, syscall.EUSERS:
+		return &Unavailable{Why: fmt.Sprintf("the limit on namespaces is reached (clone: %v)", errno),
+			Fix: "raise sysctl user.max_net_namespaces (and user.max_user_namespaces when not root)"}
+	case syscall.EPERM, syscall.EINVAL:
+		what := "network namespaces"
+		if os.Geteuid() != 0 {
+			what = "user namespaces to a user other than root"
+		}
+		return &Unavailable{Why: fmt.Sprintf("the kernel refuses %s (clone: %v)", what, errno), Fix: fix()}
+	}
+	return &Unavailable{Why: err.Error(), Fix: fix()}
 }
 
 // fix is what to change so isolation works.
