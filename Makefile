@@ -13,9 +13,15 @@ build:
 vet:
 	$(GO) vet ./...
 
-# Unit and end-to-end tests, with the race detector.
+# Unit and end-to-end tests, with the race detector; then the end-to-end
+# run, replay and monitor tests again with network isolation forced on and
+# off (the first pass isolates replay and strict runs where it can: as root,
+# always).
+E2E_RUNS = 'Run|Replay|Monitor|Fixture|Isolat'
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	CASSETTEPROXY_ISOLATE=on $(GO) test -count=1 -timeout 10m -run $(E2E_RUNS) ./e2e/
+	CASSETTEPROXY_ISOLATE=off $(GO) test -count=1 -timeout 10m -run $(E2E_RUNS) ./e2e/
 
 e2e:
 	$(GO) test -count=1 -v ./e2e/

@@ -77,6 +77,7 @@ type runRecord struct {
 	Reasons []struct {
 		Class string `json:"failure_class"`
 	} `json:"reasons"`
+	Isolated bool `json:"isolated"`
 }
 
 // runs lists every run record.
@@ -312,7 +313,7 @@ func TestRunVerdictsFromChildren(t *testing.T) {
 }
 
 // startRun starts `cassetteproxy run` in the background and waits for the
-// child to write ready (its pid).
+// child to write ready (its pid, as the host sees it: see hostPID).
 func (e *env) startRun(dir string, args ...string) (*exec.Cmd, chan error, int) {
 	e.t.Helper()
 	cmd := exec.Command(binary, append([]string{"run"}, args...)...)
@@ -344,6 +345,11 @@ func (e *env) startRun(dir string, args ...string) (*exec.Cmd, chan error, int) 
 	}
 }
 
+// hostPID prints the shell's pid as the host sees it. In a network
+// namespace of its own (--isolate) the command has a PID namespace too, and
+// $$ counts from 1 there; /proc is the host's.
+const hostPID = "read pid rest < /proc/self/stat; echo $pid"
+
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -363,8 +369,8 @@ func TestRunSIGTERMClosesRecord(t *testing.T) {
 		class  string
 		code   int
 	}{
-		{"child killed", "echo $$ > ready; exec sleep 30", "nonzero_exit", 128 + 15},
-		{"child exits 0 on TERM", "trap 'echo term > got; exit 0' TERM; echo $$ > ready; while :; do sleep 0.05; done", "interrupted", 3},
+		{"child killed", hostPID + " > ready; exec sleep 30", "nonzero_exit", 128 + 15},
+		{"child exits 0 on TERM", "trap 'echo term > got; exit 0' TERM; " + hostPID + " > ready; while :; do sleep 0.05; done", "interrupted", 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -392,7 +398,7 @@ func TestRunSIGTERMClosesRecord(t *testing.T) {
 func TestRunKill9ThenSweepAbandoned(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
-	cmd, exited, pid := e.startRun(dir, "--mode", "record", "--cassette", "k", "--timeout", "1s", "--", "sh", "-c", "echo $$ > ready; exec sleep 30")
+	cmd, exited, pid := e.startRun(dir, "--mode", "record", "--cassette", "k", "--timeout", "1s", "--", "sh", "-c", hostPID+" > ready; exec sleep 30")
 	cmd.Process.Kill()
 	<-exited
 	waitGone(t, pid) // the child dies with cassetteproxy (Pdeathsig)

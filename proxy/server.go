@@ -516,7 +516,10 @@ func (s *Server) upstreamFor(m Mode) http.RoundTripper {
 
 // Serve accepts connections until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.self.Store(newSelfAddr(ln.Addr()))
+	// The first listener names the proxy's address; another (the one
+	// inside an isolated command's network namespace) has the same port on
+	// loopback, which is the proxy's own already.
+	s.self.CompareAndSwap(nil, newSelfAddr(ln.Addr()))
 	err := s.srv.Serve(&trackingListener{Listener: ln, s: s})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

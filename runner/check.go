@@ -27,6 +27,7 @@ const (
 	ClassEmptyOutput       = "empty_output"
 	ClassRunAbandoned      = "run_abandoned"
 	ClassExpired           = "expired"
+	ClassIsolationFailed   = "isolation_failed"
 	// A host outside the allow-list (--allow-host) was asked for.
 	ClassHostNotAllowed = "host_not_allowed"
 	// A side effect the run had to make (or claimed) has too few, or too
@@ -68,6 +69,12 @@ type Evidence struct {
 	StartErr    string // why the child did not start, if it did not
 	Started     time.Time
 	Ended       time.Time
+
+	// Isolated: the run was isolated (Spec.Isolate): the child ran, or
+	// would have, in a network namespace of its own. IsolationErr: one
+	// was asked for and could not be made, so the child did not run.
+	Isolated     bool
+	IsolationErr string
 
 	// What the proxy saw (see Observer).
 	Interactions int       // requests answered (every decision)

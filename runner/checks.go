@@ -14,11 +14,24 @@ import (
 const ClassInterrupted = "interrupted"
 
 // DefaultChecks are the checks every run gets, in the order that picks the
-// primary failure: timeout, proxy misses/blocks, exit code, artifacts
-// present, artifacts non-empty, the agent's artifact events, its claims.
+// primary failure: isolation, timeout, proxy misses/blocks, exit code,
+// artifacts present, artifacts non-empty, the agent's artifact events, its
+// claims.
 func DefaultChecks() []Check {
-	return []Check{TimeoutCheck{}, ProxyCheck{}, ExitCheck{}, ArtifactsPresentCheck{}, ArtifactsNonEmptyCheck{},
+	return []Check{IsolationCheck{}, TimeoutCheck{}, ProxyCheck{}, ExitCheck{}, ArtifactsPresentCheck{}, ArtifactsNonEmptyCheck{},
 		EventArtifactsCheck{}, ClaimsCheck{}}
+}
+
+// IsolationCheck makes a run inconclusive when its network namespace
+// could not be made: the command did not run, so nothing is known.
+type IsolationCheck struct{}
+
+func (IsolationCheck) Name() string { return "isolation" }
+func (IsolationCheck) Check(ev *Evidence) []Failure {
+	if ev.IsolationErr == "" {
+		return nil
+	}
+	return []Failure{{StatusInconclusive, ClassIsolationFailed, "the command did not run: " + ev.IsolationErr}}
 }
 
 // CheckFunc makes a Check of a function.
@@ -147,6 +160,8 @@ type ExitCheck struct{}
 func (ExitCheck) Name() string { return "exit" }
 func (ExitCheck) Check(ev *Evidence) []Failure {
 	switch {
+	case ev.IsolationErr != "":
+		return nil // IsolationCheck's
 	case ev.StartErr != "":
 		return []Failure{{StatusFailed, ClassNonzeroExit, fmt.Sprintf("the command did not start: %s (exit %d)", ev.StartErr, ev.ExitCode)}}
 	case ev.TimedOut:
@@ -172,7 +187,7 @@ type ArtifactsPresentCheck struct{}
 
 func (ArtifactsPresentCheck) Name() string { return "artifacts_present" }
 func (ArtifactsPresentCheck) Check(ev *Evidence) []Failure {
-	if ev.StartErr != "" {
+	if ev.StartErr != "" || ev.IsolationErr != "" {
 		return nil
 	}
 	var out []Failure

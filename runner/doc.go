@@ -51,6 +51,12 @@
 //     the record's reasons.
 //  5. The record is closed (closed_at set) and Run returns.
 //
+// With Spec.Isolate the child runs in a network namespace of its own
+// (package isolate): the proxy is handed a listener inside it before the
+// child starts, signals, exit codes and timeouts behave as without it, and
+// a namespace that cannot be made closes the run inconclusive /
+// isolation_failed without running the child.
+//
 // A run whose cassetteproxy was killed outright stays "running" in the
 // store; Sweep closes it as failed / run_abandoned once it is past its
 // timeout (DefaultSweepTimeout when it had none) plus a grace period.
@@ -59,5 +65,6 @@
 //
 // The child's own non-zero code (128+n when signal n ended it, 127/126 when
 // it could not start); 3 when the child exited 0 but the verdict is not
-// passed; 0 when it passed.
+// passed; 0 when it passed; 1 when the child's network namespace could not
+// be made (it never ran).
 package runner

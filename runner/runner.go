@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cassetteproxy/cassetteproxy/isolate"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -89,6 +91,13 @@ type Spec struct {
 	Store    RecordStore
 	Observer *Observer // the proxy's observer; nil: the proxy saw nothing
 
+	// Isolate runs the command in a network namespace of its own, where
+	// only the proxy answers (package isolate; Linux). nil: the command
+	// shares cassetteproxy's network. A namespace that cannot be made
+	// makes the run inconclusive (isolation_failed); the command does
+	// not run.
+	Isolate *Isolation
+
 	// Record is the template of the run record: RunID (NewRunID when
 	// empty), RunType (production when empty), FixtureID, TaskID, Attempt,
 	// AgentName, CodeVersion, Model, PromptVersion, ToolAllowlist,
@@ -97,6 +106,17 @@ type Spec struct {
 
 	// Now is the clock; nil: time.Now. Tests set it.
 	Now func() time.Time
+}
+
+// Isolation is where the proxy answers inside the command's namespace.
+type Isolation struct {
+	// Listen is the proxy's address inside (isolate.InsideAddr), the one
+	// the proxy variables in Env name.
+	Listen string
+	// Serve is handed the listening socket at Listen inside the namespace
+	// before the command starts; the caller serves the proxy on it, and
+	// closes it with the proxy.
+	Serve func(net.Listener)
 }
 
 // Result is a finished run.
@@ -221,6 +241,7 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	rec.Dir = dir
 	rec.Mode = spec.Mode
+	rec.Isolated = spec.Isolate != nil
 	rec.TimeoutSeconds = spec.Timeout.Seconds()
 	rec.ArtifactRefs = patterns
 	rec.SideEffects = spec.SideEffects
@@ -235,6 +256,7 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	spec.Observer.openEvents(spec.Store, rec.RunID)
 	r.execute(ctx, &ev, flushEvery, now)
 	spec.Observer.closeEvents()
+	ev.Isolated = spec.Isolate != nil && ev.IsolationErr == ""
 	ev.Ended = now().UTC()
 	ev.Artifacts = resolveArtifacts(patterns)
 	spec.Observer.fill(&ev)
@@ -263,6 +285,10 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	code := ev.ExitCode
 	rec.ExitCode, rec.Signal = &code, ev.Signal
+	rec.Isolated = ev.Isolated
+	if ev.IsolationErr != "" {
+		rec.ExitCode = nil // the command never ran
+	}
 	eventArtifacts, _ := eventRefs(dir, ev.Events)
 	rec.ArtifactRefs = append(artifactRefs(patterns, ev.Artifacts), eventArtifacts...)
 	rec.Calls, rec.CallsOmitted = ev.Calls, ev.CallsOmitted
@@ -272,6 +298,9 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	res := Result{Record: rec, Evidence: ev, Failures: fails, Status: status, ExitCode: ev.ExitCode}
 	if res.ExitCode == 0 && status != StatusPassed {
 		res.ExitCode = 3
+	}
+	if ev.IsolationErr != "" {
+		res.ExitCode = 1 // nothing ran: a runtime error, not a verdict on the command
 	}
 	if err := spec.Store.PutRun(rec); err != nil {
 		return res, fmt.Errorf("close run record %s: %w", rec.RunID, err)
@@ -285,6 +314,7 @@ type running struct {
 	rec   store.Run
 	grace time.Duration
 	cmd   *exec.Cmd
+	ns    *isolate.Namespace // the command's network namespace, when isolated
 }
 
 // execute starts the child and waits for it, forwarding signals, enforcing
@@ -300,7 +330,11 @@ func (r *running) execute(ctx context.Context, ev *Evidence, flushEvery time.Dur
 	cmd := &exec.Cmd{Path: path, Args: spec.Argv, Dir: ev.Dir, Env: env, Stdin: spec.Stdin, Stdout: spec.Stdout, Stderr: spec.Stderr}
 	cmd.SysProcAttr = sysProcAttr(spec.ProcessGroup)
 	cmd.WaitDelay = r.grace // a grandchild holding a non-file stdout open cannot hang Wait
-	if err := cmd.Start(); err != nil {
+	if spec.Isolate != nil {
+		if !r.startIsolated(cmd, ev) {
+			return
+		}
+	} else if err := cmd.Start(); err != nil {
 		ev.StartErr, ev.ExitCode = err.Error(), 126
 		if errors.Is(err, fs.ErrNotExist) {
 			ev.ExitCode = 127
@@ -345,6 +379,14 @@ func (r *running) execute(ctx context.Context, ev *Evidence, flushEvery time.Dur
 				ev.Signal = ws.Signal().String()
 				ev.ExitCode = 128 + int(ws.Signal())
 			}
+			if r.ns != nil { // how the command inside ended, unless the namespace was killed first
+				if code, sig, ok := r.ns.Exit(); ok {
+					ev.ExitCode, ev.Signal = code, ""
+					if sig != 0 {
+						ev.Signal = sig.String()
+					}
+				}
+			}
 			return
 		case sig := <-signals:
 			if ev.Interrupted != "" {
@@ -383,7 +425,9 @@ func (r *running) execute(ctx context.Context, ev *Evidence, flushEvery time.Dur
 	}
 }
 
-// signal sends sig to the child, or to its whole process group.
+// signal sends sig to the child, or to its whole process group. An
+// isolated child's group holds the namespace's first process too, which
+// takes no signal itself; without a group, the signal is passed on by it.
 func (r *running) signal(sig os.Signal) {
 	s, ok := sig.(syscall.Signal)
 	if !ok || r.cmd == nil || r.cmd.Process == nil {
@@ -394,7 +438,33 @@ func (r *running) signal(sig os.Signal) {
 			return
 		}
 	}
+	if r.ns != nil {
+		_ = r.ns.Signal(s)
+		return
+	}
 	_ = r.cmd.Process.Signal(s)
+}
+
+// startIsolated starts cmd in a network namespace of its own and hands the
+// proxy its listener there. false: nothing runs (ev says why).
+func (r *running) startIsolated(cmd *exec.Cmd, ev *Evidence) bool {
+	ns, err := isolate.Wrap(cmd, r.spec.Isolate.Listen)
+	var ln net.Listener
+	if err == nil {
+		ln, err = ns.Start()
+	}
+	var ce *isolate.CommandError
+	switch {
+	case errors.As(err, &ce):
+		ev.StartErr, ev.ExitCode = ce.Err, ce.Code
+		return false
+	case err != nil:
+		ev.IsolationErr = err.Error()
+		return false
+	}
+	r.ns = ns
+	r.spec.Isolate.Serve(ln)
+	return true
 }
 
 // observed copies the proxy's evidence into the record: what it saw, and

@@ -103,6 +103,7 @@ func TestRunVerdicts(t *testing.T) {
 		class     string
 		exit      int // Result.ExitCode
 		reasons   int
+		isolated  bool
 	}{
 		{name: "exit 0 passes", script: "exit 0", status: StatusPassed, exit: 0},
 		{name: "exit 4 is nonzero_exit", script: "exit 4", status: StatusFailed, class: ClassNonzeroExit, exit: 4, reasons: 1},
@@ -154,13 +155,20 @@ func TestRunVerdicts(t *testing.T) {
 			status: StatusInconclusive, class: "check_error", exit: 3, reasons: 1},
 		{name: "command not found", status: StatusFailed, class: ClassNonzeroExit, exit: 127, reasons: 1},
 	}
+	for _, tc := range tests { // the same verdicts in a network namespace of its own
+		tc.name, tc.isolated = tc.name+" (isolated)", true
+		tests = append(tests, tc)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			st := newMemStore()
 			spec := shSpec(t, st, tc.script)
-			if tc.name == "command not found" {
+			if strings.HasPrefix(tc.name, "command not found") {
 				spec.Argv = []string{"no-such-command-xyz"}
+			}
+			if tc.isolated {
+				spec.Isolate = isolation(t)
 			}
 			spec.Mode, spec.Artifacts, spec.Timeout, spec.Checks = tc.mode, tc.artifacts, tc.timeout, tc.checks
 			spec.KillGrace = 200 * time.Millisecond
@@ -181,6 +189,9 @@ func TestRunVerdicts(t *testing.T) {
 			}
 			if rec.ClosedAt == nil || rec.ExitCode == nil {
 				t.Fatal("record not closed")
+			}
+			if rec.Isolated != tc.isolated {
+				t.Fatalf("record isolated: %v", rec.Isolated)
 			}
 			if first := st.puts[0]; first.Status != store.RunStatusRunning || first.ClosedAt != nil {
 				t.Fatalf("first write is not an open record: %+v", first)
@@ -280,17 +291,29 @@ func TestRunInterrupt(t *testing.T) {
 		status string
 		class  string
 		exit   int
+		group  bool
+		iso    bool
 	}{
-		{"SIGTERM kills the child", "echo up > ready; exec sleep 30", false, StatusFailed, ClassNonzeroExit, 128 + 15},
-		{"child exits 0 on SIGTERM", "trap 'exit 0' TERM; echo up > ready; while :; do sleep 0.02; done", false, StatusFailed, ClassInterrupted, 3},
-		{"child ignores SIGTERM", "trap '' TERM; echo up > ready; while :; do sleep 0.02; done", false, StatusFailed, ClassNonzeroExit, 128 + 9},
-		{"context cancelled", "echo up > ready; exec sleep 30", true, StatusFailed, ClassNonzeroExit, 128 + 15},
+		{"SIGTERM kills the child", "echo up > ready; exec sleep 30", false, StatusFailed, ClassNonzeroExit, 128 + 15, true, false},
+		{"child exits 0 on SIGTERM", "trap 'exit 0' TERM; echo up > ready; while :; do sleep 0.02; done", false, StatusFailed, ClassInterrupted, 3, true, false},
+		{"child ignores SIGTERM", "trap '' TERM; echo up > ready; while :; do sleep 0.02; done", false, StatusFailed, ClassNonzeroExit, 128 + 9, true, false},
+		{"context cancelled", "echo up > ready; exec sleep 30", true, StatusFailed, ClassNonzeroExit, 128 + 15, true, false},
+		{"no process group, child exits 0 on SIGTERM", "trap 'exit 0' TERM; echo up > ready; while :; do sleep 0.02; done", false, StatusFailed, ClassInterrupted, 3, false, false},
+		{"no process group, child ignores SIGTERM", "trap '' TERM; echo up > ready; while :; do sleep 0.02; done", false, StatusFailed, ClassNonzeroExit, 128 + 9, false, false},
+	}
+	for _, tc := range tests { // the same in a network namespace of its own
+		tc.name, tc.iso = tc.name+" (isolated)", true
+		tests = append(tests, tc)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			st := newMemStore()
 			spec := shSpec(t, st, tc.script)
+			spec.ProcessGroup = tc.group
+			if tc.iso {
+				spec.Isolate = isolation(t)
+			}
 			spec.KillGrace = 200 * time.Millisecond
 			sigs := make(chan os.Signal, 1)
 			spec.Signals = sigs

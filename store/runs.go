@@ -64,6 +64,7 @@ type Run struct {
 	ExitCode *int              `json:"exit_code,omitempty"` // shell-like: 127 not found, 128+n killed by signal n
 	Signal   string            `json:"signal,omitempty"`    // the signal that ended the child
 	Reasons  []RunReason       `json:"reasons,omitempty"`
+	Isolated bool              `json:"isolated"` // ran in a network namespace of its own (--isolate)
 
 	// What the proxy saw.
 	Interactions int          `json:"interactions"`

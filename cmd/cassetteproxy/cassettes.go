@@ -214,7 +214,9 @@ func positionals(c *cli.Context) ([]string, error) {
 			i++
 			value = args[i]
 		}
-		if err := c.Set(name, value); err != nil {
+		// By its first name: an alias (-j) has storage of its own after
+		// parsing, which the command never reads.
+		if err := c.Set(flag.Names()[0], value); err != nil {
 			return nil, fmt.Errorf("%s: %w", a, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
+	"github.com/cassetteproxy/cassetteproxy/isolate"
 )
 
 func monitorCommand() *cli.Command {
@@ -28,6 +29,7 @@ func monitorCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-stale", Usage: "stale fixtures do not fail the gate"},
 			&cli.StringFlag{Name: "code-version", Usage: "code `VERSION` under test, kept in each fixture's history [$CASSETTEPROXY_CODE_VERSION]", EnvVars: []string{"CASSETTEPROXY_CODE_VERSION"}},
 			passEnvFlag(),
+			isolateFlag(),
 		}, expiryFlags()...),
 		Action: monitorAction,
 	}
@@ -41,6 +43,7 @@ func monitorAction(c *cli.Context) error {
 	if len(args) != 1 {
 		return errors.New("monitor takes one folder: cassetteproxy monitor FIXTURES_ROOT [--out DIR] [--max-age D] [--tier T] [-j N]")
 	}
+	prewarmIsolation(c)
 	root := args[0]
 	maxAge, err := parseSeconds("--max-age", c.String("max-age"))
 	if err != nil {
@@ -60,6 +63,14 @@ func monitorAction(c *cli.Context) error {
 	}
 	if _, err := fixtures.FindFixtures(root); err != nil {
 		return err
+	}
+	// --isolate on refuses before any fixture runs where isolation is impossible.
+	if m, err := isolate.ParseMode(c.String("isolate")); err != nil {
+		return err
+	} else if m == isolate.On {
+		if _, err := isolate.Choose(m, isolate.Check()); err != nil {
+			return err
+		}
 	}
 	re, closeStore, err := openReplayer(c)
 	if err != nil {
@@ -104,8 +115,12 @@ func monitorAction(c *cli.Context) error {
 	if err := fixtures.WriteReport(out, rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "%d fixtures: %d passing, %d failing, %d stale, %d unproven; gate %s; report in %s\n",
-		rep.FixturesTotal, rep.FixturesPassing, rep.FixturesFailing, rep.FixturesStale, rep.FixturesUnproven, rep.Gate, out)
+	notIsolated := ""
+	if rep.FixturesNotIsolated > 0 {
+		notIsolated = fmt.Sprintf(", %d not isolated", rep.FixturesNotIsolated)
+	}
+	fmt.Fprintf(c.App.Writer, "%d fixtures: %d passing, %d failing, %d stale, %d unproven%s; gate %s; report in %s\n",
+		rep.FixturesTotal, rep.FixturesPassing, rep.FixturesFailing, rep.FixturesStale, rep.FixturesUnproven, notIsolated, rep.Gate, out)
 	if rep.FixturesExpired > 0 {
 		fmt.Fprintf(c.App.Writer, "%d fixtures hold recordings older than --max-recording-age %s (monitor.json: expired); record them again\n",
 			rep.FixturesExpired, c.String("max-recording-age"))

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
+	"github.com/cassetteproxy/cassetteproxy/isolate"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -25,6 +26,7 @@ func replayFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "upstream-ca", Usage: "live mode: PEM `FILE` of extra roots for verifying upstreams (repeatable)"},
 		passEnvFlag(), secretEnvFlag(), secretFileFlag(),
 		&cli.StringSliceFlag{Name: "allow-host", Usage: "only this host `GLOB` may be called (repeatable; adds to input.json's tool_allowlist and rules.yaml's allow_hosts)"},
+		isolateFlag(),
 	}, expiryFlags()...)
 }
 
@@ -68,6 +70,7 @@ func replayAction(c *cli.Context) error {
 	if len(pos)-len(override) != 1 {
 		return errors.New("replay takes one fixture folder: cassetteproxy replay FIXTURE_DIR [--mode strict|replay|live] [-- COMMAND...]")
 	}
+	prewarmIsolation(c)
 	dir := pos[0]
 	mode := c.String("mode")
 	if mode != "" {
@@ -130,6 +133,10 @@ func openReplayer(c *cli.Context) (*fixtures.Replayer, func(), error) {
 }
 
 func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
+	iso, err := isolate.ParseMode(c.String("isolate"))
+	if err != nil {
+		return nil, err
+	}
 	ca, err := proxy.LoadOrCreateCA(globalString(c, "home"))
 	if err != nil {
 		return nil, err
@@ -166,5 +173,6 @@ func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
 	}
 	return &fixtures.Replayer{Store: st, CA: ca, CABundle: bundle, Secret: secret, Logger: log,
 		CodeVersion: c.String("code-version"), Environ: os.Environ(), UpstreamRoots: roots, SecretValues: values,
-		MaxRecordingAge: maxAge, ExpiredBlock: expiredBlock}, nil
+		MaxRecordingAge: maxAge, ExpiredBlock: expiredBlock,
+		Isolate: iso, Say: func(s string) { fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: "+s) }}, nil
 }

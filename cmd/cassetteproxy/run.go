@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cassetteproxy/cassetteproxy/isolate"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/runner"
@@ -45,6 +47,7 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "artifact", Usage: "`PATH` or glob the command must write, non-empty (repeatable)"},
 		&cli.StringSliceFlag{Name: "side-effect", Usage: "\"`METHOD URLGLOB`\" the command must make exactly once, answered 2xx (repeatable)"},
 		&cli.StringFlag{Name: "no-proxy", Usage: "NO_PROXY `LIST` for the command (default: empty, everything goes through the proxy)"},
+		isolateFlag(),
 	)
 }
 
@@ -104,6 +107,14 @@ func runAction(c *cli.Context) error {
 		}
 	}
 
+	if _, err := proxy.ParseMode(c.String("mode")); err != nil {
+		return err
+	}
+	isolated, err := isolation(c, c.String("mode"))
+	if err != nil {
+		return err
+	}
+
 	// Signals first: one arriving while the proxy starts is forwarded to
 	// the child as soon as it exists, and never leaves a record open.
 	sigs := make(chan os.Signal, 4)
@@ -121,7 +132,24 @@ func runAction(c *cli.Context) error {
 		p.stop()
 		return err
 	}
-	vars := append(proxy.ClientEnv("http://"+p.addr, bundle, p.ca.CertPath, c.String("no-proxy")), [2]string{"CASSETTEPROXY_URL", proxy.SelfURL(p.addr)})
+	// Isolated, the command finds the proxy at the same address inside
+	// its namespace (127.0.0.1:PORT when --listen is not loopback).
+	proxyAddr := p.addr
+	var iso *runner.Isolation
+	if isolated {
+		if proxyAddr, err = isolate.InsideAddr(p.addr); err != nil {
+			p.stop()
+			return err
+		}
+		iso = &runner.Isolation{Listen: proxyAddr, Serve: func(ln net.Listener) {
+			go func() {
+				if err := p.srv.Serve(ln); err != nil {
+					p.log.Error("serving inside the command's network namespace", "err", err)
+				}
+			}()
+		}}
+	}
+	vars := append(proxy.ClientEnv("http://"+proxyAddr, bundle, p.ca.CertPath, c.String("no-proxy")), [2]string{"CASSETTEPROXY_URL", proxy.SelfURL(proxyAddr)})
 	recordedEnv := make(map[string]string, len(taskEnv))
 	for _, kv := range taskEnv {
 		vars = append(vars, kv)
@@ -145,6 +173,7 @@ func runAction(c *cli.Context) error {
 		Store:        p.st,
 		Observer:     obs,
 		Redact:       p.redactor,
+		Isolate:      iso,
 		Record: store.Run{
 			RunID:         runID,
 			RunType:       runner.RunTypeProduction,

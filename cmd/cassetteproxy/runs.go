@@ -122,6 +122,7 @@ func runsShow(c *cli.Context) error {
 		field("command", shellJoin(r.Command))
 		field("dir", r.Dir)
 		field("mode", r.Mode)
+		field("isolated", fmt.Sprint(r.Isolated))
 		field("cassette", r.Cassette)
 		field("fixture_id", r.FixtureID)
 		field("task_id", r.TaskID)
