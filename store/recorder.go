@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,6 +43,12 @@ type Recorder struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// lost counts the records whose commit failed (bbolt rolled the
+	// transaction back: they are not in the store); lastErr is the last
+	// such failure.
+	lost    atomic.Int64
+	lastErr atomic.Pointer[error]
 
 	// stored holds, per cassette, the hashes of the bodies this Recorder
 	// has stored or queued, so a body answered again is not compressed
@@ -171,6 +178,17 @@ func (r *Recorder) Close() error {
 // several MiB of RSS. A variable for tests.
 var reopenEvery = 100 * time.Millisecond
 
+// Lost returns how many records could not be committed so far (each is
+// missing from the store) and the last commit error, nil when none failed.
+// Records still queued are not counted: Flush first for a final count.
+func (r *Recorder) Lost() (int, error) {
+	var last error
+	if p := r.lastErr.Load(); p != nil {
+		last = *p
+	}
+	return int(r.lost.Load()), last
+}
+
 // nudge wakes the writer if it is gathering a batch.
 func (r *Recorder) nudge() {
 	select {
@@ -229,7 +247,10 @@ func (r *Recorder) run() {
 				}
 			}
 			if err := r.commit(batch); err != nil {
-				fail(r.errorf("commit of %d records: %w", len(batch), err))
+				err = r.errorf("commit of %d records: %w", len(batch), err)
+				r.lost.Add(int64(len(batch))) // rolled back: none of them is in the store
+				r.lastErr.Store(&err)
+				fail(err)
 			}
 			if now := time.Now(); now.Sub(reopened) >= reopenEvery {
 				if err := r.s.reopen(); err != nil {

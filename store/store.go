@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -97,6 +97,8 @@ type Store struct {
 	mu        sync.Mutex
 	closed    bool
 	recorders map[*Recorder]struct{}
+
+	damage atomic.Pointer[DamagedError] // set by guard: bbolt panicked on this file
 }
 
 // Open opens or creates the store file. A missing file (and its parent
@@ -124,7 +126,11 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fail(fmt.Errorf("%w (empty file)", ErrNotStore))
 		}
 		if fi.Size() > 0 {
-			if err := checkMagic(path, fi.Size()); err != nil {
+			if err := checkFile(path, timeout); err != nil {
+				var d *DamagedError
+				if errors.As(err, &d) {
+					return nil, d // one line of its own, naming the file
+				}
 				return nil, fail(err)
 			}
 		}
@@ -148,26 +154,41 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fail(err)
 	}
-	db, err := bolt.Open(path, 0o600, boltOptions(opts.ReadOnly, timeout))
+	var db *bolt.DB
+	err = guarded(func() (err error) {
+		db, err = bolt.Open(path, 0o600, boltOptions(opts.ReadOnly, timeout))
+		return err
+	})
 	if err != nil {
 		if held != nil {
 			held.Close()
 		}
+		var fe *faultError
 		switch {
+		case errors.As(err, &fe):
+			return nil, &DamagedError{Path: path, Detail: "bbolt: " + firstLine(fe.Error())}
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fail(lockedError(path))
 		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch):
 			return nil, fail(fmt.Errorf("%w (bbolt: %v)", ErrNotStore, err))
 		case errors.Is(err, berrors.ErrChecksum):
-			return nil, fail(fmt.Errorf("store file is corrupt (bbolt: %v)", err))
+			return nil, &DamagedError{Path: path, Detail: "bbolt: " + err.Error()}
 		}
 		return nil, fail(err)
 	}
 	s := &Store{path: path, db: db, readOnly: opts.ReadOnly, timeout: timeout, held: held, recorders: map[*Recorder]struct{}{}}
 	if err := s.initSchema(); err != nil {
-		_ = db.Close()
+		var d *DamagedError
+		if errors.As(err, &d) {
+			closeDamaged(db)
+		} else {
+			_ = db.Close()
+		}
 		if held != nil {
 			held.Close()
+		}
+		if d != nil {
+			return nil, d
 		}
 		return nil, fail(err)
 	}
@@ -185,17 +206,22 @@ func boltOptions(readOnly bool, timeout time.Duration) *bolt.Options {
 	return &bolt.Options{Timeout: timeout, ReadOnly: readOnly}
 }
 
-// view and update run fn in a bbolt read or write transaction.
+// view and update run fn in a bbolt read or write transaction, under
+// guard (damage.go): a damaged page costs an error, never the process.
 func (s *Store) view(fn func(*bolt.Tx) error) error {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	return s.db.View(fn)
+	return s.guard(func() error {
+		s.dbMu.RLock()
+		defer s.dbMu.RUnlock()
+		return s.db.View(fn)
+	})
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	return s.db.Update(fn)
+	return s.guard(func() error {
+		s.dbMu.RLock()
+		defer s.dbMu.RUnlock()
+		return s.db.Update(fn)
+	})
 }
 
 // reopen closes bbolt's handle on the file and opens it again: all that
@@ -247,12 +273,42 @@ func (s *Store) reopen() error {
 	if reopenGap != nil {
 		reopenGap()
 	}
-	db, err := bolt.Open(s.path, 0o600, boltOptions(s.readOnly, s.timeout))
+	var db *bolt.DB
+	err = guarded(func() (err error) {
+		db, err = bolt.Open(s.path, 0o600, boltOptions(s.readOnly, s.timeout))
+		return err
+	})
+	var fe *faultError
+	if errors.As(err, &fe) {
+		return s.markDamaged(fe.p)
+	}
 	if err != nil {
 		return fmt.Errorf("reopen: %w", err)
 	}
 	s.db = db
 	return nil
+}
+
+// checkFile runs preflight on the file at path under a shared lock, so a
+// writer in another process is never caught half-way through a commit.
+func checkFile(path string, timeout time.Duration) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close() // releases the lock
+	ok, err := lockShared(f, timeout)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return lockedError(path)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return preflight(path, f, fi.Size())
 }
 
 // lockedError builds "locked by another process (pid N)" from /proc/locks.
@@ -275,39 +331,6 @@ func lockedError(path string) error {
 	return fmt.Errorf("%w (%s %s)", ErrLocked, word, strings.Join(parts, "; "))
 }
 
-// checkMagic verifies that the file starts like a bbolt file (a meta page
-// with bbolt's magic number at page 0, or at page 1 for any page size bbolt
-// probes) before bbolt is allowed near it.
-func checkMagic(path string, size int64) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	// Page header: id u64, flags u16, count u16, overflow u32 (16 bytes),
-	// then the meta: magic u32, version u32, in native byte order.
-	const magic = 0xED0CDAED
-	var buf [24]byte
-	probe := func(off int64) bool {
-		if off+int64(len(buf)) > size {
-			return false
-		}
-		if _, err := f.ReadAt(buf[:], off); err != nil && err != io.EOF {
-			return false
-		}
-		return binary.NativeEndian.Uint32(buf[16:20]) == magic
-	}
-	if probe(0) {
-		return nil
-	}
-	for i := 0; i <= 14; i++ {
-		if probe(1024 << i) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w (no bbolt header)", ErrNotStore)
-}
-
 // initSchema creates the top-level buckets of a new store and refuses a bbolt
 // file that belongs to another program.
 func (s *Store) initSchema() error {
@@ -319,7 +342,16 @@ func (s *Store) initSchema() error {
 		}
 		hasCassettes = tx.Bucket(bucketCassettes) != nil
 		empty = true
-		return tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		// Reading each top-level bucket's first key touches its root page
+		// and one path down: damage there is found now, by every command,
+		// rather than half-way through one.
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			empty = false
+			if b != nil {
+				b.Cursor().First()
+			}
+			return nil
+		})
 	})
 	switch {
 	case err != nil:
@@ -363,10 +395,18 @@ func (s *Store) Close() error {
 		errs = append(errs, r.Close())
 	}
 	s.dbMu.Lock()
-	errs = append(errs, s.db.Close())
+	damaged := s.damage.Load()
+	if damaged != nil {
+		closeDamaged(s.db)
+	} else {
+		errs = append(errs, s.db.Close())
+	}
 	s.dbMu.Unlock()
 	if s.held != nil {
 		errs = append(errs, s.held.Close())
+	}
+	if damaged != nil {
+		return errors.Join(append(errs, damaged)...)
 	}
 	return s.wrap(errors.Join(errs...))
 }
@@ -749,7 +789,7 @@ func decodeRaw(name string, raws []rawValue, bodies *bodyCache) ([]Interaction, 
 	chunk := (len(raws) + workers - 1) / workers
 	for w := range workers {
 		lo, hi := w*chunk, min((w+1)*chunk, len(raws))
-		wg.Go(func() { errs[w] = dec(lo, hi) })
+		wg.Go(func() { errs[w] = guarded(func() error { return dec(lo, hi) }) }) // values are read from the memory map
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -907,18 +947,41 @@ func (s *Store) Secret(name string, size int) ([]byte, error) {
 	return out, nil
 }
 
-// Check runs bbolt's consistency check over the whole file and returns every
-// problem found, joined.
+// Check checks the store's file like CheckFile (every page with plain
+// reads, then bbolt's tx.Check and the decoding of every value) and returns
+// every problem found, joined. Call it with no write under way.
 func (s *Store) Check() error {
-	var errs []error
-	err := s.view(func(tx *bolt.Tx) error {
-		for e := range tx.Check() {
-			errs = append(errs, e)
-		}
-		return nil
-	})
+	f, err := os.Open(s.path)
 	if err != nil {
 		return s.wrap(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return s.wrap(err)
+	}
+	m, err := fileMeta(f, fi.Size())
+	if err != nil {
+		return s.wrap(err)
+	}
+	problems := structureProblems(f, fi.Size(), m, nil)
+	if len(problems) == 0 {
+		err := s.view(func(tx *bolt.Tx) error {
+			for e := range tx.Check() {
+				problems = append(problems, Problem{What: "bbolt: " + e.Error()})
+			}
+			if len(problems) == 0 {
+				problems = checkSchema(tx)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = errors.New(p.String())
 	}
 	return s.wrap(errors.Join(errs...))
 }

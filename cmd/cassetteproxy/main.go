@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
 // exitError carries an exit code other than 1 (run and replay pass on the
@@ -32,6 +34,12 @@ func main() {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
+	}
+	// A damaged store says so in one line of its own, however deep the
+	// command met it.
+	var damaged *store.DamagedError
+	if errors.As(err, &damaged) {
+		err = damaged
 	}
 	if msg := err.Error(); msg != "" {
 		fmt.Fprintln(os.Stderr, "cassetteproxy: "+msg)
@@ -178,6 +186,7 @@ func newApp() *cli.App {
 			cassettesCommand(),
 			exportCommand(), importCommand(), replayCommand(), monitorCommand(),
 			minimizeCommand(), rulesCommand(), driftCommand(),
+			storeCommand(),
 		}),
 	}
 }
