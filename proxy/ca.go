@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -42,6 +43,14 @@ func LoadOrCreateCA(home string) (*CA, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("create home %s: %w", home, err)
 	}
+	if hi, err := os.Stat(home); err != nil {
+		return nil, fmt.Errorf("home %s: %w", home, err)
+	} else if hi.Mode().Perm()&0o022 != 0 {
+		// Whoever can write the folder can replace the CA every client of
+		// this proxy trusts, and read what it intercepts.
+		return nil, fmt.Errorf("home %s is writable by group or others (mode %04o), so anyone could replace its CA; fix it with: chmod 700 %s",
+			home, hi.Mode().Perm(), quoteArg(home))
+	}
 	certPath := filepath.Join(home, CACertFile)
 	keyPath := filepath.Join(home, CAKeyFile)
 	if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
@@ -57,7 +66,7 @@ func LoadOrCreateCA(home string) (*CA, error) {
 	}
 	if info.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("CA key %s is readable by others (mode %04o); fix it with: chmod 600 %s",
-			keyPath, info.Mode().Perm(), keyPath)
+			keyPath, info.Mode().Perm(), quoteArg(keyPath))
 	}
 	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
@@ -185,4 +194,15 @@ func (c *leafCache) Fetch(host string, gen func() (*tls.Certificate, error)) (*t
 	c.mu.Unlock()
 	<-e.done
 	return e.cert, e.err
+}
+
+// quoteArg quotes a path for a POSIX shell when it needs it, so a command
+// in an error message can be pasted as it is.
+func quoteArg(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:=,@%", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -35,10 +35,19 @@ type Outcome struct {
 	Body     []byte // the redacted request body, for callers that look inside (model names)
 }
 
-// handle is the path every request takes, plain HTTP or from inside an
-// intercepted tunnel (inTunnel). It never returns nil and never panics:
-// whatever goes wrong, the client gets an answer.
-func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) {
+// DefaultBodyTimeout is Config.BodyTimeout's default.
+const DefaultBodyTimeout = 60 * time.Second
+
+// handle is handleOn without the client's connection (no --body-timeout).
+func (s *Server) handle(req *http.Request, inTunnel bool) *http.Response {
+	return s.handleOn(req, inTunnel, nil)
+}
+
+// handleOn is the path every request takes, plain HTTP or from inside an
+// intercepted tunnel (inTunnel), read from conn (nil when unknown). It never
+// returns nil and never panics: whatever goes wrong, the client gets an
+// answer.
+func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (resp *http.Response) {
 	start := time.Now()
 	out := Outcome{Method: req.Method, Host: req.URL.Host}
 	defer func() {
@@ -60,9 +69,18 @@ func (s *Server) handle(req *http.Request, inTunnel bool) (resp *http.Response) 
 	}
 
 	// 1. Read the request body whole, within bounds: matching needs all of
-	// it, and it is forwarded from this copy.
-	body, rest, err := readBody(req.Body, s.cfg.MaxBody)
+	// it, and it is forwarded from this copy. A body that stops making
+	// progress for BodyTimeout is answered 408: half a request is never
+	// forwarded or recorded.
+	body, rest, err := s.readBodyWithin(req.Body, conn)
 	if err != nil {
+		if conn.stalled() {
+			out.Decision, out.Reason = DecisionError, fmt.Sprintf("request body made no progress for %s (--body-timeout) after %d bytes", s.cfg.BodyTimeout, len(body))
+			resp = s.errorResponse(req, http.StatusRequestTimeout, out.Reason)
+			resp.Header.Set("Connection", "close")
+			resp.Close = true
+			return resp
+		}
 		out.Decision, out.Reason = DecisionError, "reading request body: "+err.Error()
 		return s.errorResponse(req, http.StatusBadRequest, out.Reason)
 	}
@@ -266,6 +284,7 @@ func (s *Server) save(in store.Interaction, mode Mode) (recorded store.Response,
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("recording dropped: internal error", "url", in.Request.URL, "panic", fmt.Sprint(p))
+			s.dropRecording(fmt.Errorf("recording of %s dropped: internal error: %v", in.Request.URL, p))
 			recorded, ok = store.Response{}, false
 		}
 	}()
@@ -280,6 +299,7 @@ func (s *Server) save(in store.Interaction, mode Mode) (recorded store.Response,
 	// buffer, which release then leaves to the garbage collector.
 	if err := s.cfg.Recorder.Record(s.cfg.Cassette, in); err != nil {
 		s.log.Error("recording failed", "url", s.redactor.String(in.Request.URL), "err", err)
+		s.dropRecording(err)
 	}
 	return in.Response, true
 }
@@ -445,15 +465,52 @@ func (r *eventReader) wait(offset time.Duration) error {
 
 func (r *eventReader) Close() error { return nil }
 
+// readBodyWithin is readBody under BodyTimeout: a read of the body that
+// waits that long marks the connection stalled (trackedConn.stall) and ends.
+// The watch covers what is read here, up to MaxBody; a remainder past it
+// streams upstream unwatched. Without the connection (conn nil) there is no
+// watch.
+func (s *Server) readBodyWithin(rc io.ReadCloser, conn *trackedConn) ([]byte, io.Reader, error) {
+	if conn == nil || rc == nil || rc == http.NoBody {
+		return readBody(rc, s.cfg.MaxBody)
+	}
+	w := &stallWatch{r: rc, timer: time.AfterFunc(time.Hour, conn.stall), d: s.cfg.BodyTimeout}
+	w.timer.Stop()
+	defer w.timer.Stop()
+	body, rest, err := readBody(struct {
+		io.Reader
+		io.Closer
+	}{w, rc}, s.cfg.MaxBody)
+	if rest != nil {
+		rest = rc // the remainder, unwatched
+	}
+	return body, rest, err
+}
+
+// stallWatch arms its timer around every read: a read that takes d fires it.
+type stallWatch struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (w *stallWatch) Read(p []byte) (int, error) {
+	w.timer.Reset(w.d)
+	n, err := w.r.Read(p)
+	w.timer.Stop()
+	return n, err
+}
+
 // readBody reads up to max bytes. When the body is larger, what was read is
-// returned with the unread remainder, to be streamed on.
+// returned with the unread remainder, to be streamed on. On an error, what
+// was read before it is returned with it.
 func readBody(rc io.ReadCloser, max int64) (body []byte, rest io.Reader, err error) {
 	if rc == nil || rc == http.NoBody {
 		return nil, nil, nil
 	}
 	body, err = io.ReadAll(io.LimitReader(rc, max+1))
 	if err != nil {
-		return nil, nil, err
+		return body, nil, err
 	}
 	if int64(len(body)) > max {
 		return body, rc, nil

@@ -2,7 +2,11 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +94,14 @@ type Config struct {
 	// ExpiredBlock, blocked with reason expired.
 	MaxRecordingAge time.Duration
 	ExpiredBlock    bool
+	// BodyTimeout answers 408 to a request whose body makes no progress
+	// (no byte read) for this long; what was read is neither forwarded nor
+	// recorded. Default 60s.
+	BodyTimeout time.Duration
+	// ProxyAuth, "USER:PASSWORD", makes every proxied request and CONNECT
+	// without those credentials in Proxy-Authorization: Basic get 407. The
+	// proxy's own /healthz and /ca.pem stay open. "" (default): no check.
+	ProxyAuth string
 }
 
 // ParseReplayTiming reads --replay-timing: "fast" (or ""), "recorded", or
@@ -170,6 +182,39 @@ type Server struct {
 	closing bool                  // Shutdown has begun: no new recording may start
 
 	self atomic.Pointer[selfAddr] // where Serve listens: requests to it are the proxy's own
+
+	// Recordings that never reached the recorder (it refused them, or
+	// saving them failed); the recorder counts those whose commit failed.
+	dropped    atomic.Int64
+	dropReason atomic.Pointer[string]
+
+	authSum *[32]byte // sha256 of Config.ProxyAuth; nil: no authentication
+}
+
+// dropRecording counts a recording that will never be in the store.
+func (s *Server) dropRecording(err error) {
+	reason := err.Error()
+	s.dropReason.Store(&reason)
+	s.dropped.Add(1)
+}
+
+// RecordingLoss returns how many recordings this proxy answered but could
+// not keep (the recorder refused them, or their commit failed: disk full,
+// I/O error) and the last reason; 0 and "" while nothing was lost. Flush or
+// close the recorder first for a final count.
+func (s *Server) RecordingLoss() (int, string) {
+	n, reason := int(s.dropped.Load()), ""
+	if r := s.dropReason.Load(); r != nil {
+		reason = *r
+	}
+	if s.cfg.Recorder != nil {
+		lost, err := s.cfg.Recorder.Lost()
+		n += lost
+		if err != nil {
+			reason = err.Error()
+		}
+	}
+	return n, reason
 }
 
 // beginRecording counts a recording in, unless Shutdown has begun: the
@@ -243,6 +288,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 20
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -256,6 +304,13 @@ func New(cfg Config) (*Server, error) {
 		conns:    make(map[net.Conn]struct{}),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
+	if cfg.ProxyAuth != "" {
+		if u, _, ok := strings.Cut(cfg.ProxyAuth, ":"); !ok || u == "" {
+			return nil, errors.New("proxy: ProxyAuth must be USER:PASSWORD")
+		}
+		sum := sha256.Sum256([]byte(cfg.ProxyAuth))
+		s.authSum = &sum
+	}
 
 	gp := goproxy.NewProxyHttpServer()
 	gp.Logger = discardLogger{}
@@ -333,7 +388,7 @@ func New(cfg Config) (*Server, error) {
 			ctx.RoundTripper = goproxy.RoundTripperFunc(s.upgradeTrip)
 			return req, nil
 		}
-		resp := s.handle(req, inTunnel)
+		resp := s.handleOn(req, inTunnel, tc)
 		if inTunnel && resp.StatusCode == http.StatusSwitchingProtocols {
 			return req, resp // a replayed WebSocket: what follows is not HTTP (the head bound stays off)
 		}
@@ -373,6 +428,10 @@ func New(cfg Config) (*Server, error) {
 // or not, is flushed as upstream writes it) and hands CONNECT and upgrades
 // to goproxy. Requests with a relative URL are for the proxy itself.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.authSum != nil && needsAuth(r) && !s.authorized(r) {
+		s.proxyAuthRequired(w, r)
+		return
+	}
 	switch {
 	case r.Method == http.MethodConnect, isUpgrade(r.Header) && r.URL.IsAbs() && !s.isSelf(r.URL.Host):
 		s.gp.ServeHTTP(w, r)
@@ -382,8 +441,60 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// here, never forwarded, recorded or blocked.
 		s.serveSelf(w, r)
 	default:
-		writeResponse(w, s.handle(r, false))
+		tc, _ := r.Context().Value(connKey{}).(*trackedConn)
+		writeResponse(w, s.handleOn(r, false, tc))
 	}
+}
+
+// needsAuth reports whether --proxy-auth applies to a request: to every
+// CONNECT and proxied (absolute-form) request, and to the proxy's own
+// endpoints (the events API) when the client is not on this machine. The
+// health check and the CA certificate stay open: probes and first-time
+// clients have no credentials, and neither answer holds a secret.
+func needsAuth(r *http.Request) bool {
+	if r.Method == http.MethodConnect || r.URL.IsAbs() {
+		return true
+	}
+	switch r.URL.Path {
+	case "/healthz", "/_cassetteproxy/health", "/ca.pem", "/_cassetteproxy/ca.pem":
+		return false
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}
+
+// authorized reports whether the request carries the --proxy-auth
+// credentials: Proxy-Authorization: Basic base64(USER:PASSWORD). The
+// comparison is of SHA-256 sums, in constant time.
+func (s *Server) authorized(r *http.Request) bool {
+	scheme, cred, ok := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(raw)
+	return subtle.ConstantTimeCompare(sum[:], s.authSum[:]) == 1
+}
+
+// proxyAuthRequired answers 407 with the challenge clients answer with
+// their proxy credentials. The credentials tried are never logged.
+func (s *Server) proxyAuthRequired(w http.ResponseWriter, r *http.Request) {
+	target := r.Host
+	if r.Method != http.MethodConnect {
+		target = s.redactor.String(r.URL.String())
+	}
+	s.log.Warn("proxy authentication required", "method", r.Method, "url", target, "remote", r.RemoteAddr,
+		"credentials", r.Header.Get("Proxy-Authorization") != "")
+	h := w.Header()
+	h.Set("Proxy-Authenticate", `Basic realm="cassetteproxy"`)
+	h.Set("Content-Type", blockedContentTypeJSON)
+	h.Set("Connection", "close")
+	w.WriteHeader(http.StatusProxyAuthRequired)
+	_, _ = io.WriteString(w, `{"error":"proxy authentication required: send Proxy-Authorization: Basic with the USER:PASSWORD of --proxy-auth (e.g. HTTPS_PROXY=http://USER:PASSWORD@HOST:PORT)"}`+"\n")
 }
 
 // writeResponse copies a response to a plain-HTTP client, flushing after
@@ -439,7 +550,15 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz", "/_cassetteproxy/health":
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"status":"ok","mode":%q,"cassette":%q,"interactions":%d}`+"\n", s.cfg.Mode, s.cfg.Cassette, s.index.Len())
+		h := health{Status: "ok", Mode: string(s.cfg.Mode), Cassette: s.cfg.Cassette, Interactions: s.index.Len()}
+		if h.RecordingsLost, h.Error = s.RecordingLoss(); h.RecordingsLost > 0 {
+			// The recording a client believes exists does not: a health
+			// check must not call that healthy.
+			h.Status, h.Reason = "degraded", "recording_lost"
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		b, _ := json.Marshal(h)
+		w.Write(append(b, '\n'))
 	case "/ca.pem", "/_cassetteproxy/ca.pem":
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		http.ServeFile(w, r, s.cfg.CA.CertPath)
@@ -448,6 +567,17 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "cassetteproxy is a proxy: set HTTP_PROXY/HTTPS_PROXY to this address (GET /healthz, GET /ca.pem)", http.StatusBadRequest)
 	}
+}
+
+// health is the proxy's /healthz answer.
+type health struct {
+	Status         string `json:"status"`           // ok, or degraded (then answered 503)
+	Reason         string `json:"reason,omitempty"` // recording_lost
+	Mode           string `json:"mode"`
+	Cassette       string `json:"cassette"`
+	Interactions   int    `json:"interactions"`
+	RecordingsLost int    `json:"recordings_lost"`
+	Error          string `json:"error,omitempty"` // the last reason a recording was lost
 }
 
 // upgradeTrip forwards a protocol upgrade in record mode and notes it in the
@@ -560,6 +690,10 @@ type trackedConn struct {
 	inRequest atomic.Bool
 	headRead  atomic.Int64
 
+	// bodyStalled is set once a request body made no progress for
+	// BodyTimeout (readBodyWithin): every later read fails at once.
+	bodyStalled atomic.Bool
+
 	// Write coalescing (see holdNextWrite). holding is set while a write
 	// is armed to be held or bytes are held, so Read and Write look no
 	// further otherwise; wmu orders every write once it is set.
@@ -652,6 +786,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	if err := c.flushHeld(); err != nil {
 		return 0, err
 	}
+	if c.bodyStalled.Load() {
+		return 0, errBodyStalled
+	}
 	counting := false
 	if c.hijacked.Load() {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.s.cfg.TunnelIdle))
@@ -665,6 +802,21 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// errBodyStalled ends every read of a connection whose request body made
+// no progress for BodyTimeout: where the next request would begin is
+// unknown, so nothing more is read from it.
+var errBodyStalled = errors.New("request body made no progress within --body-timeout")
+
+// stall marks the request body being read as stalled and ends the read
+// waiting for it (a deadline in the past); the connection is done.
+func (c *trackedConn) stall() {
+	c.bodyStalled.Store(true)
+	_ = c.Conn.SetReadDeadline(time.Now())
+}
+
+// stalled reports whether a request body stalled on the connection.
+func (c *trackedConn) stalled() bool { return c != nil && c.bodyStalled.Load() }
 
 // requestRead marks a request head read whole: what the connection reads
 // next is its body, up to answered.

@@ -34,6 +34,7 @@ const (
 	// many, matching answered requests.
 	ClassSideEffectUnconfirmed = "side_effect_unconfirmed"
 	ClassSideEffectDuplicated  = "side_effect_duplicated"
+	ClassRecordingLost         = "recording_lost" // degraded: some answers could not be committed to the store
 )
 
 // Failure is one reason a run is not passed.
@@ -83,6 +84,12 @@ type Evidence struct {
 	Errors       int       // upstream failures answered 502
 	Hosts        []string  // hosts contacted, sorted
 	Models       []string  // "model" values in JSON request bodies, sorted
+
+	// Recordings answered but not kept (a commit failed: disk full, I/O
+	// error), counted once every recording was handed to the store
+	// (Spec.Drain), and the last reason.
+	RecordingsLost int
+	RecordingLoss  string
 
 	Artifacts []Artifact // one per file matched, or per pattern that matched nothing
 

@@ -16,10 +16,11 @@ const ClassInterrupted = "interrupted"
 // DefaultChecks are the checks every run gets, in the order that picks the
 // primary failure: isolation, timeout, proxy misses/blocks, exit code,
 // artifacts present, artifacts non-empty, the agent's artifact events, its
-// claims.
+// claims; then recordings lost, which only degrades a run that nothing else
+// failed (see Verdict).
 func DefaultChecks() []Check {
 	return []Check{IsolationCheck{}, TimeoutCheck{}, ProxyCheck{}, ExitCheck{}, ArtifactsPresentCheck{}, ArtifactsNonEmptyCheck{},
-		EventArtifactsCheck{}, ClaimsCheck{}}
+		EventArtifactsCheck{}, ClaimsCheck{}, RecordingCheck{}}
 }
 
 // IsolationCheck makes a run inconclusive when its network namespace
@@ -44,12 +45,35 @@ func (c CheckFunc) Name() string                 { return c.CheckName }
 func (c CheckFunc) Check(ev *Evidence) []Failure { return c.Func(ev) }
 
 // Verdict combines the failures of every check: passed when there are
-// none, else the status and class of the first, with every reason kept.
+// none, else the status and class of the first that is not degraded (a
+// failure outranks a degradation, whichever check found it), else of the
+// first, with every reason kept.
 func Verdict(fs []Failure) (status string, primary Failure) {
 	if len(fs) == 0 {
 		return StatusPassed, Failure{}
 	}
+	for _, f := range fs {
+		if f.Status != StatusDegraded {
+			return f.Status, f
+		}
+	}
 	return fs[0].Status, fs[0]
+}
+
+// RecordingCheck degrades a run whose recordings could not all be
+// committed: the cassette the user believes holds the run is incomplete.
+type RecordingCheck struct{}
+
+func (RecordingCheck) Name() string { return "recordings" }
+func (RecordingCheck) Check(ev *Evidence) []Failure {
+	if ev.RecordingsLost == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("%s answered but not committed to the store; the cassette is incomplete", count(ev.RecordingsLost, "recording"))
+	if ev.RecordingLoss != "" {
+		msg += " (last error: " + ev.RecordingLoss + ")"
+	}
+	return []Failure{{StatusDegraded, ClassRecordingLost, msg}}
 }
 
 // TimeoutCheck fails a run that reached its timeout.

@@ -98,6 +98,12 @@ type Spec struct {
 	// not run.
 	Isolate *Isolation
 
+	// Drain, when set, is called once the command has ended and before the
+	// checks run: it hands every recording of the run to the store (stops
+	// the proxy, flushes its recorder) and reports how many could not be
+	// committed and the last reason. A loss degrades the run.
+	Drain func() (lost int, reason string)
+
 	// Record is the template of the run record: RunID (NewRunID when
 	// empty), RunType (production when empty), FixtureID, TaskID, Attempt,
 	// AgentName, CodeVersion, Model, PromptVersion, ToolAllowlist,
@@ -259,6 +265,9 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 	ev.Isolated = spec.Isolate != nil && ev.IsolationErr == ""
 	ev.Ended = now().UTC()
 	ev.Artifacts = resolveArtifacts(patterns)
+	if spec.Drain != nil {
+		ev.RecordingsLost, ev.RecordingLoss = spec.Drain()
+	}
 	spec.Observer.fill(&ev)
 
 	checks := DefaultChecks()
@@ -473,7 +482,7 @@ func observed(rec *store.Run, ev *Evidence) {
 	if _, states := eventRefs(ev.Dir, ev.Events); len(states) > 0 {
 		rec.StateRefs = slices.Concat(rec.StateRefs, states)
 	}
-	rec.Interactions, rec.Errors = ev.Interactions, ev.Errors
+	rec.Interactions, rec.Errors, rec.RecordingsLost = ev.Interactions, ev.Errors, ev.RecordingsLost
 	rec.Hosts, rec.Models = ev.Hosts, ev.Models
 	rec.Misses, rec.Blocked = runRequests(ev.Misses), runRequests(ev.Blocked)
 }

@@ -99,6 +99,7 @@ func TestRunVerdicts(t *testing.T) {
 		timeout   time.Duration
 		observe   []proxy.Outcome
 		checks    []Check
+		lost      int // recordings Drain reports lost
 		status    string
 		class     string
 		exit      int // Result.ExitCode
@@ -154,6 +155,11 @@ func TestRunVerdicts(t *testing.T) {
 			checks: []Check{CheckFunc{"bad", func(*Evidence) []Failure { panic("oops") }}},
 			status: StatusInconclusive, class: "check_error", exit: 3, reasons: 1},
 		{name: "command not found", status: StatusFailed, class: ClassNonzeroExit, exit: 127, reasons: 1},
+		{name: "recording lost", script: "exit 0", mode: "record", lost: 3, status: StatusDegraded, class: ClassRecordingLost, exit: 3, reasons: 1},
+		{name: "recording lost, command failed", script: "exit 4", mode: "record", lost: 1, status: StatusFailed, class: ClassNonzeroExit, exit: 4, reasons: 2},
+		{name: "recording lost, a later check failed", script: "exit 0", mode: "record", lost: 1,
+			checks: []Check{CheckFunc{"contract", func(*Evidence) []Failure { return []Failure{{StatusFailed, "contract_violation", "no"}} }}},
+			status: StatusFailed, class: "contract_violation", exit: 3, reasons: 2},
 	}
 	for _, tc := range tests { // the same verdicts in a network namespace of its own
 		tc.name, tc.isolated = tc.name+" (isolated)", true
@@ -173,6 +179,9 @@ func TestRunVerdicts(t *testing.T) {
 			spec.Mode, spec.Artifacts, spec.Timeout, spec.Checks = tc.mode, tc.artifacts, tc.timeout, tc.checks
 			spec.KillGrace = 200 * time.Millisecond
 			spec.Observer = NewObserver()
+			if tc.lost > 0 {
+				spec.Drain = func() (int, string) { return tc.lost, "write cassettes.db: no space left on device" }
+			}
 			for _, o := range tc.observe {
 				spec.Observer.Observe(o)
 			}
@@ -186,6 +195,9 @@ func TestRunVerdicts(t *testing.T) {
 			}
 			if len(rec.Reasons) != tc.reasons {
 				t.Fatalf("reasons %+v, want %d", rec.Reasons, tc.reasons)
+			}
+			if rec.RecordingsLost != tc.lost {
+				t.Fatalf("recordings_lost %d, want %d", rec.RecordingsLost, tc.lost)
 			}
 			if rec.ClosedAt == nil || rec.ExitCode == nil {
 				t.Fatal("record not closed")

@@ -71,8 +71,11 @@ type Run struct {
 	Misses       []RunRequest `json:"misses,omitempty"`
 	Blocked      []RunRequest `json:"blocked,omitempty"`
 	Errors       int          `json:"errors,omitempty"` // upstream failures answered 502
-	Hosts        []string     `json:"hosts,omitempty"`
-	Models       []string     `json:"models_seen,omitempty"`
+	// RecordingsLost counts answers the proxy could not commit to the
+	// store (disk full, I/O error): the cassette is that much incomplete.
+	RecordingsLost int      `json:"recordings_lost"`
+	Hosts          []string `json:"hosts,omitempty"`
+	Models         []string `json:"models_seen,omitempty"`
 
 	// The run's evidence: the requests made, in order (a bounded number;
 	// CallsOmitted counts the rest), the side effects it had to make (run

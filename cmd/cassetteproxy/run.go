@@ -149,7 +149,7 @@ func runAction(c *cli.Context) error {
 			}()
 		}}
 	}
-	vars := append(proxy.ClientEnv("http://"+proxyAddr, bundle, p.ca.CertPath, c.String("no-proxy")), [2]string{"CASSETTEPROXY_URL", proxy.SelfURL(proxyAddr)})
+	vars := append(proxy.ClientEnv(p.proxyURL(proxyAddr), bundle, p.ca.CertPath, c.String("no-proxy")), [2]string{"CASSETTEPROXY_URL", proxy.SelfURL(proxyAddr)})
 	recordedEnv := make(map[string]string, len(taskEnv))
 	for _, kv := range taskEnv {
 		vars = append(vars, kv)
@@ -174,6 +174,7 @@ func runAction(c *cli.Context) error {
 		Observer:     obs,
 		Redact:       p.redactor,
 		Isolate:      iso,
+		Drain:        p.drain,
 		Record: store.Run{
 			RunID:         runID,
 			RunType:       runner.RunTypeProduction,

@@ -11,10 +11,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,6 +44,8 @@ func proxyFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "allow-host", Usage: "only this host `GLOB` may be called, in every mode (repeatable; adds to the rules file's allow_hosts); others are blocked host_not_allowed"},
 		&cli.StringFlag{Name: "replay-timing", Usage: "pace of replayed streams: fast (as fast as the client reads), recorded (the recorded gaps), or scale:F (gaps times F)", EnvVars: []string{"CASSETTEPROXY_REPLAY_TIMING"}, Value: "fast"},
 		secretEnvFlag(), secretFileFlag(),
+		&cli.StringFlag{Name: "body-timeout", Usage: "answer 408 to a request body that makes no progress for `DURATION`", Value: proxy.DefaultBodyTimeout.String()},
+		&cli.StringFlag{Name: "proxy-auth", Usage: "require Proxy-Authorization: Basic `USER:PASS` on every request (needed to --listen beyond loopback) [$CASSETTEPROXY_PROXY_AUTH]", EnvVars: []string{"CASSETTEPROXY_PROXY_AUTH"}},
 	}, expiryFlags()...)
 }
 
@@ -71,9 +75,31 @@ func serveCommand() *cli.Command {
 					return fmt.Errorf("serve on %s: %w", p.addr, err)
 				}
 			}
-			return p.stop()
+			err = p.stop()
+			if lost, reason := p.drain(); lost > 0 {
+				// What the clients were answered is not all in the store:
+				// the exit code must say so, whatever else went wrong.
+				if err != nil {
+					p.log.Error("stopping", "err", err)
+				}
+				return fmt.Errorf("%s lost: answered but not committed to %s (last error: %s); cassette %q is incomplete",
+					plural(lost, "recording"), p.st.Path(), firstLine(reason), c.String("cassette"))
+			}
+			return err
 		},
 	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what + " was"
+	}
+	return fmt.Sprintf("%d %ss were", n, what)
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
 
 // runningProxy is a started proxy with everything it holds open.
@@ -89,6 +115,12 @@ type runningProxy struct {
 	log        *slog.Logger
 	served     chan error
 	unlimit    func() // stops the memory limit that follows the live heap, if one runs
+
+	auth       string // --proxy-auth USER:PASS, "" when none
+	drainOnce  sync.Once
+	drainErr   error
+	lost       int    // recordings answered but not committed (known once drained)
+	lossReason string // the last reason one was lost
 }
 
 // startProxy opens the store, loads the cassette, listens, and serves in the
@@ -147,6 +179,17 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	if err != nil {
 		return nil, err
 	}
+	bodyTimeout, err := parseSeconds("--body-timeout", c.String("body-timeout"))
+	if err != nil {
+		return nil, err
+	}
+	if bodyTimeout == 0 {
+		return nil, errors.New("--body-timeout 0: give how long a request body may make no progress, e.g. 60s")
+	}
+	auth := c.String("proxy-auth")
+	if u, _, ok := strings.Cut(auth, ":"); auth != "" && (!ok || u == "") {
+		return nil, errors.New("--proxy-auth wants USER:PASS (the part before the first colon is the user name)")
+	}
 	// Per-host modes (rules with mode:) mix record/live hosts with
 	// replay/strict ones: the cassette is then both loaded and written, so
 	// a record-mode run with such rules appends instead of starting fresh.
@@ -185,13 +228,17 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	if err != nil {
 		return nil, listenError(c.String("listen"), err)
 	}
+	if auth == "" && !isLoopback(ln.Addr()) {
+		ln.Close()
+		return nil, fmt.Errorf("--listen %s accepts connections from other machines: add --proxy-auth USER:PASS (or set CASSETTEPROXY_PROXY_AUTH), or listen on 127.0.0.1", c.String("listen"))
+	}
 	dbPath := globalString(c, "db")
 	st, err := store.Open(dbPath, store.Options{})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1), unlimit: unlimit, allowHosts: allowHosts.List()}
+	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1), unlimit: unlimit, allowHosts: allowHosts.List(), auth: auth}
 	fail := func(err error) (*runningProxy, error) {
 		ln.Close()
 		if p.rec != nil {
@@ -237,7 +284,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	}
 	if plan.Records {
 		p.rec = st.NewRecorder(store.RecorderOptions{OnError: func(err error) {
-			logger.Error("recording not committed", "err", err)
+			logger.Error("recordings not committed: the cassette is incomplete", "err", err)
 		}})
 	}
 
@@ -261,6 +308,8 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		Observe:         observe,
 		Events:          events,
 		AllowHosts:      allowHosts,
+		BodyTimeout:     bodyTimeout,
+		ProxyAuth:       auth,
 	})
 	if err != nil {
 		return fail(err)
@@ -283,19 +332,32 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	return p, nil
 }
 
-// stop shuts the proxy down in the order that loses nothing: connections
-// closed, in-flight recordings handed over, the recorder flushed, the store closed.
-func (p *runningProxy) stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	var errs []error
-	if err := p.srv.Shutdown(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if p.rec != nil {
-		if err := p.rec.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("flush recordings: %w", err))
+// drain stops the proxy in the order that loses nothing (connections
+// closed, in-flight recordings handed over, the recorder flushed) and
+// returns how many recordings could not be committed, with the last
+// reason. The store stays open (run closes its record after this). It is
+// idempotent.
+func (p *runningProxy) drain() (int, string) {
+	p.drainOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		p.drainErr = p.srv.Shutdown(ctx)
+		if p.rec != nil {
+			// Its errors are the failed commits: each was logged as it
+			// happened (OnError) and is counted in RecordingLoss.
+			_ = p.rec.Close()
 		}
+		p.lost, p.lossReason = p.srv.RecordingLoss()
+	})
+	return p.lost, p.lossReason
+}
+
+// stop drains the proxy, then closes the store.
+func (p *runningProxy) stop() error {
+	p.drain()
+	var errs []error
+	if p.drainErr != nil {
+		errs = append(errs, p.drainErr)
 	}
 	if err := p.st.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
@@ -357,6 +419,22 @@ func upstreamRoots(files []string) (*x509.CertPool, error) {
 		}
 	}
 	return pool, nil
+}
+
+// isLoopback reports whether a listener accepts loopback connections only.
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// proxyURL is the URL clients use to reach the proxy at addr, with the
+// --proxy-auth credentials in it when there are any.
+func (p *runningProxy) proxyURL(addr string) string {
+	u := url.URL{Scheme: "http", Host: addr}
+	if user, pass, ok := strings.Cut(p.auth, ":"); ok {
+		u.User = url.UserPassword(user, pass)
+	}
+	return u.String()
 }
 
 func listenError(addr string, err error) error {
