@@ -425,6 +425,9 @@ func TestCommitErrorSurfaces(t *testing.T) {
 	if seen.Load() != 1 {
 		t.Fatalf("OnError called %d times", seen.Load())
 	}
+	if n, last := rec.Lost(); n != 1 || last == nil || !strings.Contains(last.Error(), "commit of 1 records") {
+		t.Fatalf("Lost() = %d, %v: want the one record whose commit failed", n, last)
+	}
 	if err := rec.Flush(); err != nil {
 		t.Fatalf("error reported twice: %v", err)
 	}
