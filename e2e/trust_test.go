@@ -454,13 +454,32 @@ func TestBodyTimeout(t *testing.T) {
 			t.Fatalf("got %q", got)
 		}
 	})
+	t.Run("on an HTTP/2 stream, its connection going on", func(t *testing.T) {
+		c := e.protoClient(p, true)
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		req, _ := http.NewRequest("POST", secure.URL+"/upload", pr)
+		req.ContentLength = 100
+		go pw.Write([]byte(`{"half":`)) // then nothing more
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("got %s %d, want HTTP/2 408", resp.Proto, resp.StatusCode)
+		}
+		if got := do(t, c, "POST", secure.URL+"/whole-h2", `{"whole":true}`); got.status != 200 {
+			t.Fatalf("the next stream: %d", got.status)
+		}
+	})
 	// A body that arrives whole is untouched by the timeout.
 	if got := do(t, e.client(p), "POST", plain.URL+"/whole", `{"whole":true}`); got.status != 200 {
 		t.Fatalf("a whole body: %d", got.status)
 	}
 	p.stop()
-	if n := hits.Load(); n != 1 {
-		t.Fatalf("the upstream saw %d requests, want 1 (the whole one): half a body was forwarded", n)
+	if n := hits.Load(); n != 2 {
+		t.Fatalf("the upstream saw %d requests, want 2 (the whole ones): half a body was forwarded", n)
 	}
 	out, _, _ := e.cli("cassettes", "show", "bt")
 	if strings.Contains(out, "/upload") || !strings.Contains(out, "/whole") {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cassetteproxy/cassetteproxy/match"
@@ -72,13 +73,15 @@ func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (
 	// it, and it is forwarded from this copy. A body that stops making
 	// progress for BodyTimeout is answered 408: half a request is never
 	// forwarded or recorded.
-	body, rest, err := s.readBodyWithin(req.Body, conn)
+	body, rest, stalled, err := s.readBodyWithin(req, conn)
 	if err != nil {
-		if conn.stalled() {
+		if stalled {
 			out.Decision, out.Reason = DecisionError, fmt.Sprintf("request body made no progress for %s (--body-timeout) after %d bytes", s.cfg.BodyTimeout, len(body))
 			resp = s.errorResponse(req, http.StatusRequestTimeout, out.Reason)
-			resp.Header.Set("Connection", "close")
-			resp.Close = true
+			if req.ProtoMajor < 2 { // an HTTP/1 connection is done; an HTTP/2 stream ends alone
+				resp.Header.Set("Connection", "close")
+				resp.Close = true
+			}
 			return resp
 		}
 		out.Decision, out.Reason = DecisionError, "reading request body: "+err.Error()
@@ -466,25 +469,38 @@ func (r *eventReader) wait(offset time.Duration) error {
 func (r *eventReader) Close() error { return nil }
 
 // readBodyWithin is readBody under BodyTimeout: a read of the body that
-// waits that long marks the connection stalled (trackedConn.stall) and ends.
-// The watch covers what is read here, up to MaxBody; a remainder past it
-// streams upstream unwatched. Without the connection (conn nil) there is no
-// watch.
-func (s *Server) readBodyWithin(rc io.ReadCloser, conn *trackedConn) ([]byte, io.Reader, error) {
+// waits that long ends it, and stalled says so. Over HTTP/1 the connection
+// is done (trackedConn.stall: where the next request would begin is
+// unknown); an HTTP/2 stream only has its body closed, its connection's
+// other streams go on. The watch covers what is read here, up to MaxBody;
+// a remainder past it streams upstream unwatched. Without the connection
+// (conn nil) there is no watch.
+func (s *Server) readBodyWithin(req *http.Request, conn *trackedConn) (body []byte, rest io.Reader, stalled bool, err error) {
+	rc := req.Body
 	if conn == nil || rc == nil || rc == http.NoBody {
-		return readBody(rc, s.cfg.MaxBody)
+		body, rest, err = readBody(rc, s.cfg.MaxBody)
+		return body, rest, false, err
 	}
-	w := &stallWatch{r: rc, timer: time.AfterFunc(time.Hour, conn.stall), d: s.cfg.BodyTimeout}
+	var fired atomic.Bool
+	stall := func() {
+		fired.Store(true)
+		if req.ProtoMajor == 2 {
+			rc.Close() // ends the stream body's pending read
+		} else {
+			conn.stall()
+		}
+	}
+	w := &stallWatch{r: rc, timer: time.AfterFunc(time.Hour, stall), d: s.cfg.BodyTimeout}
 	w.timer.Stop()
 	defer w.timer.Stop()
-	body, rest, err := readBody(struct {
+	body, rest, err = readBody(struct {
 		io.Reader
 		io.Closer
 	}{w, rc}, s.cfg.MaxBody)
 	if rest != nil {
 		rest = rc // the remainder, unwatched
 	}
-	return body, rest, err
+	return body, rest, fired.Load(), err
 }
 
 // stallWatch arms its timer around every read: a read that takes d fires it.

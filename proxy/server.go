@@ -370,7 +370,7 @@ func New(cfg Config) (*Server, error) {
 			if s.isSelf(req.URL.Host) {
 				return req, s.selfResponse(req)
 			}
-			return req, resetOnBreak(s.handle(req, false))
+			return req, resetOnBreak(s.handleOn(req, false, tc))
 		}
 		if inTunnel {
 			tc.requestRead()
@@ -815,8 +815,6 @@ func (c *trackedConn) stall() {
 	_ = c.Conn.SetReadDeadline(time.Now())
 }
 
-// stalled reports whether a request body stalled on the connection.
-func (c *trackedConn) stalled() bool { return c != nil && c.bodyStalled.Load() }
 
 // requestRead marks a request head read whole: what the connection reads
 // next is its body, up to answered.
