@@ -815,7 +815,6 @@ func (c *trackedConn) stall() {
 	_ = c.Conn.SetReadDeadline(time.Now())
 }
 
-
 // requestRead marks a request head read whole: what the connection reads
 // next is its body, up to answered.
 func (c *trackedConn) requestRead() { c.inRequest.Store(true) }
