@@ -50,7 +50,7 @@ func damagedFixture(t testing.TB) []byte {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.RecordFixtureReplay("fx", FixtureEvent{At: time.Now(), Status: "passed"}); err != nil {
+	if _, err := s.RecordFixtureReplay("fx", "empty_output", FixtureEvent{At: time.Now(), Status: "passed"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
