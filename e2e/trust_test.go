@@ -619,6 +619,21 @@ func TestProxyAuthOnLoopbackAndRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run with --proxy-auth: the child could not use the proxy: %d\n%s", code, errOut)
 	}
+	// The child's events reach the proxy, sent straight to CASSETTEPROXY_URL
+	// (from this machine: no credentials needed) and through HTTP_PROXY
+	// (which carries them).
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	script := `curl -sf --noproxy '*' -d '{"kind":"note","name":"direct"}' "$CASSETTEPROXY_URL/_cassetteproxy/v1/events" &&
+curl -sf -d '{"kind":"note","name":"proxied"}' "$CASSETTEPROXY_URL/_cassetteproxy/v1/events"`
+	if _, errOut, code := e.runIn(e.dir, nil, "--mode", "record", "--cassette", "l", "--proxy-auth", "u:p", "--", "sh", "-c", script); code != 0 {
+		t.Fatalf("events under --proxy-auth: exit %d\n%s", code, errOut)
+	}
+	out, _, _ := e.cli("runs", "show", e.lastRun().RunID, "--json")
+	if !strings.Contains(out, `"direct"`) || !strings.Contains(out, `"proxied"`) {
+		t.Fatalf("the events are not in the run record:\n%s", out)
+	}
 }
 
 // TestHomeWritableByOthersRefused: a --home others can write is refused

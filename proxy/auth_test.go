@@ -48,20 +48,28 @@ func TestProxyAuthorization(t *testing.T) {
 
 // TestProxyAuthAnswers407ButNotForItsOwnEndpoints: the health check and
 // the CA certificate stay reachable without credentials (probes and
-// first-time clients have none; neither reveals a secret).
+// first-time clients have none; neither reveals a secret); the events API
+// needs them from anywhere but this machine.
 func TestProxyAuthAnswers407ButNotForItsOwnEndpoints(t *testing.T) {
 	s, _ := startTestServer(t, ModeReplay, nil, func(c *Config) { c.ProxyAuth = "u:p" })
 	tests := []struct {
 		method, target string
 		auth           string
 		want           int
+		remote         string // the client's address; default a host elsewhere
 	}{
-		{http.MethodConnect, "example.com:443", "", http.StatusProxyAuthRequired},
-		{http.MethodGet, "http://example.com/x", "", http.StatusProxyAuthRequired},
-		{http.MethodGet, "http://example.com/x", basic("u:wrong"), http.StatusProxyAuthRequired},
-		{http.MethodGet, "http://example.com/x", basic("u:p"), http.StatusForbidden}, // through: replay blocks the unrecorded request
-		{http.MethodGet, "/healthz", "", http.StatusOK},
-		{http.MethodGet, "/ca.pem", "", http.StatusOK},
+		{http.MethodConnect, "example.com:443", "", http.StatusProxyAuthRequired, ""},
+		{http.MethodGet, "http://example.com/x", "", http.StatusProxyAuthRequired, ""},
+		{http.MethodGet, "http://example.com/x", basic("u:wrong"), http.StatusProxyAuthRequired, ""},
+		{http.MethodGet, "http://example.com/x", "", http.StatusProxyAuthRequired, "127.0.0.1:40000"}, // loopback or not
+		{http.MethodGet, "http://example.com/x", basic("u:p"), http.StatusForbidden, ""},              // through: replay blocks the unrecorded request
+		{http.MethodGet, "/healthz", "", http.StatusOK, ""},
+		{http.MethodGet, "/ca.pem", "", http.StatusOK, ""},
+		// The events API: open to the agent on this machine, not to others.
+		{http.MethodPost, EventsPath, "", http.StatusProxyAuthRequired, ""},
+		{http.MethodPost, EventsPath, basic("u:p"), http.StatusBadRequest, ""}, // through: an empty body is no event
+		{http.MethodPost, EventsPath, "", http.StatusBadRequest, "127.0.0.1:40000"},
+		{http.MethodPost, EventsPath, "", http.StatusBadRequest, "[::1]:40000"},
 	}
 	for _, tc := range tests {
 		r := httptest.NewRequest(tc.method, tc.target, nil)
@@ -71,10 +79,13 @@ func TestProxyAuthAnswers407ButNotForItsOwnEndpoints(t *testing.T) {
 		if tc.auth != "" {
 			r.Header.Set("Proxy-Authorization", tc.auth)
 		}
+		if tc.remote != "" {
+			r.RemoteAddr = tc.remote
+		}
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, r)
 		if w.Code != tc.want {
-			t.Errorf("%s %s: %d, want %d", tc.method, tc.target, w.Code, tc.want)
+			t.Errorf("%s %s from %s: %d, want %d", tc.method, tc.target, r.RemoteAddr, w.Code, tc.want)
 		}
 		if tc.want == http.StatusProxyAuthRequired && w.Header().Get("Proxy-Authenticate") != `Basic realm="cassetteproxy"` {
 			t.Errorf("%s %s: Proxy-Authenticate %q", tc.method, tc.target, w.Header().Get("Proxy-Authenticate"))
