@@ -260,7 +260,7 @@ func CompactFile(src, dst string, lockTimeout time.Duration) (CompactReport, err
 			os.Remove(dst)
 		}
 	}()
-	cp := &copier{db: db}
+	cp := &copier{dst: db}
 	w := newFileWalker(f, size, m)
 	w.walk(walkVisitor{bucket: cp.bucket, kv: cp.kv})
 	if err := cp.finish(); err != nil {
@@ -320,7 +320,7 @@ func salvageMetas(f *os.File, size int64) ([]boltMeta, error) {
 // copier writes what the walker finds into the new store, committing every
 // copyTxBytes so a large store never sits in one transaction.
 type copier struct {
-	db   *bolt.DB
+	dst  *bolt.DB // the new store, not yet a Store
 	tx   *bolt.Tx
 	size int
 	err  error
@@ -342,7 +342,7 @@ func (c *copier) begin() bool {
 		c.tx, c.cur, c.size = nil, nil, 0
 	}
 	if c.tx == nil {
-		c.tx, c.err = c.db.Begin(true)
+		c.tx, c.err = c.dst.Begin(true)
 	}
 	return c.err == nil
 }

@@ -255,7 +255,7 @@ func (s *Store) reopen() error {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
-	if closed {
+	if closed || s.damage.Load() != nil { // a damaged store calls into bbolt no more (guard)
 		return nil
 	}
 	// Only the file this store opened: if the path now names another file
