@@ -48,7 +48,7 @@ func storeCheck(c *cli.Context) error {
 	if n := len(rep.Problems); n > 0 {
 		return fmt.Errorf("store %s: %d problems; save what is readable: cassetteproxy store compact --db %s --out NEW", path, n, shellQuote(path))
 	}
-	fmt.Fprintf(c.App.Writer, "%s: ok (%d pages of %d bytes; %d cassettes, %d run records, %d fixture histories)\n",
+	fmt.Fprintf(c.App.Writer, "%s: ok (%d pages of %d bytes; cassettes: %d, run records: %d, fixture histories: %d)\n",
 		path, rep.Pages, rep.PageSize, rep.Cassettes, rep.Runs, rep.Fixtures)
 	return nil
 }
