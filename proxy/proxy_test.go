@@ -351,3 +351,22 @@ func TestBlockedFixNamesTheRecordHint(t *testing.T) {
 		}
 	}
 }
+
+// The proxy's own /metrics: Prometheus text with the recordings lost (the
+// shipped alert's metric) and the interactions, read at scrape time.
+func TestMetricsEndpoint(t *testing.T) {
+	ins := []store.Interaction{{Request: store.Request{Method: "GET", URL: "http://tool.test/a"}, Response: store.Response{Status: 200}}}
+	s, _ := startTestServer(t, ModeReplay, ins)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", MetricsPath, nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`cassetteproxy_recordings_lost_total{cassette="t",mode="replay"} 0`,
+		`cassetteproxy_interactions{cassette="t",mode="replay"} 1`,
+		"# TYPE cassetteproxy_recordings_lost_total counter",
+	} {
+		if rec.Code != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET /metrics: %d, no %q in\n%s", rec.Code, want, body)
+		}
+	}
+}

@@ -163,7 +163,8 @@ type Server struct {
 	redactor *redact.Redactor
 	memo     *redactMemo // recent response bodies and what they redacted to
 	index    *match.Index
-	tools    *toolHints // MCP tools the cassette's tools/list answers mark read-only
+	tools    *toolHints   // MCP tools the cassette's tools/list answers mark read-only
+	metrics  http.Handler // GET /metrics on the proxy's own address
 	upstream http.RoundTripper
 	gp       *goproxy.ProxyHttpServer
 	srv      *http.Server
@@ -304,6 +305,7 @@ func New(cfg Config) (*Server, error) {
 		conns:    make(map[net.Conn]struct{}),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
+	s.metrics = s.metricsHandler()
 	if cfg.ProxyAuth != "" {
 		if u, _, ok := strings.Cut(cfg.ProxyAuth, ":"); !ok || u == "" {
 			return nil, errors.New("proxy: ProxyAuth must be USER:PASSWORD")
@@ -456,7 +458,7 @@ func needsAuth(r *http.Request) bool {
 		return true
 	}
 	switch r.URL.Path {
-	case "/healthz", "/_cassetteproxy/health", "/ca.pem", "/_cassetteproxy/ca.pem":
+	case "/healthz", "/_cassetteproxy/health", "/ca.pem", "/_cassetteproxy/ca.pem", MetricsPath:
 		return false
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
@@ -564,8 +566,10 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, s.cfg.CA.CertPath)
 	case EventsPath:
 		s.serveEvents(w, r)
+	case MetricsPath:
+		s.metrics.ServeHTTP(w, r)
 	default:
-		http.Error(w, "cassetteproxy is a proxy: set HTTP_PROXY/HTTPS_PROXY to this address (GET /healthz, GET /ca.pem)", http.StatusBadRequest)
+		http.Error(w, "cassetteproxy is a proxy: set HTTP_PROXY/HTTPS_PROXY to this address (GET /healthz, /metrics, /ca.pem)", http.StatusBadRequest)
 	}
 }
 

@@ -4,6 +4,7 @@
 package prometheus_test
 
 import (
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,16 +14,40 @@ import (
 	"time"
 
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
+	"github.com/cassetteproxy/cassetteproxy/match"
+	"github.com/cassetteproxy/cassetteproxy/proxy"
+	"github.com/cassetteproxy/cassetteproxy/redact"
 	"github.com/cassetteproxy/cassetteproxy/runner"
 )
 
 const rulesFile = "cassetteproxy-rules.yml"
 
+// metricsFromProxy stands for a proxy's GET /metrics among the files read.
+const metricsFromProxy = "GET /metrics"
+
 var testFiles = []string{"cassetteproxy-rules.test.yml", "cassetteproxy-rules-chronic.test.yml"}
 
-// writtenElsewhere are metrics the rules watch that the monitor and drift
-// reports do not write: the recording proxy's own.
-var writtenElsewhere = []string{"cassetteproxy_recordings_lost_total"}
+// proxyMetrics is what a proxy serves on its own GET /metrics (the
+// recording proxy's own metrics, which the monitor and drift reports do
+// not write).
+func proxyMetrics(t *testing.T) []byte {
+	t.Helper()
+	ca, err := proxy.LoadOrCreateCA(filepath.Join(t.TempDir(), "home"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red, err := redact.New(redact.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := proxy.New(proxy.Config{Mode: proxy.ModeReplay, Cassette: "c", Rules: match.DefaultRules(), Redactor: red, CA: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", proxy.MetricsPath, nil))
+	return rec.Body.Bytes()
+}
 
 func promtool(t *testing.T) string {
 	t.Helper()
@@ -59,9 +84,12 @@ func TestRulesNameWrittenMetrics(t *testing.T) {
 	if err := fixtures.WriteDrift(dir, fixtures.NewDriftReport(now, []fixtures.DriftFixture{{FixtureID: "f"}})); err != nil {
 		t.Fatal(err)
 	}
-	written := slices.Clone(writtenElsewhere)
-	for _, f := range []string{"metrics.prom", "drift.prom"} {
+	var written []string
+	for _, f := range []string{"metrics.prom", "drift.prom", metricsFromProxy} {
 		data, err := os.ReadFile(filepath.Join(dir, f))
+		if f == metricsFromProxy {
+			data, err = proxyMetrics(t), nil
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

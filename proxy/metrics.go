@@ -1,0 +1,29 @@
+package proxy
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MetricsPath is where the proxy serves its own Prometheus metrics, on its
+// own address (like /healthz): what a scrape needs to alert on a
+// recording that was answered but never committed.
+const MetricsPath = "/metrics"
+
+// metricsHandler serves the proxy's metrics, read at scrape time from the
+// counters the proxy keeps anyway: nothing is added to a request's path.
+func (s *Server) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	labels := prometheus.Labels{"cassette": s.cfg.Cassette, "mode": string(s.cfg.Mode)}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cassetteproxy_recordings_lost_total", ConstLabels: labels,
+			Help: "Recordings answered to the client but never committed to the store (disk full, I/O error)."},
+			func() float64 { n, _ := s.RecordingLoss(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cassetteproxy_interactions", ConstLabels: labels,
+			Help: "Interactions the proxy answers from (replay) or has added (record, live) in this process's index."},
+			func() float64 { return float64(s.index.Len()) }),
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
