@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -39,12 +38,7 @@ func h2Upstream(t *testing.T, h http.Handler) (*httptest.Server, string) {
 // or HTTP/1.1 inside the tunnel.
 func (e *env) protoClient(p *proxyProc, h2 bool) *http.Client {
 	e.t.Helper()
-	pool := x509.NewCertPool()
-	caPEM, err := os.ReadFile(filepath.Join(e.home, "ca.pem"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	pool.AppendCertsFromPEM(caPEM)
+	pool := e.caPool()
 	proxyURL, _ := url.Parse("http://" + p.addr)
 	tr := &http.Transport{
 		Proxy:              http.ProxyURL(proxyURL),

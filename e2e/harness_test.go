@@ -164,16 +164,23 @@ func (p *proxyProc) kill() {
 	<-p.exited
 }
 
-// client is a Go client that trusts the proxy's CA and uses the proxy for
-// every request, like an agent with HTTPS_PROXY set.
-func (e *env) client(p *proxyProc) *http.Client {
+// caPool holds the proxy's CA, as a client that trusts it needs.
+func (e *env) caPool() *x509.CertPool {
 	e.t.Helper()
-	pool := x509.NewCertPool()
 	caPEM, err := os.ReadFile(filepath.Join(e.home, "ca.pem"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
+	return pool
+}
+
+// client is a Go client that trusts the proxy's CA and uses the proxy for
+// every request, like an agent with HTTPS_PROXY set.
+func (e *env) client(p *proxyProc) *http.Client {
+	e.t.Helper()
+	pool := e.caPool()
 	proxyURL, _ := url.Parse("http://" + p.addr)
 	return &http.Client{
 		Transport: &http.Transport{

@@ -2,15 +2,12 @@ package e2e
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,12 +41,7 @@ func wsServer(t *testing.T) http.Handler {
 
 func (e *env) wsDial(p *proxyProc, target string) (*websocket.Conn, error) {
 	e.t.Helper()
-	pool := x509.NewCertPool()
-	caPEM, err := os.ReadFile(filepath.Join(e.home, "ca.pem"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	pool.AppendCertsFromPEM(caPEM)
+	pool := e.caPool()
 	proxyURL, _ := url.Parse("http://" + p.addr)
 	d := websocket.Dialer{Proxy: http.ProxyURL(proxyURL), TLSClientConfig: &tls.Config{RootCAs: pool}}
 	c, resp, err := d.Dial(target, nil)

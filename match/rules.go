@@ -233,31 +233,9 @@ func parseRule(n *yaml.Node, errAt errAtFunc) (rule, error) {
 		case "match_headers":
 			ru.matchHeaders, err = stringList(v, k.Value, errAt)
 		case "ignore_body_paths":
-			var paths []string
-			if paths, err = stringList(v, k.Value, errAt); err != nil {
-				break
-			}
-			items := listItems(v)
-			for j, p := range paths {
-				jp, perr := ParseJSONPath(p)
-				if perr != nil {
-					return rule{}, errAt(items[j].Line, "%v", perr)
-				}
-				ru.bodyPaths = append(ru.bodyPaths, jp)
-			}
+			ru.bodyPaths, err = jsonPathList(v, k.Value, errAt)
 		case "ignore_response_paths":
-			var paths []string
-			if paths, err = stringList(v, k.Value, errAt); err != nil {
-				break
-			}
-			items := listItems(v)
-			for j, p := range paths {
-				jp, perr := ParseJSONPath(p)
-				if perr != nil {
-					return rule{}, errAt(items[j].Line, "%v", perr)
-				}
-				ru.responsePaths = append(ru.responsePaths, jp)
-			}
+			ru.responsePaths, err = jsonPathList(v, k.Value, errAt)
 		case "body":
 			var s string
 			if s, err = scalar(v, k.Value, errAt); err != nil {
@@ -309,6 +287,24 @@ func listItems(v *yaml.Node) []*yaml.Node {
 }
 
 // stringList accepts a list of scalars, or one scalar for a one-item list.
+// jsonPathList reads a list of JSON paths, each error at its own line.
+func jsonPathList(v *yaml.Node, key string, errAt errAtFunc) ([]JSONPath, error) {
+	paths, err := stringList(v, key, errAt)
+	if err != nil {
+		return nil, err
+	}
+	items := listItems(v)
+	out := make([]JSONPath, 0, len(paths))
+	for j, p := range paths {
+		jp, err := ParseJSONPath(p)
+		if err != nil {
+			return nil, errAt(items[j].Line, "%v", err)
+		}
+		out = append(out, jp)
+	}
+	return out, nil
+}
+
 func stringList(v *yaml.Node, key string, errAt errAtFunc) ([]string, error) {
 	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 		return nil, nil
