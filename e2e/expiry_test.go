@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -12,6 +13,23 @@ import (
 // --max-recording-age 30d they are expired whenever the tests run.
 const oldRecording = "2025-06-01T12:00:00Z"
 
+// ageExamples makes every recording of the copied examples ex as old as
+// oldRecording.
+func ageExamples(t *testing.T, ex string) {
+	t.Helper()
+	at := regexp.MustCompile(`"recorded_at": "[^"]*"`)
+	cassettes, _ := filepath.Glob(filepath.Join(ex, "fixtures", "*", "tool_cassettes.json"))
+	if len(cassettes) == 0 {
+		t.Fatal("no example fixtures")
+	}
+	for _, p := range cassettes {
+		b, _ := os.ReadFile(p)
+		if err := os.WriteFile(p, at.ReplaceAll(b, []byte(`"recorded_at": "`+oldRecording+`"`)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestExpiryServeRunLs: an imported cassette recorded long ago is served
 // with a warning by default and blocked with reason expired under
 // --expired block, in serve and in run; a fresh recording beside it is
@@ -19,7 +37,8 @@ const oldRecording = "2025-06-01T12:00:00Z"
 func TestExpiryServeRunLs(t *testing.T) {
 	e := newEnv(t)
 	ex := copyExamples(t)
-	if _, errs, code := e.cli("import", "--in", filepath.Join(ex, "fixtures", "passing"), "--cassette", "old"); code != 0 {
+	ageExamples(t, ex)
+	if _, errs, code := e.cli("import", "--in", filepath.Join(ex, "fixtures", "missing_artifact_ref"), "--cassette", "old"); code != 0 {
 		t.Fatalf("import: %s", errs)
 	}
 	up := newUpstream(t, false, itemsHandler())
@@ -45,7 +64,7 @@ func TestExpiryServeRunLs(t *testing.T) {
 		t.Fatalf("ls --json: %v %s", err, lsJSON)
 	}
 
-	issues := "https://tools.example.test/v1/issues?state=open"
+	issues := readCassettes(t, filepath.Join(ex, "fixtures", "missing_artifact_ref")).Interactions[0].Request.URL
 	// warn (the default): served, marked, and a WARN line in the log.
 	p := e.serve("--mode", "replay", "--cassette", "old", "--max-recording-age", "30d")
 	a := do(t, e.client(p), "GET", issues, "")
@@ -95,7 +114,8 @@ func TestExpiryServeRunLs(t *testing.T) {
 func TestExpiryReplayMonitor(t *testing.T) {
 	e := newEnv(t)
 	ex := copyExamples(t)
-	fx := filepath.Join(ex, "fixtures", "passing")
+	ageExamples(t, ex)
+	fx := filepath.Join(ex, "fixtures", "missing_artifact_ref")
 	out, errs, code := e.cli("replay", fx, "--max-recording-age", "30d")
 	if v := parseVerdict(t, out); code != 0 || v.Status != "passed" || !strings.Contains(out, `"expired": true`) || !strings.Contains(errs, "reason=expired") {
 		t.Fatalf("replay warn: exit %d\n%s\n%s", code, out, errs)
@@ -132,10 +152,10 @@ func TestExpiryReplayMonitor(t *testing.T) {
 	if rep, prom := monitor(); rep.Expired != 0 || rep.Gate != "pass" || !strings.Contains(prom, `cassetteproxy_monitor_fixtures{state="expired"} 0`) {
 		t.Fatalf("no limit: %+v\n%s", rep, prom)
 	}
-	if rep, prom := monitor("--max-recording-age", "30d"); rep.Expired != 6 || rep.Gate != "pass" || !strings.Contains(prom, `cassetteproxy_monitor_fixtures{state="expired"} 6`) {
+	if rep, prom := monitor("--max-recording-age", "30d"); rep.Expired != 5 || rep.Gate != "pass" || !strings.Contains(prom, `cassetteproxy_monitor_fixtures{state="expired"} 5`) {
 		t.Fatalf("warn: %+v\n%s", rep, prom)
 	}
-	if rep, _ := monitor("--max-recording-age", "30d", "--expired", "block"); rep.Expired != 6 || rep.Gate != "fail" {
+	if rep, _ := monitor("--max-recording-age", "30d", "--expired", "block"); rep.Expired != 5 || rep.Gate != "fail" {
 		t.Fatalf("block: %+v", rep)
 	}
 }

@@ -148,7 +148,7 @@ func TestFixtureHARExportImport(t *testing.T) {
 func TestFixtureReplayUnprovenToProven(t *testing.T) {
 	e := newEnv(t)
 	ex := copyExamples(t)
-	fx := filepath.Join(ex, "fixtures", "passing")
+	fx := filepath.Join(ex, "fixtures", "missing_artifact_ref")
 	agent := filepath.Join(ex, "agent", "agent.sh")
 	// The example carries its proof: start from notes.json without it.
 	var notes map[string]any
@@ -200,93 +200,187 @@ func TestFixtureReplayUnprovenToProven(t *testing.T) {
 	}
 }
 
+// exampleClasses are the failure classes examples/fixtures protect, one
+// fixture each (folder name = class).
+var exampleClasses = []string{"empty_output", "host_not_allowed", "missing_artifact_ref", "schema_mismatch", "side_effect_duplicated"}
+
+type monitorReport struct {
+	Total    int                `json:"fixtures_total"`
+	Passing  int                `json:"fixtures_passing"`
+	Failing  int                `json:"fixtures_failing"`
+	Stale    int                `json:"fixtures_stale"`
+	Unproven int                `json:"fixtures_unproven"`
+	Gate     string             `json:"gate"`
+	Window   map[string]float64 `json:"silent_failure_window_minutes"`
+	Results  []struct {
+		FixtureID    string `json:"fixture_id"`
+		Status       string `json:"status"`
+		FailureClass string `json:"failure_class"`
+		Proven       bool   `json:"proven"`
+	} `json:"results"`
+}
+
+func readMonitorReport(t *testing.T, out string) monitorReport {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(out, "monitor.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep monitorReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// seedBugs makes every example fixture run the buggy agent: AGENT_BUG set
+// to the class the fixture protects.
+func seedBugs(t *testing.T, root string) {
+	t.Helper()
+	for _, class := range exampleClasses {
+		editJSON(t, filepath.Join(root, class, "input.json"), func(m map[string]any) {
+			env, _ := m["env"].(map[string]any)
+			if env == nil {
+				env = map[string]any{}
+			}
+			env["AGENT_BUG"] = class
+			m["env"] = env
+		})
+	}
+}
+
+// TestMonitorExamples: the committed example fixtures describe the fixed
+// agent and carry their proof: monitor is green with the fixed agent, red
+// with the buggy one with each fixture's own class named; broken, disabled
+// and corrupt fixtures fail the gate; --tier selects.
 func TestMonitorExamples(t *testing.T) {
 	e := newEnv(t)
 	ex := copyExamples(t)
 	root := filepath.Join(ex, "fixtures")
 	out := filepath.Join(e.dir, "report")
 	stdout, errs, code := e.cli("monitor", root, "--out", out, "-j", "2")
-	if code != 0 {
-		t.Fatalf("monitor: %d %s %s", code, stdout, errs)
+	rep := readMonitorReport(t, out)
+	n := len(exampleClasses)
+	if code != 0 || rep.Gate != "pass" || rep.Total != n || rep.Passing != n || rep.Failing != 0 || rep.Stale != 0 || rep.Unproven != 0 || len(rep.Results) != n {
+		t.Fatalf("fixed agent: exit %d %+v\n%s\n%s", code, rep, stdout, errs)
 	}
-	var rep struct {
-		Total    int                `json:"fixtures_total"`
-		Passing  int                `json:"fixtures_passing"`
-		Failing  int                `json:"fixtures_failing"`
-		Stale    int                `json:"fixtures_stale"`
-		Unproven int                `json:"fixtures_unproven"`
-		Window   map[string]float64 `json:"silent_failure_window_minutes"`
-		Results  []struct {
-			FixtureID string `json:"fixture_id"`
-		} `json:"results"`
-	}
-	readRep := func() {
-		data, err := os.ReadFile(filepath.Join(out, "monitor.json"))
-		if err != nil {
-			t.Fatal(err)
+	for _, r := range rep.Results {
+		if r.Status != "passed" || !r.Proven {
+			t.Fatalf("fixed agent: %+v", r)
 		}
-		rep.Results = nil
-		if err := json.Unmarshal(data, &rep); err != nil {
-			t.Fatal(err)
-		}
-	}
-	readRep()
-	// The passing example carries its proof in notes.json; the others
-	// require the contract to catch a seeded bug and prove nothing.
-	if rep.Total != 6 || rep.Passing != 6 || rep.Failing != 0 || rep.Stale != 0 || rep.Unproven != 5 || rep.Window == nil || len(rep.Results) != 6 {
-		t.Fatalf("report: %+v", rep)
 	}
 	for _, f := range []string{"metrics.prom", "junit.xml"} {
 		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Size() == 0 {
 			t.Fatalf("%s: %v", f, err)
 		}
 	}
-	if !strings.Contains(errs, "[6/6]") {
+	if !strings.Contains(errs, fmt.Sprintf("[%d/%d]", n, n)) {
 		t.Fatalf("no progress lines: %s", errs)
 	}
 
-	// Break one fixture's agent (it now writes an empty report), disable
-	// another (stale: it never reached a verdict), corrupt a third
-	// (unreadable: stale): the gate fails.
-	set := func(dir, file, from, to string) {
-		p := filepath.Join(root, dir, file)
-		b, _ := os.ReadFile(p)
-		if !bytes.Contains(b, []byte(from)) {
-			t.Fatalf("%s lacks %s", p, from)
+	// The buggy agent: the gate fails and each fixture names its class.
+	seedBugs(t, root)
+	stdout, errs, code = e.cli("monitor", root, "--out", out, "-j", "2")
+	rep = readMonitorReport(t, out)
+	if code != 1 || rep.Gate != "fail" || rep.Failing != n || rep.Passing != 0 {
+		t.Fatalf("buggy agent: exit %d %+v\n%s\n%s", code, rep, stdout, errs)
+	}
+	for _, r := range rep.Results {
+		want := strings.ReplaceAll(strings.TrimPrefix(r.FixtureID, "example-"), "-", "_")
+		if r.Status != "failed" || r.FailureClass != want {
+			t.Fatalf("buggy agent: %s: %s/%s, want failed/%s", r.FixtureID, r.Status, r.FailureClass, want)
 		}
-		os.WriteFile(p, bytes.Replace(b, []byte(from), []byte(to), 1), 0o644)
-	}
-	set("passing", "input.json", `"mode": "strict"`, `"mode": "strict", "env": {"AGENT_BUG": "empty_output"}`)
-	set("schema_mismatch", "notes.json", `"tier": "daily"`, `"tier": "daily", "disabled": "tool API under maintenance"`)
-	os.WriteFile(filepath.Join(root, "empty_output", "expected.json"), []byte(`{"status": `), 0o644)
-	// --max-age 1ms: the disabled fixture's last verdict (the run above) is too old.
-	stdout, errs, code = e.cli("monitor", root, "--out", out, "--max-age", "1ms")
-	if code != 1 {
-		t.Fatalf("broken monitor exit %d: %s %s", code, stdout, errs)
-	}
-	readRep()
-	if rep.Total != 6 || rep.Passing != 3 || rep.Failing != 1 || rep.Stale != 2 {
-		t.Fatalf("broken report: %+v\n%s", rep, errs)
-	}
-	// The broken passing fixture failed after passing: it protects
-	// something only once it passes again; the silent window for its
-	// class is reported.
-	if _, ok := rep.Window["missing_artifact_ref"]; !ok {
-		t.Fatalf("no silent failure window: %+v", rep.Window)
+		if _, ok := rep.Window[want]; !ok {
+			t.Fatalf("no silent failure window for %s: %+v", want, rep.Window)
+		}
 	}
 	promtoolCheck(t, filepath.Join(out, "metrics.prom"))
-	// --tier selects; --allow-stale relaxes only staleness.
+
+	// Fixed again, but one fixture disabled (stale: --max-age 1ms makes its
+	// last verdict too old) and one corrupt (unreadable: stale).
+	ex2 := copyExamples(t)
+	root = filepath.Join(ex2, "fixtures")
+	p := filepath.Join(root, "schema_mismatch", "notes.json")
+	b, _ := os.ReadFile(p)
+	if !bytes.Contains(b, []byte(`"tier": `)) {
+		t.Fatalf("%s lacks a tier", p)
+	}
+	os.WriteFile(p, bytes.Replace(b, []byte(`"tier": `), []byte(`"disabled": "tool API under maintenance", "tier": `), 1), 0o644)
+	os.WriteFile(filepath.Join(root, "empty_output", "expected.json"), []byte(`{"status": `), 0o644)
+	stdout, errs, code = e.cli("monitor", root, "--out", out, "--max-age", "1ms")
+	rep = readMonitorReport(t, out)
+	if code != 1 || rep.Total != n || rep.Passing != n-2 || rep.Failing != 0 || rep.Stale != 2 {
+		t.Fatalf("stale fixtures: exit %d %+v\n%s\n%s", code, rep, stdout, errs)
+	}
+	// --tier selects: the side-effect and allowed-hosts fixtures are critical.
 	stdout, _, code = e.cli("monitor", root, "--out", out, "--tier", "critical")
-	readRep()
-	if code != 1 || rep.Total != 2 {
+	rep = readMonitorReport(t, out)
+	if code != 0 || rep.Total != 2 || rep.Passing != 2 {
 		t.Fatalf("tier critical: %d %+v %s", code, rep, stdout)
+	}
+}
+
+// TestExamplesRecordScript: examples/record.sh regenerates every example
+// fixture from recorded runs of the buggy agent and proves each; monitor
+// then fails with the buggy agent and passes with the fixed one, every
+// fixture proven.
+func TestExamplesRecordScript(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("examples/record.sh runs its tool API with python3")
+	}
+	e := newEnv(t)
+	ex := copyExamples(t)
+	root := filepath.Join(ex, "fixtures")
+	os.RemoveAll(root)
+	cmd := exec.Command("sh", filepath.Join(ex, "record.sh"))
+	cmd.Env = append(os.Environ(), "CASSETTEPROXY="+e.binary())
+	outb, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("record.sh: %v\n%s", err, outb)
+	}
+	for _, class := range exampleClasses {
+		if !strings.Contains(string(outb), "fixtures/"+class+": fails with the bug, passes with the fix: proven") {
+			t.Fatalf("record.sh did not prove %s:\n%s", class, outb)
+		}
+		n := readNotes(t, filepath.Join(root, class))
+		if n.FailureClass != class || n.Proof == nil {
+			t.Fatalf("%s: notes.json %+v", class, n)
+		}
+	}
+	// Again: it overwrites what it made.
+	cmd = exec.Command("sh", filepath.Join(ex, "record.sh"))
+	cmd.Env = append(os.Environ(), "CASSETTEPROXY="+e.binary())
+	if outb, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("record.sh again: %v\n%s", err, outb)
+	}
+
+	out := filepath.Join(e.dir, "report")
+	stdout, errs, code := e.cli("monitor", root, "--out", out)
+	rep := readMonitorReport(t, out)
+	if code != 0 || rep.Passing != len(exampleClasses) || rep.Unproven != 0 {
+		t.Fatalf("fixed agent: exit %d %+v\n%s\n%s", code, rep, stdout, errs)
+	}
+	seedBugs(t, root)
+	stdout, errs, code = e.cli("monitor", root, "--out", out)
+	rep = readMonitorReport(t, out)
+	got := map[string]bool{}
+	for _, r := range rep.Results {
+		got[r.FailureClass] = true
+	}
+	for _, class := range exampleClasses {
+		if !got[class] {
+			t.Fatalf("buggy agent: %s not named: exit %d %+v\n%s", class, code, rep, errs)
+		}
+	}
+	if code != 1 || rep.Gate != "fail" || rep.Failing != len(exampleClasses) {
+		t.Fatalf("buggy agent: exit %d %+v\n%s", code, rep, stdout)
 	}
 }
 
 func TestReplayBadInput(t *testing.T) {
 	e := newEnv(t)
 	ex := copyExamples(t)
-	fx := filepath.Join(ex, "fixtures", "passing")
+	fx := filepath.Join(ex, "fixtures", "missing_artifact_ref")
 	cases := []struct {
 		name string
 		prep func() string
@@ -319,7 +413,7 @@ func TestReplayBadInput(t *testing.T) {
 		}
 	}
 	// A command that does not exist: the replay fails with 127, recorded.
-	fx2 := filepath.Join(ex, "fixtures", "mutation_blocked")
+	fx2 := filepath.Join(ex, "fixtures", "side_effect_duplicated")
 	out, _, code := e.cli("replay", fx2, "--", "no-such-agent-command")
 	v := parseVerdict(t, out)
 	if code != 3 && code != 127 || v.Status == "passed" || v.RunID == "" {
@@ -336,7 +430,7 @@ func TestMonitorAllowStale(t *testing.T) {
 	ex := copyExamples(t)
 	root := filepath.Join(ex, "fixtures")
 	// Keep three fixtures: one that passes, and two that will be stale.
-	keep := map[string]bool{"passing": true, "mutation_blocked": true, "schema_mismatch": true}
+	keep := map[string]bool{"empty_output": true, "host_not_allowed": true, "schema_mismatch": true}
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		t.Fatal(err)
@@ -346,10 +440,10 @@ func TestMonitorAllowStale(t *testing.T) {
 			os.RemoveAll(filepath.Join(root, d.Name()))
 		}
 	}
-	// example-mutation-blocked passes once (its last verdict is "passed"),
+	// example-host-not-allowed passes once (its last verdict is "passed"),
 	// then is disabled: with --max-age 1ms that verdict is too old, and a
 	// passed last verdict must not make it green.
-	if out, errs, code := e.cli("replay", filepath.Join(root, "mutation_blocked")); code != 0 || parseVerdict(t, out).Status != "passed" {
+	if out, errs, code := e.cli("replay", filepath.Join(root, "host_not_allowed")); code != 0 || parseVerdict(t, out).Status != "passed" {
 		t.Fatalf("first replay: %d %s %s", code, out, errs)
 	}
 	disable := func(dir string) {
@@ -360,7 +454,7 @@ func TestMonitorAllowStale(t *testing.T) {
 		}
 		os.WriteFile(p, bytes.Replace(b, []byte(`"tier": `), []byte(`"disabled": "tool API under maintenance", "tier": `), 1), 0o644)
 	}
-	disable("mutation_blocked")
+	disable("host_not_allowed")
 	// example-schema-mismatch never reached a verdict at all.
 	disable("schema_mismatch")
 
@@ -377,7 +471,7 @@ func TestMonitorAllowStale(t *testing.T) {
 		Gate    string   `json:"gate"`
 		Results []result `json:"results"`
 	}
-	staleIDs := map[string]bool{"example-mutation-blocked": true, "example-schema-mismatch": true}
+	staleIDs := map[string]bool{"example-host-not-allowed": true, "example-schema-mismatch": true}
 	check := func(name, out, wantGate string) {
 		t.Helper()
 		data, err := os.ReadFile(filepath.Join(out, "monitor.json"))

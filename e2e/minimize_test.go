@@ -171,14 +171,14 @@ func TestMinimize(t *testing.T) {
 func TestMinimizeBadInput(t *testing.T) {
 	e := newEnv(t)
 	fx := filepath.Join(e.dir, "flaky")
-	if out, err := exec.Command("cp", "-r", "../examples/fixtures/passing", fx).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-r", "../examples/fixtures/missing_artifact_ref", fx).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %s", out)
 	}
 	state := t.TempDir()
 	// Passes, then fails, then passes...: the flip is the state file.
 	editJSON(t, filepath.Join(fx, "input.json"), func(m map[string]any) {
 		m["command"] = []string{"sh", "-c", `if [ -e "$STATE/flip" ]; then rm "$STATE/flip"; exit 1; fi; touch "$STATE/flip"; sh "$0"`, "${FIXTURE_DIR}/../agent.sh"}
-		m["env"] = map[string]string{"STATE": state}
+		m["env"].(map[string]any)["STATE"] = state
 	})
 	if out, err := exec.Command("cp", "../examples/agent/agent.sh", filepath.Join(e.dir, "agent.sh")).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %s", out)

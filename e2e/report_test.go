@@ -66,16 +66,17 @@ func TestMonitorHTMLInChromium(t *testing.T) {
 	root := filepath.Join(ex, "fixtures")
 	// A fixture whose agent now tries a mutation, and a corrupt one.
 	broken := filepath.Join(root, "broken")
-	if out, err := exec.Command("cp", "-r", filepath.Join(root, "passing"), broken).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-r", filepath.Join(root, "host_not_allowed"), broken).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 	in, _ := os.ReadFile(filepath.Join(broken, "input.json"))
-	in = bytes.Replace(in, []byte(`"fixture_id": "example-passing"`), []byte(`"fixture_id": "example-broken", "env": {"AGENT_BUG": "mutation_blocked"}`), 1)
+	in = bytes.Replace(in, []byte(`"fixture_id": "example-host-not-allowed"`), []byte(`"fixture_id": "example-broken"`), 1)
+	in = bytes.Replace(in, []byte(`"env": {`), []byte(`"env": {"AGENT_BUG": "host_not_allowed", `), 1)
 	os.WriteFile(filepath.Join(broken, "input.json"), in, 0o644)
 	os.MkdirAll(filepath.Join(root, "corrupt"), 0o755)
 	os.WriteFile(filepath.Join(root, "corrupt", "input.json"), []byte(`{"fixture_id": `), 0o644)
 	// History for the strip: one failing replay, then a pass.
-	e.cli("replay", filepath.Join(root, "passing"), "--", "sh", "-c", "exit 1")
+	e.cli("replay", filepath.Join(root, "empty_output"), "--", "sh", "-c", "exit 1")
 	out := filepath.Join(e.dir, "report")
 	if stdout, errs, code := e.cli("monitor", root, "--out", out); code != 1 {
 		t.Fatalf("monitor: exit %d (want the gate to fail)\n%s\n%s", code, stdout, errs)
@@ -108,7 +109,7 @@ func TestMonitorHTMLInChromium(t *testing.T) {
 			t.Fatalf("phone: layout width %d does not reach the narrow layout", p.W)
 		}
 		text := html.UnescapeString(dom)
-		for _, want := range []string{"GATE FAIL", `id="fx-example-broken"`, "mutation_blocked", "POST https://tools.example.test/v1/issues",
+		for _, want := range []string{"GATE FAIL", `id="fx-example-broken"`, "host_not_allowed", "paste.example.net",
 			`id="fx-corrupt"`, "unreadable", `class="dot failed"`, `class="dot passed"`} {
 			if !strings.Contains(text, want) {
 				t.Fatalf("%s: the rendered page lacks %q", vp.name, want)
