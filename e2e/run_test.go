@@ -69,7 +69,9 @@ type runRecord struct {
 	Command        []string `json:"command"`
 	ExitCode       *int     `json:"exit_code"`
 	Interactions   int      `json:"interactions"`
-	Misses         []struct {
+	// ReplayedIncomplete: answers replayed from recordings cut short.
+	ReplayedIncomplete int `json:"replayed_incomplete"`
+	Misses             []struct {
 		Method, URL, Reason string
 	} `json:"misses"`
 	Hosts   []string `json:"hosts"`

@@ -130,16 +130,15 @@ func headThenBody(req *http.Request, resp *http.Response) bool {
 	return ok && b.Reader != nil && int64(b.Len()) == resp.ContentLength
 }
 
-// prefetched reads ahead a small forwarded body (capture.prefetch) and
-// reports whether the answer is then, like headThenBody's, a head followed
-// at once by its whole body.
-func prefetched(req *http.Request, resp *http.Response) bool {
+// forwardedBody reports a forwarded answer whose head may wait a moment
+// for the first bytes of its body (trackedConn.holdNextWriteFor): a body of
+// known, non-zero length coming from upstream that is not a stream. The
+// head then leaves with the body's first read in one write(2), or alone
+// after headDelay, whichever comes first.
+func forwardedBody(req *http.Request, resp *http.Response) bool {
 	if resp == nil {
 		return false
 	}
 	c, ok := resp.Body.(*capture)
-	if !ok || resp.ContentLength <= 0 || resp.StatusCode < 200 || req.Method == http.MethodHead {
-		return false
-	}
-	return c.prefetch() && c.drained()
+	return ok && !c.streamed && !c.bodiless && resp.ContentLength > 0 && resp.StatusCode >= 200 && req.Method != http.MethodHead
 }

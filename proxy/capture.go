@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"hash"
 	"io"
 	"net/http"
@@ -34,6 +33,7 @@ const spillThreshold = 1 << 20
 type capture struct {
 	src      io.ReadCloser
 	start    time.Time
+	length   int64 // the announced length (Content-Length), -1 unknown
 	maxBody  int64
 	spill    int  // bytes kept in memory before spilling to a file
 	streamed bool // keep each read's boundary and offset, to store events
@@ -51,16 +51,7 @@ type capture struct {
 	err     error
 	done    func(c *capture)
 	doneRan sync.Once
-
-	// After prefetch: the kept bytes not yet handed to the client, and
-	// how the source ended (nil: not yet, read on from src).
-	pending []byte
-	perr    error
 }
-
-// prefetchMax bounds the bodies prefetch reads ahead of the client: one
-// TLS record's worth.
-const prefetchMax = 16 << 10
 
 // Captured bodies of 512 B to 64 KiB are read into recycled buffers: at a
 // few thousand recordings a second, a fresh 50 KB buffer each was most of
@@ -97,14 +88,14 @@ func captureBufferPool(n int) *sync.Pool {
 func (c *capture) release(recorded *store.Response) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pooled == nil || c.pending != nil {
+	if c.pooled == nil {
 		return
 	}
 	buf := (*c.pooled)[:cap(*c.pooled)]
 	if len(recorded.Events) > 0 || overlaps(buf, recorded.Body) {
 		return
 	}
-	c.mem, c.pending = nil, nil
+	c.mem = nil
 	captureBufferPool(cap(*c.pooled)).Put(c.pooled)
 	c.pooled = nil
 }
@@ -130,8 +121,7 @@ func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func
 	if n := resp.ContentLength; n > 0 && n <= min(maxBody, spillThreshold) {
 		// Sized once: appending read by read would allocate the body about
 		// twice over on its way up (the garbage of a 50 KB body is ~130 KB).
-		// Mid-sized bodies borrow a recycled buffer (see release), cut to
-		// the body's length so prefetch reads exactly the body.
+		// Mid-sized bodies borrow a recycled buffer (see release).
 		if n >= minPooledBody && n <= maxPooledBody {
 			pooled = captureBufferPool(int(n)).Get().(*[]byte)
 			mem = (*pooled)[:0:n]
@@ -144,6 +134,7 @@ func newCapture(src io.ReadCloser, resp *http.Response, maxBody int64, done func
 		pooled:   pooled,
 		src:      src,
 		start:    time.Now(),
+		length:   resp.ContentLength,
 		maxBody:  maxBody,
 		spill:    spillThreshold,
 		streamed: isStreamed(resp),
@@ -164,43 +155,6 @@ func isStreamed(resp *http.Response) bool {
 	return resp.ContentLength < 0 && resp.Header.Get("Content-Encoding") == ""
 }
 
-// prefetch reads a small body of known length whole before the client
-// reads any of it, and reports whether it did. Only bodies that are not
-// streams qualify (their reads carry no timing), up to prefetchMax, and
-// nothing must have been read yet. Inside a tunnel goproxy writes the head
-// as soon as it has the response; with the body already here the head can
-// wait for it and both go out in one write(2) (trackedConn.holdNextWrite).
-// The client then sees the head when the body has arrived, not before;
-// what it reads, and what is recorded, are the same.
-func (c *capture) prefetch() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := cap(c.mem)
-	if c.streamed || c.bodiless || c.size != 0 || len(c.mem) != 0 || n == 0 || n > prefetchMax || int64(n) > c.maxBody {
-		return false
-	}
-	defer func() { // outside handle's recover: a bug here must cost this answer, not the process
-		if p := recover(); p != nil {
-			c.size, c.pending = int64(len(c.mem)), c.mem
-			c.perr = fmt.Errorf("cassetteproxy internal error reading the body: %v", p)
-		}
-	}()
-	for len(c.mem) < n && c.perr == nil {
-		k, err := c.src.Read(c.mem[len(c.mem):n])
-		c.mem = c.mem[:len(c.mem)+k]
-		c.perr = err
-	}
-	if c.perr == nil { // full, and the source has not said it ended: ask (a Go body says so at once)
-		var probe [1]byte
-		k, err := c.src.Read(probe[:])
-		c.mem = append(c.mem, probe[:k]...) // more than its length: kept and served like the rest
-		c.perr = err
-	}
-	c.size = int64(len(c.mem))
-	c.pending = c.mem
-	return true
-}
-
 // sizeSeen is how many body bytes have come from upstream so far.
 func (c *capture) sizeSeen() int64 {
 	c.mu.Lock()
@@ -208,18 +162,7 @@ func (c *capture) sizeSeen() int64 {
 	return c.size
 }
 
-// drained reports a prefetched body whose every byte and ending are in
-// hand: reading it never waits.
-func (c *capture) drained() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.perr != nil
-}
-
 func (c *capture) Read(p []byte) (int, error) {
-	if c.pending != nil || c.perr != nil {
-		return c.readPrefetched(p)
-	}
 	n, err := c.src.Read(p)
 	if n > 0 {
 		c.keep(p[:n])
@@ -230,30 +173,6 @@ func (c *capture) Read(p []byte) (int, error) {
 		} else {
 			c.finish(err)
 		}
-	}
-	return n, err
-}
-
-// readPrefetched serves what prefetch read, then goes on from the source;
-// the source's end comes with the last bytes, as the source gave it.
-func (c *capture) readPrefetched(p []byte) (int, error) {
-	n := copy(p, c.pending)
-	c.pending = c.pending[n:]
-	if len(c.pending) > 0 {
-		return n, nil
-	}
-	c.pending = nil
-	err := c.perr
-	if err == nil {
-		if n > 0 {
-			return n, nil
-		}
-		return c.Read(p) // the prefetch stopped short of the end: read on
-	}
-	if errors.Is(err, io.EOF) {
-		c.finish(nil)
-	} else {
-		c.finish(err)
 	}
 	return n, err
 }
@@ -328,9 +247,10 @@ func (c *capture) dropFile() {
 	}
 }
 
-// Close ends the capture; a body closed before EOF was cut short by the client.
+// Close ends the capture; a body closed before EOF was cut short by the
+// client, unless every byte it announced had arrived.
 func (c *capture) Close() error {
-	if c.bodiless {
+	if c.bodiless || c.length >= 0 && c.sizeSeen() >= c.length {
 		c.finish(nil)
 	} else {
 		c.finish(errClientGone)
@@ -393,6 +313,9 @@ func (c *capture) fill(r *store.Response) {
 		}
 	}
 	r.Body = body
+	if r.Incomplete && r.ContentEncoding == "" && c.length > int64(len(body)) {
+		r.ContentLength = c.length // replay sends it, then breaks where this body ends
+	}
 	if events && (len(body) > 0 || r.Incomplete) {
 		r.Streamed = true
 		r.Events = c.events(body)

@@ -293,10 +293,12 @@ func (c *lastWithEOF) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// TestCapturePrefetch: a small body of known length is read ahead whole;
-// the client then reads the same bytes, with the same end, and the
-// recording is the one it would have been. Anything else is not read ahead.
-func TestCapturePrefetch(t *testing.T) {
+// TestCaptureEnds: the client reads each body as the source gives it, with
+// the same end, and the recording says how the body ended: whole, cut by
+// the upstream, or left by the client (then with the length the upstream
+// announced, so replay can cut it the same way). A client that closes after
+// every announced byte has cut nothing.
+func TestCaptureEnds(t *testing.T) {
 	json := http.Header{"Content-Type": {"application/json"}}
 	cases := []struct {
 		name       string
@@ -308,31 +310,35 @@ func TestCapturePrefetch(t *testing.T) {
 		err        error
 		withLast   bool // the source returns its end with its last bytes
 		readSize   int  // the client's buffer
-		closeEarly bool // the client closes before reading
+		closeAfter int  // the client closes after this many bytes (-1: reads to the end)
 
-		prefetched bool
 		want       string
 		wantErr    error
 		incomplete bool
+		announced  int64 // the recorded ContentLength
 	}{
 		{name: "end with the last bytes", header: json, length: 7, parts: []string{`{"a":`, `1}`}, err: io.EOF, withLast: true,
-			readSize: 64, prefetched: true, want: `{"a":1}`, wantErr: io.EOF},
+			readSize: 64, closeAfter: -1, want: `{"a":1}`, wantErr: io.EOF},
 		{name: "end after the last bytes", header: json, length: 7, parts: []string{`{"a":1}`}, err: io.EOF,
-			readSize: 64, prefetched: true, want: `{"a":1}`, wantErr: io.EOF},
+			readSize: 64, closeAfter: -1, want: `{"a":1}`, wantErr: io.EOF},
 		{name: "small client reads", header: json, length: 7, parts: []string{`{"a":1}`}, err: io.EOF,
-			readSize: 3, prefetched: true, want: `{"a":1}`, wantErr: io.EOF},
+			readSize: 3, closeAfter: -1, want: `{"a":1}`, wantErr: io.EOF},
 		{name: "upstream breaks midway", header: json, length: 7, parts: []string{`{"a"`}, err: io.ErrUnexpectedEOF,
-			readSize: 64, prefetched: true, want: `{"a"`, wantErr: io.ErrUnexpectedEOF, incomplete: true},
+			readSize: 64, closeAfter: -1, want: `{"a"`, wantErr: io.ErrUnexpectedEOF, incomplete: true, announced: 7},
 		{name: "client closes unread", header: json, length: 7, parts: []string{`{"a":1}`}, err: io.EOF,
-			readSize: 64, closeEarly: true, prefetched: true, incomplete: true},
-		{name: "a stream is not read ahead", header: http.Header{"Content-Type": {"text/event-stream"}}, length: 9,
-			parts: []string{"data: a\n\n"}, err: io.EOF, readSize: 64, want: "data: a\n\n", wantErr: io.EOF},
+			readSize: 64, closeAfter: 0, incomplete: true, announced: 7},
+		{name: "client closes midway", header: json, length: 7, parts: []string{`{"a"`, `:1}`}, err: io.EOF,
+			readSize: 64, closeAfter: 4, want: `{"a"`, incomplete: true, announced: 7},
+		{name: "client closes after every announced byte", header: json, length: 7, parts: []string{`{"a":1}`, ``}, err: io.EOF,
+			readSize: 7, closeAfter: 7, want: `{"a":1}`},
+		{name: "unknown length, client leaves", header: json, length: -1, parts: []string{`{"a"`, `:1}`}, err: io.EOF,
+			readSize: 64, closeAfter: 4, want: `{"a"`, incomplete: true},
+		{name: "a stream", header: http.Header{"Content-Type": {"text/event-stream"}}, length: 9,
+			parts: []string{"data: a\n\n"}, err: io.EOF, readSize: 64, closeAfter: -1, want: "data: a\n\n", wantErr: io.EOF},
 		{name: "unknown length", header: json, length: -1, parts: []string{`{}`}, err: io.EOF,
-			readSize: 64, want: `{}`, wantErr: io.EOF},
-		{name: "too large", header: json, length: prefetchMax + 1, parts: []string{strings.Repeat("x", prefetchMax+1)}, err: io.EOF,
-			readSize: 64 << 10, want: strings.Repeat("x", prefetchMax+1), wantErr: io.EOF},
-		{name: "HEAD", method: "HEAD", header: json, length: 7, err: io.EOF, readSize: 64, wantErr: io.EOF},
-		{name: "204", status: 204, header: json, length: 7, err: io.EOF, readSize: 64, wantErr: io.EOF},
+			readSize: 64, closeAfter: -1, want: `{}`, wantErr: io.EOF},
+		{name: "HEAD", method: "HEAD", header: json, length: 7, err: io.EOF, readSize: 64, closeAfter: 0},
+		{name: "204", status: 204, header: json, length: 7, err: io.EOF, readSize: 64, closeAfter: 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -348,25 +354,19 @@ func TestCapturePrefetch(t *testing.T) {
 			done := 0
 			c := newCapture(src, resp, 64<<20, func(c *capture) { done++; doneErr = c.err; c.fill(&rec) })
 			resp.Body = c
-			if got := prefetched(req, resp); got != tc.prefetched {
-				t.Fatalf("prefetched = %v, want %v", got, tc.prefetched)
-			}
-			if done != 0 {
-				t.Fatal("done ran before the client read anything")
-			}
 			var got []byte
 			var err error
-			if tc.closeEarly {
-				c.Close()
-			} else {
-				buf := make([]byte, tc.readSize)
-				for err == nil {
-					var n int
-					n, err = c.Read(buf)
-					got = append(got, buf[:n]...)
-				}
+			buf := make([]byte, tc.readSize)
+			for err == nil && (tc.closeAfter < 0 || len(got) < tc.closeAfter) {
+				var n int
+				n, err = c.Read(buf)
+				got = append(got, buf[:n]...)
 			}
-			if !tc.closeEarly && (string(got) != tc.want || !errors.Is(err, tc.wantErr)) {
+			if tc.closeAfter >= 0 {
+				c.Close()
+				err = tc.wantErr
+			}
+			if string(got) != tc.want || !errors.Is(err, tc.wantErr) {
 				t.Errorf("client read %q, %v; want %q, %v", got, err, tc.want, tc.wantErr)
 			}
 			if done != 1 {
@@ -375,7 +375,10 @@ func TestCapturePrefetch(t *testing.T) {
 			if (doneErr != nil) != tc.incomplete || rec.Incomplete != tc.incomplete {
 				t.Errorf("recorded incomplete=%v (err %v), want %v", rec.Incomplete, doneErr, tc.incomplete)
 			}
-			if !tc.closeEarly && string(rec.Body) != tc.want {
+			if rec.ContentLength != tc.announced {
+				t.Errorf("recorded content length %d, want %d", rec.ContentLength, tc.announced)
+			}
+			if string(rec.Body) != tc.want {
 				t.Errorf("recorded body %q, want %q", rec.Body, tc.want)
 			}
 		})

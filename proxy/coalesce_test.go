@@ -49,11 +49,13 @@ func (f *fakeConn) Close() error { f.closed = true; return nil }
 
 // TestTrackedConnHoldsHeadForBody: an armed write is kept back and goes
 // out with the next write, or before the next read, or at close; bytes
-// never change order, and an unarmed connection writes through.
+// never change order, and an unarmed connection writes through. A timed
+// hold (a forwarded body) also goes out when its time is up, and a timer
+// left from an earlier hold never releases a later one.
 func TestTrackedConnHoldsHeadForBody(t *testing.T) {
 	cases := []struct {
 		name string
-		ops  []string // "hold", "w:<bytes>", "r" (read), "c" (close), "fail" (next write fails)
+		ops  []string // "hold", "thold" (timed), "tick:N" (the Nth timed hold's time is up), "w:<bytes>", "r" (read), "c" (close), "fail" (next write fails)
 		wire []string // what is on the wire after each op
 		err  string   // the error an op must return, if any ("" none)
 	}{
@@ -64,6 +66,13 @@ func TestTrackedConnHoldsHeadForBody(t *testing.T) {
 		{"a read disarms", []string{"hold", "r", "w:A"}, []string{"", "", "A"}, ""},
 		{"arming twice holds one write", []string{"hold", "hold", "w:A", "w:B"}, []string{"", "", "", "AB"}, ""},
 		{"a failed flush is the next write's error", []string{"hold", "w:HEAD", "fail", "w:BODY"}, []string{"", "", "", ""}, "broken pipe"},
+		{"timed: the body comes first", []string{"thold", "w:HEAD", "w:BODY", "tick:1"}, []string{"", "", "HEADBODY", "HEADBODY"}, ""},
+		{"timed: time is up before the body", []string{"thold", "w:HEAD", "tick:1", "w:BODY"}, []string{"", "", "HEAD", "HEADBODY"}, ""},
+		{"timed: time is up before the head", []string{"thold", "tick:1", "w:HEAD", "w:BODY"}, []string{"", "", "HEAD", "HEADBODY"}, ""},
+		{"timed: an old timer leaves a new hold alone", []string{"thold", "w:A", "w:B", "thold", "w:HEAD", "tick:1", "w:BODY"},
+			[]string{"", "", "AB", "AB", "AB", "AB", "ABHEADBODY"}, ""},
+		{"timed: an old timer leaves an untimed hold alone", []string{"thold", "w:A", "w:B", "hold", "w:HEAD", "tick:1", "w:BODY"},
+			[]string{"", "", "AB", "AB", "AB", "AB", "ABHEADBODY"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,10 +80,18 @@ func TestTrackedConnHoldsHeadForBody(t *testing.T) {
 			f := &fakeConn{in: "next request"}
 			c := &trackedConn{Conn: f, s: s}
 			var lastErr error
+			var timed []uint64 // the timed holds' numbers, for tick:N
 			for i, op := range tc.ops {
 				switch {
 				case op == "hold":
 					c.holdNextWrite()
+				case op == "thold":
+					gen := c.holdNextWrite() // as holdNextWriteFor, with the test as its timer
+					timed = append(timed, gen)
+				case strings.HasPrefix(op, "tick:"):
+					var n int
+					fmt.Sscan(op[5:], &n)
+					c.releaseHold(timed[n-1])
 				case op == "r":
 					buf := make([]byte, 4)
 					_, lastErr = c.Read(buf)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,6 +35,10 @@ type Outcome struct {
 	Status   int
 	Duration time.Duration
 	Body     []byte // the redacted request body, for callers that look inside (model names)
+	// Incomplete: the answer was replayed from a recording cut short (the
+	// client left mid-body, or the upstream broke): the client got the
+	// recorded bytes, then a broken connection.
+	Incomplete bool
 }
 
 // DefaultBodyTimeout is Config.BodyTimeout's default.
@@ -144,7 +149,9 @@ func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (
 			return resp
 		}
 		out.Decision = DecisionReplayed
-		return s.replayResponse(req, body, in)
+		resp := s.replayResponse(req, body, in)
+		out.Incomplete = in.Response.Incomplete && resp.Body != http.NoBody
+		return resp
 	case status == match.Exhausted:
 		out.Decision, out.Reason = DecisionBlocked, ReasonExhausted
 		return s.blockedResponse(req, blockedAnswer{Reason: ReasonExhausted, Request: blockedRequest{req.Method, out.URL},
@@ -341,6 +348,18 @@ func (s *Server) replayResponse(req *http.Request, liveBody []byte, in *store.In
 		resp.Header = cloneHeader(in.Response.Header)
 		resp.Body = newEventReader(req.Context(), events, in.Response.Incomplete, s.cfg.ReplayTiming)
 		resp.ContentLength = -1
+	case in.Response.Incomplete:
+		// A body cut short while recording is served cut short: the
+		// recorded bytes, then a broken connection (cutBody), never a
+		// clean answer with a shortened length. The announced length goes
+		// out when it is known, so the client counts the missing bytes;
+		// else the body is chunked and its last chunk never comes.
+		resp.Header = cloneHeader(in.Response.Header)
+		resp.Body = &cutBody{r: bytes.NewReader(body)}
+		resp.ContentLength = -1
+		if n := in.Response.ContentLength; n > int64(len(in.Response.Body)) {
+			resp.ContentLength = n + int64(len(body)-len(in.Response.Body)) // a JSON-RPC id rewritten
+		}
 	case len(body) == 0:
 		resp.Header = cloneHeader(in.Response.Header)
 		resp.Body = nopCloser{bytes.NewReader(body)}
@@ -356,6 +375,30 @@ func (s *Server) replayResponse(req *http.Request, liveBody []byte, in *store.In
 	}
 	return resp
 }
+
+// errRecordedCut ends the body of an answer replayed from a recording that
+// was cut short, where the recording ended.
+var errRecordedCut = errors.New("the recorded response was cut short here")
+
+// cutBody is a recorded body that was cut short: its bytes, then
+// errRecordedCut, which both writers turn into a broken connection
+// (writeResponse aborts the handler; goproxy closes the tunnel when the
+// body fails).
+// It has no WriteTo: a writer must see the error.
+type cutBody struct{ r *bytes.Reader }
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		err = errRecordedCut
+		if n > 0 {
+			err = nil
+		}
+	}
+	return n, err
+}
+
+func (b *cutBody) Close() error { return nil }
 
 // emptyHeader is the shared, never written, header of a recorded answer
 // that has none.

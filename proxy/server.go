@@ -395,8 +395,11 @@ func New(cfg Config) (*Server, error) {
 			return req, resp // a replayed WebSocket: what follows is not HTTP (the head bound stays off)
 		}
 		if inTunnel {
-			if headThenBody(req, resp) || prefetched(req, resp) {
+			switch {
+			case headThenBody(req, resp):
 				tc.holdNextWrite() // the head waits for the body: one write(2), not two
+			case forwardedBody(req, resp):
+				tc.holdNextWriteFor(headDelay) // the same, unless the upstream takes its time
 			}
 			resp = tc.untilAnswered(resp)
 		}
@@ -425,6 +428,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
+
+// headDelay is the longest the head of a forwarded answer waits for the
+// first bytes of its body, so that both leave in one write: a body that
+// takes longer (a slow tool, a dripping download) gets its head at once
+// after this, and every read as it arrives.
+const headDelay = 2 * time.Millisecond
 
 // ServeHTTP takes plain proxy requests itself (so every response, streamed
 // or not, is flushed as upstream writes it) and hands CONNECT and upgrades
@@ -499,8 +508,14 @@ func (s *Server) proxyAuthRequired(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, `{"error":"proxy authentication required: send Proxy-Authorization: Basic with the USER:PASSWORD of --proxy-auth (e.g. HTTPS_PROXY=http://USER:PASSWORD@HOST:PORT)"}`+"\n")
 }
 
-// writeResponse copies a response to a plain-HTTP client, flushing after
-// every read so streams are never held back.
+// writeResponse copies a response to a plain-HTTP client as it arrives,
+// whatever its length or type: each read of the body is flushed unless it
+// ended the body (net/http's writer would hold up to 4 KiB, and the head,
+// until the handler returns). A body in memory goes out in one write. The
+// head of a body on its way waits at most headDelay for the body's first
+// bytes, to leave with them. A body that ends in an error (an upstream that
+// broke, a recording cut short) ends in a broken connection, after every
+// byte before the break.
 func writeResponse(w http.ResponseWriter, resp *http.Response) {
 	defer resp.Body.Close()
 	h := w.Header()
@@ -519,26 +534,65 @@ func writeResponse(w http.ResponseWriter, resp *http.Response) {
 		return
 	}
 	rc := http.NewResponseController(w)
+	head := &headFlush{rc: rc}
+	head.timer = time.AfterFunc(headDelay, head.fire)
+	defer head.stop() // nothing touches w once the handler returns
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
+			head.stop()
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}
-			if resp.ContentLength < 0 {
-				_ = rc.Flush()
+			if err == nil { // more may come, after a while: send this now
+				if rc.Flush() != nil {
+					return
+				}
 			}
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				// Pass a broken upstream body on as a broken response.
+				// Pass a broken body on as a broken response: what came
+				// before the break, then no clean end.
+				head.stop()
+				_ = rc.Flush()
 				panic(http.ErrAbortHandler)
 			}
 			return
 		}
+	}
+}
+
+// headFlush sends a plain-HTTP answer's head if the body's first bytes
+// have not come within headDelay. The timer's goroutine and the handler
+// never use the ResponseWriter at once: fire flushes under mu, and the
+// handler calls stop, under mu, before its first write.
+type headFlush struct {
+	rc      *http.ResponseController
+	timer   *time.Timer
+	mu      sync.Mutex
+	stopped bool
+}
+
+func (h *headFlush) fire() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.stopped {
+		h.stopped = true
+		_ = h.rc.Flush()
+	}
+}
+
+// stop keeps the timer from touching the writer from now on.
+func (h *headFlush) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.stopped {
+		h.stopped = true
+		h.timer.Stop()
 	}
 }
 
@@ -704,6 +758,7 @@ type trackedConn struct {
 	holding atomic.Bool
 	wmu     sync.Mutex
 	armed   bool        // under wmu: the next Write is kept back
+	holds   uint64      // under wmu: holds armed so far (a timed release acts only on its own)
 	held    []byte      // under wmu: the kept-back bytes
 	iov     [2][]byte   // under wmu: held and the next write, for one writev
 	bufs    net.Buffers // under wmu: over iov (a field, so WriteTo allocates nothing)
@@ -713,6 +768,24 @@ type trackedConn struct {
 // (http.Server.ConnContext).
 type connKey struct{}
 
+// holdNextWriteFor is holdNextWrite for an answer whose body comes from
+// upstream: what is held goes out after d at the latest, so a body that
+// takes its time never holds its head back longer than that.
+func (c *trackedConn) holdNextWriteFor(d time.Duration) {
+	gen := c.holdNextWrite()
+	time.AfterFunc(d, func() { c.releaseHold(gen) })
+}
+
+// releaseHold sends what the hold numbered gen keeps back, if that hold is
+// still the connection's latest and still holding.
+func (c *trackedConn) releaseHold(gen uint64) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.holds == gen && c.holding.Load() {
+		_, _ = c.flushLocked(nil)
+	}
+}
+
 // holdNextWrite keeps the connection's next Write back, to go out in one
 // system call with the Write after it, or before the next Read, or at
 // Close, whichever comes first. Inside an intercepted tunnel goproxy writes
@@ -720,12 +793,14 @@ type connKey struct{}
 // for an answer whose body is in memory nothing can block between the two,
 // so they may share one. Never arm it when the body may wait on anything
 // but this connection's own reads (an upstream, a paced stream): the head
-// would wait with it.
-func (c *trackedConn) holdNextWrite() {
+// would wait with it; holdNextWriteFor bounds the wait for those.
+func (c *trackedConn) holdNextWrite() (gen uint64) {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.armed = true
 	c.holding.Store(true)
-	c.wmu.Unlock()
+	c.holds++
+	return c.holds
 }
 
 func (c *trackedConn) Write(p []byte) (int, error) {

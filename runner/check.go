@@ -82,6 +82,7 @@ type Evidence struct {
 	Misses       []Request // blocked because the cassette had no answer
 	Blocked      []Request // every blocked request, misses included
 	Errors       int       // upstream failures answered 502
+	Incomplete   int       // answers replayed from recordings cut short (then a broken connection)
 	Hosts        []string  // hosts contacted, sorted
 	Models       []string  // "model" values in JSON request bodies, sorted
 

@@ -38,6 +38,7 @@ type Observer struct {
 	version      uint64
 	interactions int
 	errors       int
+	incomplete   int
 	misses       []Request
 	blocked      []Request
 	hosts        map[string]struct{}
@@ -78,6 +79,9 @@ func (o *Observer) Observe(out proxy.Outcome) {
 	}
 	if model != "" && len(o.models) < maxListed {
 		o.models[model] = struct{}{}
+	}
+	if out.Incomplete {
+		o.incomplete++
 	}
 	switch out.Decision {
 	case proxy.DecisionError:
@@ -180,6 +184,7 @@ func (o *Observer) fill(ev *Evidence) {
 	o.mu.Lock()
 	ev.Interactions = o.interactions
 	ev.Errors = o.errors
+	ev.Incomplete = o.incomplete
 	ev.Misses = append([]Request(nil), o.misses...)
 	ev.Blocked = append([]Request(nil), o.blocked...)
 	ev.Hosts = sortedKeys(o.hosts)

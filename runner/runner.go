@@ -483,6 +483,7 @@ func observed(rec *store.Run, ev *Evidence) {
 		rec.StateRefs = slices.Concat(rec.StateRefs, states)
 	}
 	rec.Interactions, rec.Errors, rec.RecordingsLost = ev.Interactions, ev.Errors, ev.RecordingsLost
+	rec.ReplayedIncomplete = ev.Incomplete
 	rec.Hosts, rec.Models = ev.Hosts, ev.Models
 	rec.Misses, rec.Blocked = runRequests(ev.Misses), runRequests(ev.Blocked)
 }

@@ -183,6 +183,9 @@ const (
 	// flagMessages: the events are WebSocket messages, each with a byte
 	// after its offset: eventFromClient and eventBinary.
 	flagMessages = 1 << 6
+	// flagLength: the announced length of a body cut short follows the
+	// marker (Response.ContentLength).
+	flagLength = 1 << 7
 )
 
 // A WebSocket message's byte (flagMessages).
@@ -233,6 +236,9 @@ func appendInteraction(b []byte, in *Interaction, bodyRef *[32]byte) ([]byte, er
 	if p.NotRecorded != nil {
 		flags |= flagMarker
 	}
+	if p.ContentLength != 0 {
+		flags |= flagLength
+	}
 	messages := hasMessages(p.Events)
 	inBody := !messages && eventsCutFromBody(p)
 	if inBody {
@@ -262,6 +268,9 @@ func appendInteraction(b []byte, in *Interaction, bodyRef *[32]byte) ([]byte, er
 		b = binary.AppendVarint(b, m.Size)
 		b = appendString(b, m.SHA256)
 		b = appendString(b, m.Reason)
+	}
+	if p.ContentLength != 0 {
+		b = binary.AppendVarint(b, p.ContentLength)
 	}
 	return b, nil
 }
@@ -551,7 +560,10 @@ func (r *reader) interaction(in *Interaction) {
 		m.Reason = r.str("marker reason")
 		p.NotRecorded = m
 	}
-	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody|flagBodyRef|flagMessages) != 0 && r.err == nil {
+	if flags&flagLength != 0 {
+		p.ContentLength = r.varint("content length")
+	}
+	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody|flagBodyRef|flagMessages|flagLength) != 0 && r.err == nil {
 		r.err = fmt.Errorf("unknown flags %#x", flags)
 	}
 	if r.err != nil {

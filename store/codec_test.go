@@ -42,6 +42,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			{OffsetMs: 2, Data: []byte{0, 1, 2}, Dir: DirServer, Binary: true},
 			{OffsetMs: 3, Data: []byte("text"), Dir: DirServer},
 		}}}, compNone},
+		{"cut short", Interaction{Response: Response{Status: 200, Body: []byte("par"), Incomplete: true, ContentLength: 204800}}, compNone},
 		{"incompressible body", Interaction{Response: Response{Status: 200, Body: random}}, compNone},
 		{"large compressible body", Interaction{Response: Response{Status: 200, Body: big}}, compZstd},
 		{"negative values", Interaction{DurationMs: -5, Response: Response{Status: -1}}, compNone},
@@ -120,17 +121,17 @@ func TestDecodeCorrupt(t *testing.T) {
 	good, _ := EncodeInteraction(&full)
 
 	cases := map[string][]byte{
-		"nil":              nil,
-		"one byte":         {valueVersion1},
-		"bad version":      {9, compNone},
-		"bad compression":  {valueVersion1, 7, 1, 2, 3},
-		"garbage zstd":     {valueVersion1, compZstd, 1, 2, 3, 4, 5},
-		"truncated zstd":   good[:len(good)/2],
-		"trailing bytes":   append(bytes.Clone(raw), 0),
-		"bad flags":        append(append([]byte{valueVersion1, compNone}, mustPayloadUpToFlags(t)...), 0x80, 0),
-		"huge length":      {valueVersion1, compNone, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
-		"huge header size": binary.AppendUvarint(prefixBeforeReqHeader(t), 1<<40),
-		"huge body size":   binary.AppendUvarint(append(prefixBeforeReqHeader(t), 0), 1<<40),
+		"nil":                    nil,
+		"one byte":               {valueVersion1},
+		"bad version":            {9, compNone},
+		"bad compression":        {valueVersion1, 7, 1, 2, 3},
+		"garbage zstd":           {valueVersion1, compZstd, 1, 2, 3, 4, 5},
+		"truncated zstd":         good[:len(good)/2],
+		"trailing bytes":         append(bytes.Clone(raw), 0),
+		"length flag, no length": append(append([]byte{valueVersion1, compNone}, mustPayloadUpToFlags(t)...), 0x80, 0),
+		"huge length":            {valueVersion1, compNone, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+		"huge header size":       binary.AppendUvarint(prefixBeforeReqHeader(t), 1<<40),
+		"huge body size":         binary.AppendUvarint(append(prefixBeforeReqHeader(t), 0), 1<<40),
 	}
 	for i := 2; i < len(raw); i += 7 {
 		cases[fmt.Sprintf("prefix %d", i)] = raw[:i]

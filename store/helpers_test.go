@@ -77,9 +77,10 @@ func fullInteraction() Interaction {
 				{OffsetMs: -1, Data: []byte{}},
 				{OffsetMs: 99, Data: nil},
 			},
-			Incomplete:  true,
-			Upgrade:     true,
-			NotRecorded: &BodyMarker{Size: 1 << 40, SHA256: "e3b0c442", Reason: "body_not_recorded"},
+			Incomplete:    true,
+			ContentLength: 1 << 33,
+			Upgrade:       true,
+			NotRecorded:   &BodyMarker{Size: 1 << 40, SHA256: "e3b0c442", Reason: "body_not_recorded"},
 		},
 	}
 }

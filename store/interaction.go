@@ -36,8 +36,12 @@ type Response struct {
 	Streamed        bool        `json:"streamed,omitempty"`         // body arrived as a stream (SSE, NDJSON, chunked flushes)
 	Events          []Event     `json:"events,omitempty"`           // the stream as the upstream wrote it, when Streamed
 	Incomplete      bool        `json:"incomplete,omitempty"`       // the upstream or client broke the body midway
-	Upgrade         bool        `json:"upgrade,omitempty"`          // a protocol upgrade (WebSocket) that was tunnelled, not recorded
-	NotRecorded     *BodyMarker `json:"body_not_recorded,omitempty"`
+	// ContentLength is the length the upstream announced for a body that
+	// was cut short (Incomplete): replay sends the recorded bytes under it
+	// and then breaks the connection. 0 when unknown or not cut short.
+	ContentLength int64       `json:"content_length,omitempty"`
+	Upgrade       bool        `json:"upgrade,omitempty"` // a protocol upgrade (WebSocket) that was tunnelled, not recorded
+	NotRecorded   *BodyMarker `json:"body_not_recorded,omitempty"`
 }
 
 // Event is one upstream write of a streamed body, with its offset from the

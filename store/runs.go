@@ -73,9 +73,12 @@ type Run struct {
 	Errors       int          `json:"errors,omitempty"` // upstream failures answered 502
 	// RecordingsLost counts answers the proxy could not commit to the
 	// store (disk full, I/O error): the cassette is that much incomplete.
-	RecordingsLost int      `json:"recordings_lost"`
-	Hosts          []string `json:"hosts,omitempty"`
-	Models         []string `json:"models_seen,omitempty"`
+	RecordingsLost int `json:"recordings_lost"`
+	// ReplayedIncomplete counts answers replayed from recordings cut short:
+	// the client got the recorded bytes, then a broken connection.
+	ReplayedIncomplete int      `json:"replayed_incomplete,omitempty"`
+	Hosts              []string `json:"hosts,omitempty"`
+	Models             []string `json:"models_seen,omitempty"`
 
 	// The run's evidence: the requests made, in order (a bounded number;
 	// CallsOmitted counts the rest), the side effects it had to make (run

@@ -141,7 +141,10 @@ func notes(r store.Response) string {
 	if r.Streamed {
 		n = append(n, fmt.Sprintf("stream:%d events", len(r.Events)))
 	}
-	if r.Incomplete {
+	switch {
+	case r.Incomplete && r.ContentLength > 0:
+		n = append(n, fmt.Sprintf("incomplete:%d/%dB", len(r.Body), r.ContentLength))
+	case r.Incomplete:
 		n = append(n, "incomplete")
 	}
 	if r.Upgrade {

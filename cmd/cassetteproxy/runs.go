@@ -145,6 +145,9 @@ func runsShow(c *cli.Context) error {
 		}
 		field("signal", r.Signal)
 		field("interactions", fmt.Sprint(r.Interactions))
+		if r.ReplayedIncomplete > 0 {
+			field("replayed_incomplete", fmt.Sprint(r.ReplayedIncomplete))
+		}
 		field("hosts", strings.Join(r.Hosts, ", "))
 		field("models_seen", strings.Join(r.Models, ", "))
 		field("artifact_refs", strings.Join(r.ArtifactRefs, ", "))
