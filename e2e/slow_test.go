@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// heldBody answers with a body of known length: the head and the first
+// `first` bytes at once, the rest only after release.
+func heldBody(contentType string, body []byte, first int, release <-chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(body[:first])
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(body[first:])
+	})
+}
+
+// TestSlowBodiesStreamWhileRecording: in record mode the client gets the
+// upstream's head, and the bytes of the body that have arrived, while the
+// upstream holds back the rest, whatever the body's length and type, over
+// plain HTTP and inside a CONNECT tunnel (a proxy that waited for the
+// body, or for 4 KiB of it, would deadlock here). The recording is whole.
+func TestSlowBodiesStreamWhileRecording(t *testing.T) {
+	body := bytes.Repeat([]byte("x"), 1000)
+	cases := []struct {
+		name, contentType string
+		first             int // bytes sent before the upstream waits
+	}{
+		{"json head only", "application/json", 0},
+		{"json some bytes", "application/json", 10},
+		{"octet-stream", "application/octet-stream", 100},
+		{"text", "text/plain; charset=utf-8", 1},
+	}
+	for _, tlsOn := range []bool{false, true} {
+		for _, tc := range cases {
+			t.Run(map[bool]string{false: "http", true: "https"}[tlsOn]+"/"+tc.name, func(t *testing.T) {
+				e := newEnv(t)
+				release := make(chan struct{})
+				released := false
+				defer func() {
+					if !released {
+						close(release)
+					}
+				}()
+				up := newUpstream(t, tlsOn, heldBody(tc.contentType, body, tc.first, release))
+				args := []string{"--mode", "record", "--cassette", "slow"}
+				if tlsOn {
+					args = append(args, "--upstream-ca", up.caFile)
+				}
+				p := e.serve(args...)
+				type result struct {
+					resp *http.Response
+					head []byte
+					err  error
+				}
+				got := make(chan result, 1)
+				go func() {
+					resp, err := e.client(p).Get(up.URL + "/slow")
+					if err != nil {
+						got <- result{err: err}
+						return
+					}
+					head := make([]byte, tc.first)
+					_, err = io.ReadFull(resp.Body, head)
+					got <- result{resp, head, err}
+				}()
+				var r result
+				select {
+				case r = <-got:
+				case <-time.After(15 * time.Second):
+					t.Fatalf("the head and the first %d bytes did not reach the client while the upstream held the rest: the proxy holds slow bodies back", tc.first)
+				}
+				if r.err != nil || !bytes.Equal(r.head, body[:tc.first]) || r.resp.ContentLength != int64(len(body)) {
+					t.Fatalf("first bytes %q (%v), length %d", r.head, r.err, r.resp.ContentLength)
+				}
+				close(release)
+				released = true
+				rest, err := io.ReadAll(r.resp.Body)
+				r.resp.Body.Close()
+				if err != nil || !bytes.Equal(append(r.head, rest...), body) {
+					t.Fatalf("the whole body: %d bytes, %v", len(r.head)+len(rest), err)
+				}
+				p.stop()
+				out, _, _ := e.cli("cassettes", "show", "slow")
+				if !bytes.Contains([]byte(out), []byte("1000B")) || bytes.Contains([]byte(out), []byte("incomplete")) {
+					t.Errorf("the recording is not the whole body:\n%s", out)
+				}
+			})
+		}
+	}
+}
+
+// drip answers with n bytes of known length spread over d, one at a time,
+// as go-httpbin's /drip does.
+func drip(n int, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		tick := time.NewTicker(d / time.Duration(n))
+		defer tick.Stop()
+		for range n {
+			select {
+			case <-tick.C:
+			case <-r.Context().Done():
+				return
+			}
+			w.Write([]byte{'*'})
+			w.(http.Flusher).Flush()
+		}
+	})
+}
+
+// TestDripFirstByteWhileRecording: a body of 1000 bytes dripping over one
+// second reaches the client through record mode byte by byte: its first
+// byte within 300 ms (a generous bound: it comes after ~1 ms direct), not
+// after the whole body. BenchmarkDripFirstByte measures it.
+func TestDripFirstByteWhileRecording(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[tlsOn], func(t *testing.T) {
+			e := newEnv(t)
+			up := newUpstream(t, tlsOn, drip(1000, time.Second))
+			args := []string{"--mode", "record", "--cassette", "drip"}
+			if tlsOn {
+				args = append(args, "--upstream-ca", up.caFile)
+			}
+			p := e.serve(args...)
+			c := e.client(p)
+			// A first request opens the connections (and, over HTTPS, the
+			// tunnel and its TLS): the bound is on the body, not on setup.
+			warm, err := c.Get(up.URL + "/warm")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, warm.Body)
+			warm.Body.Close()
+
+			start := time.Now()
+			resp, err := c.Get(up.URL + "/drip")
+			if err != nil {
+				t.Fatal(err)
+			}
+			one := make([]byte, 1)
+			if _, err := io.ReadFull(resp.Body, one); err != nil {
+				t.Fatal(err)
+			}
+			firstByte := time.Since(start)
+			rest, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || len(rest) != 999 {
+				t.Fatalf("the rest: %d bytes, %v", len(rest), err)
+			}
+			t.Logf("first byte after %v, whole body after %v", firstByte, time.Since(start))
+			if firstByte > 300*time.Millisecond {
+				t.Errorf("first byte after %v through record mode: want under 300 ms for a body dripping over 1 s", firstByte)
+			}
+		})
+	}
+}
