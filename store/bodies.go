@@ -120,6 +120,8 @@ type bodyCache struct {
 	bucket *bolt.Bucket // nil in cassettes written before bodies were kept apart
 	mu     sync.Mutex
 	bodies map[[32]byte][]byte
+	size   int // bytes in bodies
+	limit  int // when size passes it, the cache starts over (0: never)
 }
 
 func newBodyCache(cassette *bolt.Bucket) *bodyCache {
@@ -145,6 +147,11 @@ func (bc *bodyCache) body(ref []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("body %x: %w", ref[:8], err)
 	}
+	if bc.limit > 0 && bc.size > bc.limit {
+		clear(bc.bodies)
+		bc.size = 0
+	}
 	bc.bodies[h] = b
+	bc.size += len(b)
 	return b, nil
 }

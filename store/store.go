@@ -97,6 +97,7 @@ type Store struct {
 	mu        sync.Mutex
 	closed    bool
 	recorders map[*Recorder]struct{}
+	staging   map[string]bool // the staging copies of this process's CassetteWriters
 
 	damage atomic.Pointer[DamagedError] // set by guard: bbolt panicked on this file
 }
@@ -574,6 +575,12 @@ func openCassette(tx *bolt.Tx, name string, now time.Time) (*cassetteTx, error) 
 	if root == nil {
 		return nil, errors.New("store has no cassettes bucket")
 	}
+	return openCassetteIn(root, name, now)
+}
+
+// openCassetteIn is openCassette under another parent than the cassettes
+// bucket (a CassetteWriter's staging copy).
+func openCassetteIn(root *bolt.Bucket, name string, now time.Time) (*cassetteTx, error) {
 	c, err := root.CreateBucketIfNotExists([]byte(name))
 	if err != nil {
 		return nil, fmt.Errorf("cassette %q: %w", name, err)

@@ -1,0 +1,359 @@
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Reading and writing a cassette one interaction at a time, so that
+// `cassettes show`, export and import hold one interaction in memory, not
+// the cassette (Interactions and WriteCassette hold all of it).
+
+// streamBodyCache bounds what EachInteraction keeps of the bodies it has
+// decoded: interactions answered with the same body share one copy while
+// the cache holds it, and the cache starts over past this many bytes.
+const streamBodyCache = 4 << 20
+
+// streamRelease is how many bytes of the store's memory map EachInteraction
+// reads between giving its pages back (see releaseMapped): a walk over a
+// 300 MB cassette would otherwise end with all of it in the process's RSS.
+const streamRelease = 8 << 20
+
+// EachInteraction calls fn with every interaction of the cassette in Seq
+// order, each decoded when its turn comes, inside one read transaction:
+// memory holds one interaction (and a few MiB of bodies it may share with
+// the ones before it), not the cassette. The interaction handed to fn is
+// independent of the store; bodies may be shared between calls and must
+// not be written to. An error from fn stops the walk and is returned as
+// it is; a missing cassette is a wrapped ErrNoCassette.
+func (s *Store) EachInteraction(name string, fn func(Interaction) error) error {
+	var fnErr error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := cassetteBucket(tx, name)
+		if c == nil {
+			return &notFoundError{name}
+		}
+		items := c.Bucket(subInteractions)
+		if items == nil {
+			return nil
+		}
+		bodies := newBodyCache(c)
+		bodies.limit = streamBodyCache
+		read := 0
+		cur := items.Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			if len(k) != 8 || v == nil {
+				continue
+			}
+			seq := binary.BigEndian.Uint64(k)
+			read += len(v)
+			in, err := decodeValue(v, func(ref []byte) ([]byte, error) {
+				b, err := bodies.body(ref)
+				read += len(b) // about what it took from the map
+				return b, err
+			})
+			if err != nil {
+				return fmt.Errorf("cassette %q interaction %d: %w", name, seq, err)
+			}
+			in.Seq = seq
+			if read >= streamRelease {
+				releasePages(s.db.Info().Data, int(tx.Size()))
+				read = 0
+			}
+			if err := fn(in); err != nil {
+				fnErr = err
+				return err
+			}
+		}
+		return nil
+	})
+	s.releaseMapped()
+	if fnErr != nil && errors.Is(err, fnErr) {
+		return fnErr
+	}
+	return s.wrap(err)
+}
+
+// bucketStaging holds cassettes being written by a CassetteWriter, one
+// sub-bucket per writer, until Commit moves them in place.
+var bucketStaging = []byte("staging")
+
+// writerBatch bounds what a CassetteWriter keeps before it writes a batch
+// to the staging cassette: encoded values (and bodies) of this many bytes,
+// or writerBatchCount interactions.
+const (
+	writerBatch      = 4 << 20
+	writerBatchCount = 4096
+)
+
+// CassetteWriter writes a cassette one interaction at a time, in batches,
+// into a staging copy that Commit puts in place of the cassette (or, when
+// appending, of the cassette extended) in one transaction. Until Commit the
+// cassette is exactly as it was: a writer that fails, is aborted, or whose
+// process dies leaves it untouched (a dead process's staging copy is
+// removed by the next writer). Memory holds one batch, not the cassette.
+// A CassetteWriter is not safe for concurrent use.
+type CassetteWriter struct {
+	s       *Store
+	name    string
+	replace bool
+	id      []byte // the staging sub-bucket
+	values  [][]byte
+	hashes  [][32]byte
+	bodies  []*storedBody
+	size    int
+	packed  map[[32]byte]bool // bodies packed by this writer (stored, or in the batch)
+	n       int
+	done    bool
+}
+
+// NewCassetteWriter starts writing the named cassette: in place of what it
+// holds when replace is set, else after it (then its interactions are
+// copied into the staging copy first, a batch at a time).
+func (s *Store) NewCassetteWriter(name string, replace bool) (*CassetteWriter, error) {
+	if err := validName(name); err != nil {
+		return nil, s.wrap(err)
+	}
+	if err := s.writable(); err != nil {
+		return nil, s.wrap(err)
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, s.wrap(err)
+	}
+	id = []byte(hex.EncodeToString(id))
+	s.mu.Lock()
+	if s.staging == nil {
+		s.staging = map[string]bool{}
+	}
+	s.staging[string(id)] = true
+	active := make(map[string]bool, len(s.staging))
+	for k := range s.staging {
+		active[k] = true
+	}
+	s.mu.Unlock()
+	w := &CassetteWriter{s: s, name: name, replace: replace, id: id, packed: map[[32]byte]bool{}}
+	now := time.Now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(bucketStaging)
+		if err != nil {
+			return err
+		}
+		var stale [][]byte
+		_ = root.ForEachBucket(func(k []byte) error {
+			if !active[string(k)] {
+				stale = append(stale, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range stale { // left by a writer whose process died
+			if err := root.DeleteBucket(k); err != nil {
+				return err
+			}
+		}
+		b, err := root.CreateBucket(id)
+		if err != nil {
+			return err
+		}
+		_, err = openCassetteIn(b, name, now)
+		return err
+	})
+	if err == nil && !replace {
+		err = w.copyExisting()
+	}
+	if err != nil {
+		_ = w.Abort()
+		return nil, s.wrap(err)
+	}
+	return w, nil
+}
+
+// staged returns the writer's staging cassette inside tx.
+func (w *CassetteWriter) staged(tx *bolt.Tx, now time.Time) (*cassetteTx, error) {
+	root := tx.Bucket(bucketStaging)
+	if root == nil || root.Bucket(w.id) == nil {
+		return nil, errors.New("the import's staging copy is gone")
+	}
+	return openCassetteIn(root.Bucket(w.id), w.name, now)
+}
+
+// copyExisting copies the cassette as it is now into the staging copy,
+// raw (values, index entries, bodies, sequence, created_at), a batch of
+// keys per transaction.
+func (w *CassetteWriter) copyExisting() error {
+	for _, sub := range [][]byte{subInteractions, subIndex, subBodies} {
+		var after []byte
+		for {
+			var last []byte
+			err := w.s.db.Update(func(tx *bolt.Tx) error {
+				src := cassetteBucket(tx, w.name)
+				if src == nil || src.Bucket(sub) == nil {
+					return nil
+				}
+				dst, err := w.staged(tx, time.Now())
+				if err != nil {
+					return err
+				}
+				from := src.Bucket(sub)
+				to := map[string]*bolt.Bucket{string(subInteractions): dst.items, string(subIndex): dst.index, string(subBodies): dst.bodies}[string(sub)]
+				cur := from.Cursor()
+				k, v := cur.First()
+				if after != nil {
+					if k, v = cur.Seek(after); k != nil && string(k) == string(after) {
+						k, v = cur.Next()
+					}
+				}
+				size := 0
+				for ; k != nil && size < writerBatch; k, v = cur.Next() {
+					if err := to.Put(append([]byte(nil), k...), append([]byte{}, v...)); err != nil {
+						return err
+					}
+					size += len(k) + len(v)
+					last = append(last[:0], k...)
+				}
+				if string(sub) != string(subInteractions) || k != nil {
+					return nil
+				}
+				// The whole of it is copied: the count and sequence follow.
+				if err := to.SetSequence(from.Sequence()); err != nil {
+					return err
+				}
+				meta := src.Bucket(subMeta)
+				if meta == nil {
+					return nil
+				}
+				for _, key := range [][]byte{keyCreatedAt, keyCount} {
+					if v := meta.Get(key); v != nil {
+						if err := dst.meta.Put(key, append([]byte(nil), v...)); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if last == nil {
+				break
+			}
+			after = last
+		}
+	}
+	return nil
+}
+
+// Add queues one interaction (Key must be set; Seq is assigned in order
+// after what is there), writing a batch to the staging copy when one is
+// full.
+func (w *CassetteWriter) Add(in Interaction) error {
+	if w.done {
+		return w.s.wrap(fmt.Errorf("cassette %q: %w", w.name, ErrClosed))
+	}
+	v, b, err := encodeForStore(&in, nil, func(h *[32]byte) bool { seen := w.packed[*h]; w.packed[*h] = true; return seen })
+	if err != nil {
+		return w.s.wrap(fmt.Errorf("interaction %d: %w", w.n+1, err))
+	}
+	w.values = append(w.values, v)
+	w.hashes = append(w.hashes, sha256.Sum256([]byte(in.Key)))
+	w.bodies = append(w.bodies, b)
+	w.size += len(v)
+	if b != nil {
+		w.size += len(b.packed) + len(b.body)
+	}
+	w.n++
+	if w.size >= writerBatch || len(w.values) >= writerBatchCount {
+		return w.flush()
+	}
+	return nil
+}
+
+// flush writes the queued interactions to the staging copy.
+func (w *CassetteWriter) flush() error {
+	if len(w.values) == 0 {
+		return nil
+	}
+	now := time.Now()
+	err := w.s.db.Update(func(tx *bolt.Tx) error {
+		c, err := w.staged(tx, now)
+		if err != nil {
+			return err
+		}
+		for i := range w.values {
+			if err := c.put(w.name, w.values[i], &w.hashes[i], w.bodies[i]); err != nil {
+				return err
+			}
+		}
+		return c.finish(now)
+	})
+	clear(w.values)
+	clear(w.bodies)
+	w.values, w.hashes, w.bodies, w.size = w.values[:0], w.hashes[:0], w.bodies[:0], 0
+	if err == nil {
+		w.s.releaseMapped()
+	}
+	return w.s.wrap(err)
+}
+
+// Commit writes what is queued and puts the staging copy in place of the
+// cassette, in one transaction. It returns how many interactions were added.
+func (w *CassetteWriter) Commit() (int, error) {
+	if w.done {
+		return 0, w.s.wrap(fmt.Errorf("cassette %q: %w", w.name, ErrClosed))
+	}
+	if err := w.flush(); err != nil {
+		_ = w.Abort()
+		return 0, err
+	}
+	w.s.forgetBodies(w.name)
+	err := w.s.db.Update(func(tx *bolt.Tx) error {
+		root, staging := tx.Bucket(bucketCassettes), tx.Bucket(bucketStaging)
+		if root == nil || staging == nil || staging.Bucket(w.id) == nil {
+			return errors.New("the import's staging copy is gone")
+		}
+		if root.Bucket([]byte(w.name)) != nil {
+			if err := root.DeleteBucket([]byte(w.name)); err != nil {
+				return err
+			}
+		}
+		if err := staging.Bucket(w.id).MoveBucket([]byte(w.name), root); err != nil {
+			return err
+		}
+		return staging.DeleteBucket(w.id)
+	})
+	if err != nil {
+		_ = w.Abort()
+		return 0, w.s.wrap(err)
+	}
+	w.finish()
+	return w.n, nil
+}
+
+// Abort drops the staging copy; the cassette stays as it was.
+func (w *CassetteWriter) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.finish()
+	return w.s.wrap(w.s.db.Update(func(tx *bolt.Tx) error {
+		if root := tx.Bucket(bucketStaging); root != nil && root.Bucket(w.id) != nil {
+			return root.DeleteBucket(w.id)
+		}
+		return nil
+	}))
+}
+
+func (w *CassetteWriter) finish() {
+	w.done = true
+	w.values, w.hashes, w.bodies, w.packed = nil, nil, nil, nil
+	w.s.mu.Lock()
+	delete(w.s.staging, string(w.id))
+	w.s.mu.Unlock()
+}
