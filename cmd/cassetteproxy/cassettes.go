@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,24 +59,26 @@ func cassettesCommand() *cli.Command {
 						return err
 					}
 					return withStore(c, true, func(st *store.Store) error {
-						ins, err := st.Interactions(name)
-						if err != nil {
+						// One interaction at a time: output starts at once and
+						// memory holds one, however large the cassette.
+						if _, err := st.Cassette(name); err != nil {
 							return err
 						}
+						each := func(yield func(store.Interaction) error) error { return st.EachInteraction(name, yield) }
 						if c.Bool("json") {
-							out := make([]fixtures.ReadableInteraction, 0, len(ins))
-							for _, in := range ins {
-								out = append(out, fixtures.Readable(in))
-							}
-							return printJSON(c, map[string]any{"cassette": name, "interactions": out})
+							_, err := fixtures.WriteReadable(c.App.Writer, name, each)
+							return err
 						}
-						tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-						fmt.Fprintln(tw, "SEQ\tMETHOD\tURL\tSTATUS\tBODY\tNOTES")
-						for _, in := range ins {
-							fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", in.Seq, in.Request.Method, in.Request.URL,
-								in.Response.Status, bodySize(in.Response), notes(in.Response))
+						t := newStreamTable(c.App.Writer, "SEQ", "METHOD", "URL", "STATUS", "BODY", "NOTES")
+						err := each(func(in store.Interaction) error {
+							t.row(strconv.FormatUint(in.Seq, 10), in.Request.Method, in.Request.URL,
+								strconv.Itoa(in.Response.Status), bodySize(in.Response), notes(in.Response))
+							return nil
+						})
+						if ferr := t.flush(); err == nil {
+							err = ferr
 						}
-						return tw.Flush()
+						return err
 					})
 				},
 			},

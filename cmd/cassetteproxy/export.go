@@ -57,26 +57,22 @@ func exportAction(c *cli.Context) error {
 		return fmt.Errorf("unknown --tier %q: use critical, hourly or daily", t)
 	}
 	return withStore(c, true, func(st *store.Store) error {
-		ins, err := st.Interactions(name)
-		if err != nil {
+		// One interaction at a time: memory holds one, however large the
+		// cassette.
+		if _, err := st.Cassette(name); err != nil {
 			return err
 		}
+		each := func(yield func(store.Interaction) error) error { return st.EachInteraction(name, yield) }
 		if format == "har" {
 			path := out
 			if !strings.HasSuffix(strings.ToLower(out), ".har") {
 				path = filepath.Join(out, fixtures.SafeID(name)+".har")
 			}
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				return err
-			}
-			data, err := fixtures.MarshalPretty(fixtures.ToHAR(ins, buildVersion(), "cassette "+name))
+			n, err := writeHAR(path, "cassette "+name, each)
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(path, data, 0o644); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.App.Writer, "exported %d interactions of cassette %s to %s\n", len(ins), name, path)
+			fmt.Fprintf(c.App.Writer, "exported %d interactions of cassette %s to %s\n", n, name, path)
 			return nil
 		}
 		if _, err := os.Stat(filepath.Join(out, fixtures.InputFile)); err == nil && !c.Bool("force") {
@@ -104,17 +100,44 @@ func exportAction(c *cli.Context) error {
 			o.RecordedAt = run.StartedAt
 			o.Trace = run.Timeline()
 		}
-		f := fixtures.NewFixture(ins, o)
-		if err := fixtures.Write(out, f); err != nil {
+		_, n, err := fixtures.WriteFrom(out, o, each)
+		if err != nil {
 			return err
 		}
 		from := ""
 		if run != nil {
 			from = " (source run " + run.RunID + ")"
 		}
-		fmt.Fprintf(c.App.Writer, "exported %d interactions of cassette %s to fixture %s%s\n", len(ins), name, out, from)
+		fmt.Fprintf(c.App.Writer, "exported %d interactions of cassette %s to fixture %s%s\n", n, name, out, from)
 		return nil
 	})
+}
+
+// writeHAR writes the HAR of the interactions each yields to path, under a
+// temporary name renamed when whole.
+func writeHAR(path, comment string, each fixtures.Each) (int, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return 0, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name()) // gone once renamed
+	n, err := fixtures.WriteHAR(tmp, buildVersion(), comment, each)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, nil
 }
 
 // sourceRun is the named run, or the latest run made on the cassette, or

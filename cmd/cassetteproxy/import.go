@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
-	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/redact"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -50,25 +50,37 @@ func importAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var ins []store.Interaction
+	// One interaction at a time, from the file into a staging copy of the
+	// cassette that replaces (or extends) it only once all of it is in:
+	// memory holds one interaction, and a failure leaves the cassette as
+	// it was.
+	var each fixtures.Each
 	var skipped []fixtures.HARSkip
 	isHAR := !fi.IsDir()
 	if isHAR {
-		data, err := os.ReadFile(in)
+		file, err := os.Open(in)
 		if err != nil {
 			return err
 		}
-		if ins, skipped, err = fixtures.FromHAR(data); err != nil {
-			return fmt.Errorf("%s: %w", in, err)
+		defer file.Close()
+		each = func(yield func(store.Interaction) error) error {
+			var yieldErr error
+			s, err := fixtures.ReadHAR(bufio.NewReaderSize(file, 64<<10), func(in store.Interaction) error {
+				yieldErr = yield(in)
+				return yieldErr
+			})
+			skipped = s
+			if err != nil && err != yieldErr {
+				return fmt.Errorf("%s: %w", in, err)
+			}
+			return err
 		}
 	} else {
-		f, err := fixtures.Load(in)
+		f, err := fixtures.LoadLazy(in)
 		if err != nil {
 			return err
 		}
-		if ins, err = f.Interactions(); err != nil {
-			return err
-		}
+		each = f.EachInteraction
 	}
 	return withStore(c, false, func(st *store.Store) error {
 		// Scrub what comes in the way the proxy scrubs what it records: a
@@ -85,10 +97,20 @@ func importAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		for i := range ins {
-			r.Interaction(&ins[i])
+		w, err := st.NewCassetteWriter(name, !c.Bool("append"))
+		if err != nil {
+			return err
 		}
-		n, err := importInteractions(st, name, ins, rules, c.Bool("append"))
+		err = each(func(in store.Interaction) error {
+			r.Interaction(&in)
+			in.Key, in.Seq = rules.Key(&in.Request), 0
+			return w.Add(in)
+		})
+		if err != nil {
+			_ = w.Abort()
+			return err
+		}
+		n, err := w.Commit()
 		if err != nil {
 			return err
 		}
@@ -110,18 +132,4 @@ func importAction(c *cli.Context) error {
 		}
 		return nil
 	})
-}
-
-// importInteractions writes ins into the cassette in order, keys computed
-// with rules, in one transaction (a failure leaves the cassette as it was),
-// and returns how many were written.
-func importInteractions(st *store.Store, name string, ins []store.Interaction, rules *match.Rules, appendTo bool) (int, error) {
-	for i := range ins {
-		ins[i].Key = rules.Key(&ins[i].Request)
-		ins[i].Seq = 0
-	}
-	if err := st.WriteCassette(name, ins, !appendTo); err != nil {
-		return 0, err
-	}
-	return len(ins), nil
 }
