@@ -122,6 +122,11 @@ type bodyCache struct {
 	bodies map[[32]byte][]byte
 	size   int // bytes in bodies
 	limit  int // when size passes it, the cache starts over (0: never)
+	// mapped estimates the bytes of the store's memory map the lookups
+	// brought into RSS: the value, and the kernel's fault-around (up to
+	// 64 KiB) about each lookup, for the bodies bucket is ordered by hash
+	// and every lookup lands somewhere else in the file.
+	mapped int
 }
 
 func newBodyCache(cassette *bolt.Bucket) *bodyCache {
@@ -139,6 +144,7 @@ func (bc *bodyCache) body(ref []byte) ([]byte, error) {
 	var packed []byte
 	if bc.bucket != nil {
 		packed = bc.bucket.Get(ref)
+		bc.mapped += len(packed) + 64<<10
 	}
 	if packed == nil {
 		return nil, fmt.Errorf("body %x is missing from the cassette", ref[:8])

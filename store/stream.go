@@ -21,9 +21,11 @@ import (
 // the cache holds it, and the cache starts over past this many bytes.
 const streamBodyCache = 4 << 20
 
-// streamRelease is how many bytes of the store's memory map EachInteraction
-// reads between giving its pages back (see releaseMapped): a walk over a
-// 300 MB cassette would otherwise end with all of it in the process's RSS.
+// streamRelease is about how many bytes of the store's memory map
+// EachInteraction brings into RSS between giving its pages back (see
+// releaseMapped and bodyCache.mapped): a walk over a 300 MB cassette would
+// otherwise end with all of it in the process's RSS (its bodies are looked
+// up all over the file).
 const streamRelease = 8 << 20
 
 // EachInteraction calls fn with every interaction of the cassette in Seq
@@ -54,18 +56,14 @@ func (s *Store) EachInteraction(name string, fn func(Interaction) error) error {
 			}
 			seq := binary.BigEndian.Uint64(k)
 			read += len(v)
-			in, err := decodeValue(v, func(ref []byte) ([]byte, error) {
-				b, err := bodies.body(ref)
-				read += len(b) // about what it took from the map
-				return b, err
-			})
+			in, err := decodeValue(v, bodies.body)
 			if err != nil {
 				return fmt.Errorf("cassette %q interaction %d: %w", name, seq, err)
 			}
 			in.Seq = seq
-			if read >= streamRelease {
+			if read+bodies.mapped >= streamRelease {
 				releasePages(s.db.Info().Data, int(tx.Size()))
-				read = 0
+				read, bodies.mapped = 0, 0
 			}
 			if err := fn(in); err != nil {
 				fnErr = err
@@ -87,10 +85,14 @@ var bucketStaging = []byte("staging")
 
 // writerBatch bounds what a CassetteWriter keeps before it writes a batch
 // to the staging cassette: encoded values (and bodies) of this many bytes,
-// or writerBatchCount interactions.
+// or writerBatchCount interactions. The count bounds the RSS of a commit:
+// the index and the bodies are ordered by hash, so each interaction
+// dirties pages of its own, and a commit reads the header of every page it
+// replaces, each read mapping up to 64 KiB of the file around it (the
+// kernel's fault-around): 128 interactions, ~16 MiB at most.
 const (
 	writerBatch      = 4 << 20
-	writerBatchCount = 4096
+	writerBatchCount = 128
 )
 
 // CassetteWriter writes a cassette one interaction at a time, in batches,
@@ -141,23 +143,18 @@ func (s *Store) NewCassetteWriter(name string, replace bool) (*CassetteWriter, e
 	s.mu.Unlock()
 	w := &CassetteWriter{s: s, name: name, replace: replace, id: id, packed: map[[32]byte]bool{}}
 	now := time.Now()
+	var stale [][]byte
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(bucketStaging)
 		if err != nil {
 			return err
 		}
-		var stale [][]byte
 		_ = root.ForEachBucket(func(k []byte) error {
-			if !active[string(k)] {
+			if !active[string(k)] { // left by a writer whose process died
 				stale = append(stale, append([]byte(nil), k...))
 			}
 			return nil
 		})
-		for _, k := range stale { // left by a writer whose process died
-			if err := root.DeleteBucket(k); err != nil {
-				return err
-			}
-		}
 		b, err := root.CreateBucket(id)
 		if err != nil {
 			return err
@@ -165,6 +162,11 @@ func (s *Store) NewCassetteWriter(name string, replace bool) (*CassetteWriter, e
 		_, err = openCassetteIn(b, name, now)
 		return err
 	})
+	for _, k := range stale {
+		if err == nil {
+			err = s.dropStaging(k)
+		}
+	}
 	if err == nil && !replace {
 		err = w.copyExisting()
 	}
@@ -290,6 +292,13 @@ func (w *CassetteWriter) flush() error {
 			if err := c.put(w.name, w.values[i], &w.hashes[i], w.bodies[i]); err != nil {
 				return err
 			}
+			if i%64 == 63 {
+				// The index and the bodies are ordered by hash: each put
+				// reads pages somewhere else in the file. Safe inside the
+				// transaction: the pages stay in the file, a later read
+				// maps them again.
+				releasePages(w.s.db.Info().Data, int(tx.Size()))
+			}
 		}
 		return c.finish(now)
 	})
@@ -303,7 +312,8 @@ func (w *CassetteWriter) flush() error {
 }
 
 // Commit writes what is queued and puts the staging copy in place of the
-// cassette, in one transaction. It returns how many interactions were added.
+// cassette, in one transaction; the cassette it replaced is then deleted
+// a batch at a time. It returns how many interactions were added.
 func (w *CassetteWriter) Commit() (int, error) {
 	if w.done {
 		return 0, w.s.wrap(fmt.Errorf("cassette %q: %w", w.name, ErrClosed))
@@ -318,22 +328,24 @@ func (w *CassetteWriter) Commit() (int, error) {
 		if root == nil || staging == nil || staging.Bucket(w.id) == nil {
 			return errors.New("the import's staging copy is gone")
 		}
-		if root.Bucket([]byte(w.name)) != nil {
-			if err := root.DeleteBucket([]byte(w.name)); err != nil {
+		mine := staging.Bucket(w.id)
+		if root.Bucket([]byte(w.name)) != nil { // the cassette it replaces goes to the staging copy's place
+			old, err := mine.CreateBucket([]byte("replaced"))
+			if err != nil {
+				return err
+			}
+			if err := root.MoveBucket([]byte(w.name), old); err != nil {
 				return err
 			}
 		}
-		if err := staging.Bucket(w.id).MoveBucket([]byte(w.name), root); err != nil {
-			return err
-		}
-		return staging.DeleteBucket(w.id)
+		return mine.MoveBucket([]byte(w.name), root)
 	})
 	if err != nil {
 		_ = w.Abort()
 		return 0, w.s.wrap(err)
 	}
 	w.finish()
-	return w.n, nil
+	return w.n, w.s.wrap(w.s.dropStaging(w.id))
 }
 
 // Abort drops the staging copy; the cassette stays as it was.
@@ -342,12 +354,66 @@ func (w *CassetteWriter) Abort() error {
 		return nil
 	}
 	w.finish()
-	return w.s.wrap(w.s.db.Update(func(tx *bolt.Tx) error {
-		if root := tx.Bucket(bucketStaging); root != nil && root.Bucket(w.id) != nil {
-			return root.DeleteBucket(w.id)
+	return w.s.wrap(w.s.dropStaging(w.id))
+}
+
+// dropBatch is how many keys dropStaging deletes per transaction: each
+// freed page's header is read at commit (see writerBatch), and a body
+// bucket's pages hold a few bodies each.
+const dropBatch = 1024
+
+// dropStaging deletes a staging sub-bucket a batch of keys per
+// transaction, giving mapped pages back in between: bbolt's DeleteBucket
+// reads every page of what it deletes in one transaction, which for a
+// large cassette is most of the file.
+func (s *Store) dropStaging(id []byte) error {
+	for {
+		done := false
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			root := tx.Bucket(bucketStaging)
+			if root == nil || root.Bucket(id) == nil {
+				done = true
+				return nil
+			}
+			budget := dropBatch
+			empty, err := drain(root.Bucket(id), &budget)
+			if err != nil || !empty {
+				return err
+			}
+			done = true
+			return root.DeleteBucket(id)
+		})
+		s.releaseMapped()
+		if err != nil || done {
+			return err
 		}
-		return nil
-	}))
+	}
+}
+
+// drain deletes up to *budget keys under b, sub-buckets emptied first, and
+// reports whether b is empty.
+func drain(b *bolt.Bucket, budget *int) (bool, error) {
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		if *budget <= 0 {
+			return false, nil
+		}
+		if sub := b.Bucket(k); v == nil && sub != nil {
+			empty, err := drain(sub, budget)
+			if err != nil || !empty {
+				return false, err
+			}
+			if err := b.DeleteBucket(k); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if err := c.Delete(); err != nil {
+			return false, err
+		}
+		*budget--
+	}
+	return true, nil
 }
 
 func (w *CassetteWriter) finish() {
