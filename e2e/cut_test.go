@@ -43,20 +43,29 @@ func cutUpstream(t *testing.T, tlsOn bool, body []byte) *upstream {
 // TestCutShortReplaysCutShort: a client abandons a 200 KB download halfway
 // while recording. The recording is marked incomplete with the announced
 // length (cassettes show, the fixture, the HAR); in replay a client reading
-// the whole body gets the recorded bytes and then an error, never a clean
-// 200 with a short body; a run replaying it counts it in its record.
+// the whole body gets the recorded bytes and then an error (HTTP/1.1: the
+// connection closes short of the length; HTTP/2: the stream is reset),
+// never a clean 200 with a short body; a run replaying it counts it in its
+// record.
 func TestCutShortReplaysCutShort(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
-	for _, tlsOn := range []bool{false, true} {
-		t.Run(map[bool]string{false: "http", true: "https"}[tlsOn], func(t *testing.T) {
+	for _, proto := range []string{"http", "https", "h2"} {
+		tlsOn := proto != "http"
+		t.Run(proto, func(t *testing.T) {
 			e := newEnv(t)
 			up := cutUpstream(t, tlsOn, body)
+			client := func(p *proxyProc) *http.Client {
+				if proto == "h2" {
+					return e.protoClient(p, true)
+				}
+				return e.client(p)
+			}
 			args := []string{"--mode", "record", "--cassette", "cut"}
 			if tlsOn {
 				args = append(args, "--upstream-ca", up.caFile)
 			}
 			p := e.serve(args...)
-			resp, err := e.client(p).Get(up.URL + "/big.bin")
+			resp, err := client(p).Get(up.URL + "/big.bin")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,7 +82,7 @@ func TestCutShortReplaysCutShort(t *testing.T) {
 			}
 
 			p = e.serve("--mode", "replay", "--cassette", "cut")
-			resp, err = e.client(p).Get(up.URL + "/big.bin")
+			resp, err = client(p).Get(up.URL + "/big.bin")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,8 +91,11 @@ func TestCutShortReplaysCutShort(t *testing.T) {
 			if err == nil {
 				t.Fatalf("replay served a clean %d with %d of %d bytes: a cut-short answer must end in an error", resp.StatusCode, len(got), len(body))
 			}
-			if !errors.Is(err, io.ErrUnexpectedEOF) {
+			if proto != "h2" && !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Errorf("replay ended with %v, want an unexpected EOF", err)
+			}
+			if proto == "h2" && (resp.ProtoMajor != 2 || !strings.Contains(err.Error(), "stream error")) {
+				t.Errorf("replay over %s ended with %v, want a reset HTTP/2 stream", resp.Proto, err)
 			}
 			if resp.ContentLength != int64(len(body)) {
 				t.Errorf("replay announced %d bytes, want the recorded %d", resp.ContentLength, len(body))

@@ -30,8 +30,10 @@ func heldBody(contentType string, body []byte, first int, release <-chan struct{
 // TestSlowBodiesStreamWhileRecording: in record mode the client gets the
 // upstream's head, and the bytes of the body that have arrived, while the
 // upstream holds back the rest, whatever the body's length and type, over
-// plain HTTP and inside a CONNECT tunnel (a proxy that waited for the
-// body, or for 4 KiB of it, would deadlock here). The recording is whole.
+// plain HTTP and inside a CONNECT tunnel, HTTP/1.1 or HTTP/2 (a proxy that
+// waited for the body, or for 4 KiB of it, would deadlock here). The
+// recording is whole. Over HTTP/2 the head goes out with the first bytes
+// (goproxy writes it), so the head-only case is HTTP/1.1's.
 func TestSlowBodiesStreamWhileRecording(t *testing.T) {
 	body := bytes.Repeat([]byte("x"), 1000)
 	cases := []struct {
@@ -43,9 +45,13 @@ func TestSlowBodiesStreamWhileRecording(t *testing.T) {
 		{"octet-stream", "application/octet-stream", 100},
 		{"text", "text/plain; charset=utf-8", 1},
 	}
-	for _, tlsOn := range []bool{false, true} {
+	for _, proto := range []string{"http", "https", "h2"} {
+		tlsOn := proto != "http"
 		for _, tc := range cases {
-			t.Run(map[bool]string{false: "http", true: "https"}[tlsOn]+"/"+tc.name, func(t *testing.T) {
+			if proto == "h2" && tc.first == 0 {
+				continue
+			}
+			t.Run(proto+"/"+tc.name, func(t *testing.T) {
 				e := newEnv(t)
 				release := make(chan struct{})
 				released := false
@@ -67,7 +73,11 @@ func TestSlowBodiesStreamWhileRecording(t *testing.T) {
 				}
 				got := make(chan result, 1)
 				go func() {
-					resp, err := e.client(p).Get(up.URL + "/slow")
+					c := e.client(p)
+					if proto == "h2" {
+						c = e.protoClient(p, true)
+					}
+					resp, err := c.Get(up.URL + "/slow")
 					if err != nil {
 						got <- result{err: err}
 						return
@@ -84,6 +94,9 @@ func TestSlowBodiesStreamWhileRecording(t *testing.T) {
 				}
 				if r.err != nil || !bytes.Equal(r.head, body[:tc.first]) || r.resp.ContentLength != int64(len(body)) {
 					t.Fatalf("first bytes %q (%v), length %d", r.head, r.err, r.resp.ContentLength)
+				}
+				if want := map[bool]int{false: 1, true: 2}[proto == "h2"]; r.resp.ProtoMajor != want {
+					t.Fatalf("served over %s, want HTTP/%d", r.resp.Proto, want)
 				}
 				close(release)
 				released = true
@@ -125,12 +138,13 @@ func drip(n int, d time.Duration) http.Handler {
 }
 
 // TestDripFirstByteWhileRecording: a body of 1000 bytes dripping over one
-// second reaches the client through record mode byte by byte: its first
-// byte within 300 ms (a generous bound: it comes after ~1 ms direct), not
+// second reaches the client through record mode byte by byte (plain HTTP,
+// HTTP/1.1 and HTTP/2 in a tunnel): its first byte within 300 ms (a generous bound: it comes after ~1 ms direct), not
 // after the whole body. BenchmarkDripFirstByte measures it.
 func TestDripFirstByteWhileRecording(t *testing.T) {
-	for _, tlsOn := range []bool{false, true} {
-		t.Run(map[bool]string{false: "http", true: "https"}[tlsOn], func(t *testing.T) {
+	for _, proto := range []string{"http", "https", "h2"} {
+		tlsOn := proto != "http"
+		t.Run(proto, func(t *testing.T) {
 			e := newEnv(t)
 			up := newUpstream(t, tlsOn, drip(1000, time.Second))
 			args := []string{"--mode", "record", "--cassette", "drip"}
@@ -139,6 +153,9 @@ func TestDripFirstByteWhileRecording(t *testing.T) {
 			}
 			p := e.serve(args...)
 			c := e.client(p)
+			if proto == "h2" {
+				c = e.protoClient(p, true)
+			}
 			// A first request opens the connections (and, over HTTPS, the
 			// tunnel and its TLS): the bound is on the body, not on setup.
 			warm, err := c.Get(up.URL + "/warm")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 )
 
 // resetOnBreak makes a body that breaks (an upstream that died midway, or
@@ -39,4 +40,26 @@ func (b *abortingBody) Read(p []byte) (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// streamH2 has goproxy copy a forwarded body of known length, or a
+// replayed body that was cut short, to an HTTP/2 client read by read, each
+// flushed as it arrives: goproxy flushes only bodies of unknown length (and
+// event streams), and leaves one of known length in the http2 server's
+// buffer, with the head, until the handler ends, where a stream reset
+// drops it. The length stays in the header, so the client sees it as
+// before. The head goes out with the body's first bytes.
+func streamH2(resp *http.Response) *http.Response {
+	switch resp.Body.(type) {
+	case *capture, *cutBody:
+	default:
+		return resp
+	}
+	if resp.ContentLength > 0 {
+		if resp.Header.Get("Content-Length") == "" {
+			resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+		}
+		resp.ContentLength = -1
+	}
+	return resp
 }

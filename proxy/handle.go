@@ -359,6 +359,8 @@ func (s *Server) replayResponse(req *http.Request, liveBody []byte, in *store.In
 		resp.ContentLength = -1
 		if n := in.Response.ContentLength; n > int64(len(in.Response.Body)) {
 			resp.ContentLength = n + int64(len(body)-len(in.Response.Body)) // a JSON-RPC id rewritten
+			// HTTP/1.1 writers take the field; goproxy's HTTP/2 path the header.
+			resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 		}
 	case len(body) == 0:
 		resp.Header = cloneHeader(in.Response.Header)

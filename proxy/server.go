@@ -372,7 +372,7 @@ func New(cfg Config) (*Server, error) {
 			if s.isSelf(req.URL.Host) {
 				return req, s.selfResponse(req)
 			}
-			return req, resetOnBreak(s.handleOn(req, false, tc))
+			return req, resetOnBreak(streamH2(s.handleOn(req, false, tc)))
 		}
 		if inTunnel {
 			tc.requestRead()
