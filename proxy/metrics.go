@@ -22,8 +22,8 @@ func (s *Server) metricsHandler() http.Handler {
 			Help: "Recordings answered to the client but never committed to the store (disk full, I/O error)."},
 			func() float64 { n, _ := s.RecordingLoss(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cassetteproxy_interactions", ConstLabels: labels,
-			Help: "Interactions the proxy answers from (replay) or has added (record, live) in this process's index."},
-			func() float64 { return float64(s.index.Len()) }),
+			Help: "Interactions the cassette holds now: in record mode committed to the store, else in the index the proxy answers from (live mode adds to it)."},
+			func() float64 { return float64(s.liveCount()) }),
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

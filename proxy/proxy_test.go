@@ -370,3 +370,91 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthzCounts: /healthz reports the cassette's interactions as they
+// are now, not as they were at start: in record mode what the store holds
+// (earlier interactions of an appended cassette included) and how many
+// recordings this proxy committed; in live mode what it added; in replay
+// the cassette's, with no recordings field.
+func TestHealthzCounts(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }))
+	defer up.Close()
+	recorded := func(n int) []store.Interaction {
+		out := make([]store.Interaction, n)
+		for i := range out {
+			out[i] = store.Interaction{Key: fmt.Sprint(i), Request: store.Request{Method: "GET", URL: fmt.Sprintf("%s/old/%d", up.URL, i)},
+				Response: store.Response{Status: 200, Body: []byte("old")}}
+		}
+		return out
+	}
+	cases := []struct {
+		name      string
+		mode      Mode
+		stored    int // interactions of the cassette in the store before the proxy starts
+		loaded    int // interactions the proxy is given (replay, live)
+		requests  int // new requests, each forwarded or answered
+		want      int
+		committed int // -1: no recordings_committed field
+	}{
+		{"record, fresh", ModeRecord, 0, 0, 3, 3, 3},
+		{"record, appended", ModeRecord, 5, 0, 2, 7, 2},
+		{"live adds", ModeLive, 0, 4, 2, 6, 2},
+		{"replay", ModeReplay, 0, 4, 2, 4, -1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var rec *store.Recorder
+			tweak := func(c *Config) {}
+			if tc.mode.Contacts() {
+				st, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				if err := st.WriteCassette("t", recorded(tc.stored), true); err != nil {
+					t.Fatal(err)
+				}
+				rec = st.NewRecorder(store.RecorderOptions{})
+				tweak = func(c *Config) { c.Recorder = rec }
+			}
+			_, client := startTestServer(t, tc.mode, recorded(tc.loaded), tweak)
+			for i := range tc.requests {
+				resp, err := client.Get(fmt.Sprintf("%s/new/%d", up.URL, i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if rec != nil {
+				if err := rec.Flush(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			req, _ := http.NewRequest("GET", up.URL, nil)
+			proxyURL, _ := client.Transport.(*http.Transport).Proxy(req)
+			resp, err := http.Get(proxyURL.String() + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var h struct {
+				Interactions int    `json:"interactions"`
+				Committed    *int64 `json:"recordings_committed"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&h)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Interactions != tc.want {
+				t.Errorf("interactions %d, want %d", h.Interactions, tc.want)
+			}
+			switch {
+			case tc.committed < 0 && h.Committed != nil:
+				t.Errorf("recordings_committed %d in a mode that records nothing", *h.Committed)
+			case tc.committed >= 0 && (h.Committed == nil || *h.Committed != int64(tc.committed)):
+				t.Errorf("recordings_committed %v, want %d", h.Committed, tc.committed)
+			}
+		})
+	}
+}

@@ -606,7 +606,11 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz", "/_cassetteproxy/health":
 		w.Header().Set("Content-Type", "application/json")
-		h := health{Status: "ok", Mode: string(s.cfg.Mode), Cassette: s.cfg.Cassette, Interactions: s.index.Len()}
+		h := health{Status: "ok", Mode: string(s.cfg.Mode), Cassette: s.cfg.Cassette, Interactions: s.liveCount()}
+		if s.cfg.Recorder != nil {
+			n := s.cfg.Recorder.Committed()
+			h.RecordingsCommitted = &n
+		}
 		if h.RecordingsLost, h.Error = s.RecordingLoss(); h.RecordingsLost > 0 {
 			// The recording a client believes exists does not: a health
 			// check must not call that healthy.
@@ -629,13 +633,28 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 
 // health is the proxy's /healthz answer.
 type health struct {
-	Status         string `json:"status"`           // ok, or degraded (then answered 503)
-	Reason         string `json:"reason,omitempty"` // recording_lost
-	Mode           string `json:"mode"`
-	Cassette       string `json:"cassette"`
-	Interactions   int    `json:"interactions"`
-	RecordingsLost int    `json:"recordings_lost"`
-	Error          string `json:"error,omitempty"` // the last reason a recording was lost
+	Status       string `json:"status"`           // ok, or degraded (then answered 503)
+	Reason       string `json:"reason,omitempty"` // recording_lost
+	Mode         string `json:"mode"`
+	Cassette     string `json:"cassette"`
+	Interactions int    `json:"interactions"` // the cassette's, now (see liveCount)
+	// RecordingsCommitted counts the recordings this proxy has committed to
+	// the store; absent when it records nothing.
+	RecordingsCommitted *int64 `json:"recordings_committed,omitempty"`
+	RecordingsLost      int    `json:"recordings_lost"`
+	Error               string `json:"error,omitempty"` // the last reason a recording was lost
+}
+
+// liveCount is how many interactions the cassette holds now: in record
+// mode the store's count (what was committed, earlier ones included when
+// appending), else the index's (live mode adds to it what it records).
+func (s *Server) liveCount() int {
+	if s.cfg.Mode == ModeRecord && s.cfg.Recorder != nil {
+		if n, err := s.cfg.Recorder.Count(s.cfg.Cassette); err == nil {
+			return n
+		}
+	}
+	return s.index.Len()
 }
 
 // upgradeTrip forwards a protocol upgrade in record mode and notes it in the

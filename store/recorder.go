@@ -56,6 +56,8 @@ type Recorder struct {
 	storedMu sync.Mutex
 	stored   map[string]map[[32]byte]struct{}
 	sums     *bodySums
+
+	committed atomic.Int64 // records committed so far (see Committed)
 }
 
 // op is one queued record, or a control marker when ctl is set.
@@ -283,6 +285,7 @@ func (r *Recorder) commit(batch []op) error {
 	now := time.Now()
 	return r.s.update(func(tx *bolt.Tx) error {
 		open := make(map[string]*cassetteTx, 1)
+		tx.OnCommit(func() { r.committed.Add(int64(len(batch))) })
 		for i := range batch {
 			o := &batch[i]
 			c := open[o.cassette]
@@ -304,4 +307,19 @@ func (r *Recorder) commit(batch []op) error {
 		}
 		return nil
 	})
+}
+
+// Committed returns how many records this Recorder has committed so far:
+// each is in the store. Records still queued are not counted.
+func (r *Recorder) Committed() int64 { return r.committed.Load() }
+
+// Count returns how many interactions the cassette holds in the store now
+// (0 when it does not exist yet): what is committed, by this Recorder or
+// before it.
+func (r *Recorder) Count(cassette string) (int, error) {
+	info, err := r.s.Cassette(cassette)
+	if errors.Is(err, ErrNoCassette) {
+		return 0, nil
+	}
+	return info.Interactions, err
 }
