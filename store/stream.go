@@ -111,7 +111,7 @@ type CassetteWriter struct {
 	hashes  [][32]byte
 	bodies  []*storedBody
 	size    int
-	packed  map[[32]byte]bool // bodies packed by this writer (stored, or in the batch)
+	packed  map[[32]byte]bool // bodies packed by this writer lately (see seen)
 	n       int
 	done    bool
 }
@@ -259,7 +259,7 @@ func (w *CassetteWriter) Add(in Interaction) error {
 	if w.done {
 		return w.s.wrap(fmt.Errorf("cassette %q: %w", w.name, ErrClosed))
 	}
-	v, b, err := encodeForStore(&in, nil, func(h *[32]byte) bool { seen := w.packed[*h]; w.packed[*h] = true; return seen })
+	v, b, err := encodeForStore(&in, nil, w.seen)
 	if err != nil {
 		return w.s.wrap(fmt.Errorf("interaction %d: %w", w.n+1, err))
 	}
@@ -275,6 +275,25 @@ func (w *CassetteWriter) Add(in Interaction) error {
 		return w.flush()
 	}
 	return nil
+}
+
+// writerHints bounds the bodies a CassetteWriter remembers packing (~0.5
+// MiB of map), so that its memory does not grow with the cassette.
+const writerHints = 8192
+
+// seen reports whether this writer has packed the body h lately (then the
+// commit writes it only if it finds it missing), and notes it. A hint
+// only: a body repeated after writerHints others is packed again, and the
+// commit still stores it once.
+func (w *CassetteWriter) seen(h *[32]byte) bool {
+	if w.packed[*h] {
+		return true
+	}
+	if len(w.packed) >= writerHints {
+		clear(w.packed)
+	}
+	w.packed[*h] = true
+	return false
 }
 
 // flush writes the queued interactions to the staging copy.
