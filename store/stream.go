@@ -103,17 +103,16 @@ const (
 // removed by the next writer). Memory holds one batch, not the cassette.
 // A CassetteWriter is not safe for concurrent use.
 type CassetteWriter struct {
-	s       *Store
-	name    string
-	replace bool
-	id      []byte // the staging sub-bucket
-	values  [][]byte
-	hashes  [][32]byte
-	bodies  []*storedBody
-	size    int
-	packed  map[[32]byte]bool // bodies packed by this writer lately (see seen)
-	n       int
-	done    bool
+	s      *Store
+	name   string
+	id     []byte // the staging sub-bucket
+	values [][]byte
+	hashes [][32]byte
+	bodies []*storedBody
+	size   int
+	packed map[[32]byte]bool // bodies packed by this writer lately (see seen)
+	n      int
+	done   bool
 }
 
 // NewCassetteWriter starts writing the named cassette: in place of what it
@@ -141,7 +140,7 @@ func (s *Store) NewCassetteWriter(name string, replace bool) (*CassetteWriter, e
 		active[k] = true
 	}
 	s.mu.Unlock()
-	w := &CassetteWriter{s: s, name: name, replace: replace, id: id, packed: map[[32]byte]bool{}}
+	w := &CassetteWriter{s: s, name: name, id: id, packed: map[[32]byte]bool{}}
 	now := time.Now()
 	var stale [][]byte
 	err := s.db.Update(func(tx *bolt.Tx) error {
