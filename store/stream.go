@@ -22,61 +22,75 @@ import (
 const streamBodyCache = 4 << 20
 
 // streamRelease is about how many bytes of the store's memory map
-// EachInteraction brings into RSS between giving its pages back (see
-// releaseMapped and bodyCache.mapped): a walk over a 300 MB cassette would
-// otherwise end with all of it in the process's RSS (its bodies are looked
-// up all over the file).
+// EachInteraction brings into RSS before it gives them back (see reopen and
+// bodyCache.mapped): a walk over a 300 MB cassette would otherwise end with
+// all of it in the process's RSS (its bodies are looked up all over the
+// file).
 const streamRelease = 8 << 20
 
 // EachInteraction calls fn with every interaction of the cassette in Seq
-// order, each decoded when its turn comes, inside one read transaction:
-// memory holds one interaction (and a few MiB of bodies it may share with
-// the ones before it), not the cassette. The interaction handed to fn is
-// independent of the store; bodies may be shared between calls and must
-// not be written to. An error from fn stops the walk and is returned as
-// it is; a missing cassette is a wrapped ErrNoCassette.
+// order, each decoded when its turn comes: memory holds one interaction
+// (and a few MiB of bodies it may share with the ones before it), not the
+// cassette. The walk reads in read transactions of about streamRelease
+// bytes of the file each, and reopens the store between them so that what
+// they mapped is given back; a cassette written to meanwhile may show what
+// was added. The interaction handed to fn is independent of the store;
+// bodies may be shared between calls and must not be written to. An error
+// from fn stops the walk and is returned as it is; a missing cassette is a
+// wrapped ErrNoCassette.
 func (s *Store) EachInteraction(name string, fn func(Interaction) error) error {
-	var fnErr error
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := cassetteBucket(tx, name)
-		if c == nil {
-			return &notFoundError{name}
+	var next uint64 // the first Seq not handed to fn yet
+	for {
+		var fnErr error
+		more := false
+		err := s.view(func(tx *bolt.Tx) error {
+			c := cassetteBucket(tx, name)
+			if c == nil {
+				return &notFoundError{name}
+			}
+			items := c.Bucket(subInteractions)
+			if items == nil {
+				return nil
+			}
+			bodies := newBodyCache(c)
+			bodies.limit = streamBodyCache
+			read := 0
+			cur := items.Cursor()
+			for k, v := cur.Seek(be64(next)); k != nil; k, v = cur.Next() {
+				if len(k) != 8 || v == nil {
+					continue
+				}
+				if read+bodies.mapped >= streamRelease {
+					more = true // on in a fresh transaction, after a reopen
+					return nil
+				}
+				seq := binary.BigEndian.Uint64(k)
+				read += len(v)
+				in, err := decodeValue(v, bodies.body)
+				if err != nil {
+					return fmt.Errorf("cassette %q interaction %d: %w", name, seq, err)
+				}
+				in.Seq, next = seq, seq+1
+				if err := fn(in); err != nil {
+					fnErr = err
+					return err
+				}
+			}
+			return nil
+		})
+		if fnErr != nil && errors.Is(err, fnErr) {
+			return fnErr
 		}
-		items := c.Bucket(subInteractions)
-		if items == nil {
+		if err != nil {
+			return s.wrap(err)
+		}
+		// What was read through the map is decoded and handed on: give the
+		// pages back. A reopen that failed shows in the next use.
+		_ = s.reopen()
+		if !more {
 			return nil
 		}
-		bodies := newBodyCache(c)
-		bodies.limit = streamBodyCache
-		read := 0
-		cur := items.Cursor()
-		for k, v := cur.First(); k != nil; k, v = cur.Next() {
-			if len(k) != 8 || v == nil {
-				continue
-			}
-			seq := binary.BigEndian.Uint64(k)
-			read += len(v)
-			in, err := decodeValue(v, bodies.body)
-			if err != nil {
-				return fmt.Errorf("cassette %q interaction %d: %w", name, seq, err)
-			}
-			in.Seq = seq
-			if read+bodies.mapped >= streamRelease {
-				releasePages(s.db.Info().Data, int(tx.Size()))
-				read, bodies.mapped = 0, 0
-			}
-			if err := fn(in); err != nil {
-				fnErr = err
-				return err
-			}
-		}
-		return nil
-	})
-	s.releaseMapped()
-	if fnErr != nil && errors.Is(err, fnErr) {
-		return fnErr
 	}
-	return s.wrap(err)
 }
 
 // bucketStaging holds cassettes being written by a CassetteWriter, one
@@ -143,7 +157,7 @@ func (s *Store) NewCassetteWriter(name string, replace bool) (*CassetteWriter, e
 	w := &CassetteWriter{s: s, name: name, id: id, packed: map[[32]byte]bool{}}
 	now := time.Now()
 	var stale [][]byte
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(bucketStaging)
 		if err != nil {
 			return err
@@ -193,7 +207,7 @@ func (w *CassetteWriter) copyExisting() error {
 		var after []byte
 		for {
 			var last []byte
-			err := w.s.db.Update(func(tx *bolt.Tx) error {
+			err := w.s.update(func(tx *bolt.Tx) error {
 				src := cassetteBucket(tx, w.name)
 				if src == nil || src.Bucket(sub) == nil {
 					return nil
@@ -301,7 +315,7 @@ func (w *CassetteWriter) flush() error {
 		return nil
 	}
 	now := time.Now()
-	err := w.s.db.Update(func(tx *bolt.Tx) error {
+	err := w.s.update(func(tx *bolt.Tx) error {
 		c, err := w.staged(tx, now)
 		if err != nil {
 			return err
@@ -310,13 +324,6 @@ func (w *CassetteWriter) flush() error {
 			if err := c.put(w.name, w.values[i], &w.hashes[i], w.bodies[i]); err != nil {
 				return err
 			}
-			if i%64 == 63 {
-				// The index and the bodies are ordered by hash: each put
-				// reads pages somewhere else in the file. Safe inside the
-				// transaction: the pages stay in the file, a later read
-				// maps them again.
-				releasePages(w.s.db.Info().Data, int(tx.Size()))
-			}
 		}
 		return c.finish(now)
 	})
@@ -324,7 +331,10 @@ func (w *CassetteWriter) flush() error {
 	clear(w.bodies)
 	w.values, w.hashes, w.bodies, w.size = w.values[:0], w.hashes[:0], w.bodies[:0], 0
 	if err == nil {
-		w.s.releaseMapped()
+		// The index and the bodies are ordered by hash: each put read pages
+		// all over the file. Give them back (a failed reopen shows in the
+		// next use).
+		_ = w.s.reopen()
 	}
 	return w.s.wrap(err)
 }
@@ -341,7 +351,7 @@ func (w *CassetteWriter) Commit() (int, error) {
 		return 0, err
 	}
 	w.s.forgetBodies(w.name)
-	err := w.s.db.Update(func(tx *bolt.Tx) error {
+	err := w.s.update(func(tx *bolt.Tx) error {
 		root, staging := tx.Bucket(bucketCassettes), tx.Bucket(bucketStaging)
 		if root == nil || staging == nil || staging.Bucket(w.id) == nil {
 			return errors.New("the import's staging copy is gone")
@@ -387,7 +397,7 @@ const dropBatch = 1024
 func (s *Store) dropStaging(id []byte) error {
 	for {
 		done := false
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			root := tx.Bucket(bucketStaging)
 			if root == nil || root.Bucket(id) == nil {
 				done = true
@@ -401,7 +411,9 @@ func (s *Store) dropStaging(id []byte) error {
 			done = true
 			return root.DeleteBucket(id)
 		})
-		s.releaseMapped()
+		if err == nil {
+			_ = s.reopen() // what the deletes read goes (a failed reopen shows in the next use)
+		}
 		if err != nil || done {
 			return err
 		}

@@ -196,7 +196,7 @@ func TestCassetteWriter(t *testing.T) {
 func stagingCopies(t *testing.T, s *Store) int {
 	t.Helper()
 	n := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if root := tx.Bucket(bucketStaging); root != nil {
 			return root.ForEachBucket(func([]byte) error { n++; return nil })
 		}
