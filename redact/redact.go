@@ -350,7 +350,15 @@ func (r *Redactor) secretHeader(name string) bool {
 		return true
 	}
 	f := nameSubs(n)
-	return f&subRatelimit == 0 && (f&(subToken|subSecret|subPassword|subAPIKey) != 0 || credentialKeySuffix(n))
+	if f&subRatelimit != 0 {
+		return false
+	}
+	if f&(subToken|subSecret|subPassword|subAPIKey) != 0 || credentialKeySuffix(n) ||
+		bytes.Contains(n, []byte("passwd")) || bytes.Contains(n, []byte("passphrase")) {
+		return true
+	}
+	// Pwd, X-Pwd, X-Private-Key-Id: a secret field name, with x- or not.
+	return r.fields[string(n)] || len(n) > 1 && n[0] == 'x' && r.fields[string(n[1:])]
 }
 
 // Interaction scrubs an interaction in place before it is stored: the
@@ -885,6 +893,7 @@ func SecretEnvName(name string) bool {
 func (r *Redactor) Args(argv []string) []string {
 	out := make([]string, len(argv))
 	secretNext := false
+	nameNext := "" // a flag whose name holds a name rule's identifier (--adafruit-key VALUE)
 	for i, a := range argv {
 		switch {
 		case r.off:
@@ -894,10 +903,19 @@ func (r *Redactor) Args(argv []string) []string {
 			out[i] = string(r.appendMarker(nil, "arg", []byte(a), false, r.secret != nil))
 			secretNext = false
 			continue
+		case nameNext != "" && a != "" && !strings.HasPrefix(a, "-"):
+			if sp, ok := r.nameValue([]byte(nameNext), []byte(a), 0, len(a)); ok {
+				out[i] = r.String(a[:sp.start]) + string(r.appendMarker(nil, sp.kind, []byte(a[sp.start:sp.end]), false, r.secret != nil)) + r.String(a[sp.end:])
+				nameNext = ""
+				continue
+			}
 		}
-		secretNext = false
+		secretNext, nameNext = false, ""
 		if name, ok := longFlag(a); ok {
 			flagName, val, hasVal := strings.Cut(name, "=")
+			if !hasVal && r.mayName([]byte(flagName)) {
+				nameNext = flagName
+			}
 			if r.secretFlag(flagName) {
 				if !hasVal {
 					secretNext = true

@@ -64,6 +64,7 @@ type compiledRule struct {
 	id          string
 	kind        string // marker kind: the id with '_' for '-'
 	secretGroup int
+	whole       bool // the match is the secret: its first group is one piece of a repeated part
 	entropy     float64
 	allowSecret []*regexp.Regexp
 	allowMatch  []*regexp.Regexp
@@ -74,8 +75,13 @@ type tokenRule struct {
 	compiledRule
 	re        *regexp.Regexp // ^(?:the rule without what may precede its literal)
 	full      *regexp.Regexp // the rule as stated (gated rules)
-	wordStart bool           // the rule wants \b before the literal
+	wordStart bool           // the rule wants \b before the literal (before the lead run, with one)
 	maxLen    int            // longest match in bytes; -1: unbounded
+	// A lead run: the match starts with leadMin to leadMax bytes of
+	// leadCls before its literal ([0-9]{5,16}:A…): the scan finds the
+	// literal and walks back over the run.
+	leadCls          *[256]bool
+	leadMin, leadMax int
 }
 
 type nameRule struct {
@@ -135,6 +141,15 @@ func loadRules() (*ruleSet, error) {
 // semiGenericOp is the operator part of gitleaks' generated name rules.
 const semiGenericOp = `(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`
 
+// gitleaksTerm is the terminator gitleaks' generated rules end a secret
+// with; wideTerm is what the redactor accepts instead: any byte that
+// cannot continue a token. gitleaks stops short of a secret followed by
+// '<' (XML text), ',', ')', '/', '&' or '.'; such a secret is still one.
+const (
+	gitleaksTerm = `(?:[\x60'"\s;]|\\[nr]|$)`
+	wideTerm     = `(?:[^0-9A-Za-z_\-]|$)`
+)
+
 func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 	rs := &ruleSet{}
 	var idents [][]string // per name rule: its identifiers
@@ -143,6 +158,7 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 			rs.skipped = append(rs.skipped, d.ID)
 			continue
 		}
+		d.Regex = strings.ReplaceAll(d.Regex, gitleaksTerm, wideTerm)
 		cr := compiledRule{id: d.ID, kind: strings.ReplaceAll(d.ID, "-", "_"), secretGroup: d.SecretGroup, entropy: d.Entropy}
 		for _, a := range d.AllowSecret {
 			cr.allowSecret = append(cr.allowSecret, regexp.MustCompile(a))
@@ -183,13 +199,20 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rule %s: %v", d.ID, err)
 		}
-		tr := &tokenRule{compiledRule: cr, full: full}
 		p, err := syntax.Parse(d.Regex, syntax.Perl)
 		if err != nil {
 			return nil, fmt.Errorf("rule %s: %v", d.ID, err)
 		}
+		// gitleaks reports a rule's first group; where that group is one
+		// piece of a repeated part (a webhook URL's ([a-z0-9]{4}-){3}),
+		// the rest of the secret would stay: the whole match goes.
+		cr.whole = d.SecretGroup == 0 && captureInRepeat(p, false)
+		tr := &tokenRule{compiledRule: cr, full: full}
 		p = stripLead(p, &tr.wordStart)
 		lits, ok := prefixLits(p)
+		if !ok {
+			lits, ok = leadRun(p, tr)
+		}
 		if ok {
 			tr.re, err = regexp.Compile("^(?:" + p.String() + ")")
 			if err != nil {
@@ -260,6 +283,66 @@ func stripLead(re *syntax.Regexp, wordStart *bool) *syntax.Regexp {
 		}
 		return re
 	}
+}
+
+// leadRun handles a match that starts with a bounded run of one byte class
+// before its literals ([0-9]{5,16}:A…, inside the secret's group or not):
+// it returns the literals after the run and sets tr's lead fields.
+func leadRun(re *syntax.Regexp, tr *tokenRule) ([]plit, bool) {
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	if re.Op != syntax.OpConcat || len(re.Sub) < 2 {
+		return nil, false
+	}
+	first := re.Sub[0]
+	for first.Op == syntax.OpCapture {
+		first = first.Sub[0]
+	}
+	if first.Op == syntax.OpConcat { // (RUN LIT …) inside the first group
+		return leadRun(first, tr)
+	}
+	if first.Op != syntax.OpRepeat || first.Max < 0 || first.Max > 64 || first.Sub[0].Op != syntax.OpCharClass {
+		return nil, false
+	}
+	rest := &syntax.Regexp{Op: syntax.OpConcat, Sub: re.Sub[1:]}
+	lits, ok := prefixLits(rest)
+	if !ok {
+		return nil, false
+	}
+	cls := new([256]bool)
+	cr := first.Sub[0].Rune
+	for i := 0; i+1 < len(cr); i += 2 {
+		for c := cr[i]; c <= cr[i+1] && c < utf8.RuneSelf; c++ {
+			cls[c] = true
+		}
+	}
+	for _, l := range lits {
+		if cls[l.s[0]] || l.fold && cls[strings.ToUpper(l.s[:1])[0]] {
+			return nil, false // the run could swallow the literal
+		}
+	}
+	tr.leadCls, tr.leadMin, tr.leadMax = cls, first.Min, first.Max
+	return lits, true
+}
+
+// captureInRepeat reports whether re's first capture group (in the order
+// of their indexes) lies inside a repetition.
+func captureInRepeat(re *syntax.Regexp, inRepeat bool) bool {
+	first := -1
+	var walk func(re *syntax.Regexp, in bool) bool
+	var res bool
+	walk = func(re *syntax.Regexp, in bool) bool {
+		if re.Op == syntax.OpCapture && (first < 0 || re.Cap < first) {
+			first, res = re.Cap, in
+		}
+		in = in || re.Op == syntax.OpStar || re.Op == syntax.OpPlus || re.Op == syntax.OpRepeat && re.Max != 1
+		for _, s := range re.Sub {
+			walk(s, in)
+		}
+		return res
+	}
+	return walk(re, inRepeat)
 }
 
 func hasCapture(re *syntax.Regexp) bool {
@@ -647,6 +730,9 @@ func (c *compiledRule) reports(secret, match []byte) bool {
 // secretOf picks gitleaks' secret out of a match: the rule's secret group,
 // else the first non-empty group, else the whole match.
 func (c *compiledRule) secretOf(m []int) (int, int) {
+	if c.whole {
+		return m[0], m[1]
+	}
 	if c.secretGroup > 0 && 2*c.secretGroup+1 < len(m) {
 		return m[2*c.secretGroup], m[2*c.secretGroup+1]
 	}
@@ -894,10 +980,20 @@ func (sc *scanner) candidate(r *Redactor, s []byte, lo, hi, i int, a anchorLit, 
 				}
 				out = append(out, span{start: b, end: e, kind: "value"})
 			case litToken:
+				t := rs.tokens[l.rule]
+				if t.leadCls != nil {
+					b := st
+					for b > lo && st-b < t.leadMax && t.leadCls[s[b-1]] {
+						b--
+					}
+					if st-b < t.leadMin {
+						return out, gated, next
+					}
+					st = b
+				}
 				if st < next {
 					return out, gated, next
 				}
-				t := rs.tokens[l.rule]
 				if l.wb && !wordBoundaryAt(s, lo, st) {
 					return out, gated, next
 				}
@@ -1135,7 +1231,11 @@ func (r *Redactor) xmlAt(s []byte, lo, hi, i int) (span, bool) {
 	if k := lastIndexByte(name, ':'); k >= 0 {
 		name = name[k+1:]
 	}
-	if len(name) == 0 || strings.EqualFold(string(name), "key") || !r.secretField(name) {
+	if len(name) == 0 || strings.EqualFold(string(name), "key") {
+		return span{}, false
+	}
+	secret := r.secretField(name)
+	if !secret && !r.mayName(name) {
 		return span{}, false
 	}
 	v := e + 1
@@ -1152,13 +1252,18 @@ func (r *Redactor) xmlAt(s []byte, lo, hi, i int) (span, bool) {
 	if ve == v || isMarker(s[v:ve]) {
 		return span{}, false
 	}
+	if !secret {
+		// <adafruit_key>…</adafruit_key>: the name rules judge the text.
+		return r.nameValue(name, s, v, ve)
+	}
 	return span{start: v, end: ve, kind: "field"}, true
 }
 
 // extraRules are formats beyond gitleaks' defaults, in its rule format.
 var extraRules = []gitleaksRule{
-	// A bot token in a Bot API URL path: /bot123456789:AA…/sendMessage.
-	{ID: "telegram-bot-token", Regex: `/bot([0-9]{5,16}:A[A-Za-z0-9_\-]{32,40})\b`},
+	// A Telegram bot token anywhere (gitleaks wants "telegr" in a name before
+	// it), also in a Bot API URL path: /bot123456789:AA…/sendMessage.
+	{ID: "telegram-bot-token", Regex: `([0-9]{5,16}:A[A-Za-z0-9_\-]{32,40})(?:[^0-9A-Za-z_\-]|$)`, Entropy: 3},
 	// Google OAuth 2.0 access tokens.
 	{ID: "google-oauth-token", Regex: `\b(ya29\.[0-9A-Za-z_\-]{20,})`},
 	// Incoming-webhook paths, whose host the URL scrubber keeps.

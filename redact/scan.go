@@ -929,7 +929,18 @@ func (r *Redactor) matchQuotedField(keys *keyCache, s []byte, lo, hi, i int) (sp
 		if k == 0 {
 			return r.nameValue(s[p:ne], s, i+1, hi)
 		}
-		return span{}, false
+		// \"name\": \"value\" (JSON inside a JSON string): the name
+		// rules see the value from its quote on, its escape left behind.
+		v := i + 1
+		for v < hi && (s[v] == ' ' || s[v] == '\t') {
+			v++
+		}
+		for x := v; x < v+k; x++ {
+			if x >= hi || s[x] != '\\' {
+				return span{}, false
+			}
+		}
+		return r.nameValue(s[p:ne], s, v+k, hi)
 	}
 	v := i + 1
 	for v < hi && (s[v] == ' ' || s[v] == '\t') {
