@@ -40,16 +40,34 @@ func (r *Redactor) scrubBody(w *writer, ct string) {
 	if !textual && !utf8.Valid(b) {
 		return
 	}
+	// JSON (and SSE of JSON lines) gets the rules string by string in the
+	// scan that finds the strings (jsonScratch.rules); the rest, and a body
+	// where a gated rule's keyword turned up (its expression runs over the
+	// whole body), in a pass of their own first (rulesInto).
+	isJSON := strings.Contains(mt, "json") || mt != "text/event-stream" && mt != "application/x-www-form-urlencoded" &&
+		startsJSON(b, 0, len(b)) && validJSON(b)
+	if (isJSON || mt == "text/event-stream") && r.sc != nil {
+		js := jsonScratch{rules: true}
+		if mt == "text/event-stream" {
+			r.scrubSSE(w, &js)
+		} else {
+			r.scanJSON(w, 0, len(b), &js) // lenient: truncated JSON and NDJSON too
+		}
+		if js.gated == 0 {
+			if textual && w.changed() && !utf8.Valid(b) {
+				*w = writer{r: w.r, fp: w.fp, src: b, track: w.track} // nothing replaced
+			}
+			return
+		}
+		*w = writer{r: w.r, fp: w.fp, src: b, track: w.track}
+	}
 	r.rulesInto(w, 0, len(b))
 	switch {
 	case mt == "text/event-stream":
-		r.scrubSSE(w)
+		r.scrubSSE(w, &jsonScratch{})
 	case mt == "application/x-www-form-urlencoded":
 		r.scrubPairs(w, 0, len(b), "field")
-	case strings.Contains(mt, "json"):
-		var js jsonScratch
-		r.scanJSON(w, 0, len(b), &js) // lenient: truncated JSON and NDJSON too
-	case startsJSON(b, 0, len(b)) && validJSON(b):
+	case isJSON:
 		var js jsonScratch
 		r.scanJSON(w, 0, len(b), &js)
 	case mt == "" && looksLikeForm(b):
@@ -97,12 +115,12 @@ func looksLikeForm(b []byte) bool {
 
 // scrubSSE scrubs a text/event-stream body line by line: a data: line that
 // carries JSON by the JSON scanner, every other line as text.
-func (r *Redactor) scrubSSE(w *writer) {
+func (r *Redactor) scrubSSE(w *writer, js *jsonScratch) {
 	s := w.src
-	var js jsonScratch
 	nl := -1 // the next '\n' at or after p (len(s): none); kept, so that lines of lone \r stay linear
-	for p := 0; p < len(s); {
-		// the line ends at the first \n or \r
+	// line returns the end of the line at p (its first \n or \r) and
+	// whether it is a data: line of JSON.
+	line := func(p int) (int, bool) {
 		if nl < p {
 			nl = len(s)
 			if k := bytes.IndexByte(s[p:], '\n'); k >= 0 {
@@ -113,14 +131,44 @@ func (r *Redactor) scrubSSE(w *writer) {
 		if k := bytes.IndexByte(s[p:e], '\r'); k >= 0 {
 			e = p + k
 		}
-		if hasPrefixAt(s, p, e, "data:") {
-			d := p + 5
-			if startsJSON(s, d, e) && validJSON(s[d:e]) {
-				r.scanJSON(w, d, e, &js)
-			} else {
-				r.scanText(w, d, e)
-			}
+		d := p + 5
+		return e, hasPrefixAt(s, p, e, "data:") && startsJSON(s, d, e) && validJSON(s[d:e])
+	}
+	textEnd := 0 // with js.rules: the rules have seen the text lines before textEnd
+	// The line that ended the last look-ahead, a JSON one: not validated twice.
+	seenAt, seenEnd := -1, 0
+	for p := 0; p < len(s); {
+		var e int
+		var isJSON bool
+		if p == seenAt {
+			e, isJSON = seenEnd, true
 		} else {
+			e, isJSON = line(p)
+		}
+		if !isJSON && js.rules && p >= textEnd {
+			// The rules see a run of text lines as one text (a PEM block,
+			// a curl command over several lines).
+			q, saved := e+1, nl
+			for q < len(s) {
+				qe, j := line(q)
+				if j {
+					seenAt, seenEnd = q, qe
+					break
+				}
+				q = qe + 1
+			}
+			textEnd = min(q, len(s))
+			if bytes.ContainsFunc(s[p:textEnd], func(c rune) bool { return c != '\n' && c != '\r' }) {
+				r.rulesAt(w, p, textEnd, nil, p, js)
+			}
+			nl = saved // the next '\n' after p: the look-ahead went past it
+		}
+		switch {
+		case isJSON:
+			r.scanJSON(w, p+5, e, js)
+		case hasPrefixAt(s, p, e, "data:"):
+			r.scanText(w, p+5, e)
+		default:
 			r.scanText(w, p, e)
 		}
 		p = e + 1

@@ -57,6 +57,9 @@ type keyCache [16][4]struct {
 // from c when it saw the same bytes before; c may be nil. raw is
 // src[start:start+len(raw)].
 func (r *Redactor) secretKey(c *keyCache, src []byte, start int, raw []byte) bool {
+	if !r.mayBeSecretName(raw) {
+		return false
+	}
 	secret, _ := r.keyVerdict(c, src, start, raw)
 	return secret
 }
@@ -64,8 +67,8 @@ func (r *Redactor) secretKey(c *keyCache, src []byte, start int, raw []byte) boo
 // keyVerdict is secretKey, and whether a key that is not secret holds an
 // identifier of a name rule (its value is then checked by nameValue).
 func (r *Redactor) keyVerdict(c *keyCache, src []byte, start int, raw []byte) (secret, named bool) {
-	if !r.mayBeSecretName(raw) {
-		return false, false
+	if !r.mayBeSecretName(raw) { // nor escaped: mayBeSecretName holds for a backslash
+		return false, r.mayName(raw)
 	}
 	n := len(raw)
 	if c == nil || n == 0 || start+n > 1<<31-1 {
@@ -136,6 +139,14 @@ type jsonScratch struct {
 	stack [16]jframe // the first frames; deeper nesting grows on the heap
 	cands [32]int    // mayMatch positions in the current string (stringScan)
 	keys  keyCache
+	// rules: the second layer (rules.go) runs string by string in the same
+	// pass (stringScanRules), its secrets added to the writer's pending
+	// ones as they come; the gated rules whose keywords were seen are left
+	// in gated for the caller, who then scans the whole body again.
+	rules bool
+	gated uint64
+	rb    ruleBatch // stringScanRules', reused string after string
+	acc   scanAcc   // rulesAt's
 }
 
 func (r *Redactor) scanJSON(w *writer, lo, hi int, js *jsonScratch) {
@@ -190,16 +201,38 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int, js *jsonScratch) {
 			// settled here; anything else goes to stringScan.
 			var e, nc, resume int
 			var closed bool
-			if f := i + 1; f+8 <= hi {
-				b := s[f : f+8 : f+8]
-				m := uint(t8[0][b[0]] | t8[1][b[1]] | t8[2][b[2]] | t8[3][b[3]] |
-					t8[4][b[4]] | t8[5][b[5]] | t8[6][b[6]] | t8[7][b[7]])
-				if k := bits.TrailingZeros(m); m != 0 && s[f+k] == '"' && (k == 0 || s[f+k-1] != '\\') {
-					e, closed, resume = f+k, true, f+k
+			if js.rules {
+				f := i + 1
+				if f+8 <= hi {
+					b := s[f : f+8 : f+8]
+					ft := &r.sc.fused
+					g := ft[0][b[0]] | ft[1][b[1]] | ft[2][b[2]] | ft[3][b[3]] | ft[4][b[4]] | ft[5][b[5]] | ft[6][b[6]] | ft[7][b[7]]
+					m := uint(g & 0xff)
+					if k := bits.TrailingZeros(m); m != 0 && s[f+k] == '"' && (k == 0 || s[f+k-1] != '\\') {
+						e, closed, resume = f+k, true, f+k
+						if m2 := uint(g>>8) & (1<<k - 1); m2 != 0 { // anchor bytes before the quote
+							rb := &js.rb
+							rb.begin(f)
+							r.rulesBatch(w, rb, m2, f, e, f, hi, e)
+							r.rulesEnd(w, rb, f, e, js)
+						}
+					}
 				}
-			}
-			if !closed {
-				e, closed, nc, resume = stringScan(s, i+1, hi, cands[:])
+				if !closed {
+					e, closed, nc, resume = r.stringScanRules(w, f, hi, cands[:], js)
+				}
+			} else {
+				if f := i + 1; f+8 <= hi {
+					b := s[f : f+8 : f+8]
+					m := uint(t8[0][b[0]] | t8[1][b[1]] | t8[2][b[2]] | t8[3][b[3]] |
+						t8[4][b[4]] | t8[5][b[5]] | t8[6][b[6]] | t8[7][b[7]])
+					if k := bits.TrailingZeros(m); m != 0 && s[f+k] == '"' && (k == 0 || s[f+k-1] != '\\') {
+						e, closed, resume = f+k, true, f+k
+					}
+				}
+				if !closed {
+					e, closed, nc, resume = stringScan(s, i+1, hi, cands[:])
+				}
 			}
 			top := &st[len(st)-1]
 			next := e + 1 // where the scan goes on: after the ':' of a key
@@ -244,6 +277,9 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int, js *jsonScratch) {
 					w.replace(span{start: i, end: t, kind: "field", quote: 1})
 				}
 			} else if !isLiteral(tok) {
+				if js.rules {
+					r.rulesAt(w, i, t, nil, i, js)
+				}
 				r.scanText(w, i, t)
 			}
 			i = j

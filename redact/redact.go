@@ -133,9 +133,6 @@ func New(cfg Config) (*Redactor, error) {
 		return nil, fmt.Errorf("redact: built-in rules: %v", err)
 	}
 	r.sc = newScanner(rs, cfg.Values)
-	for _, ids := range rs.identWords {
-		r.needByte(ids)
-	}
 	r.off = disabled
 	if len(cfg.Secret) > 0 {
 		r.secret = append([]byte(nil), cfg.Secret...)
@@ -208,18 +205,7 @@ var normLower, normKeep = func() (l, k [256]byte) {
 // needByte marks, for the normalized name f, one of its bytes (the rarest
 // in English) in both cases: a name that normalizes to f holds it.
 func (r *Redactor) needByte(f string) {
-	const rarestFirst = "zqxjkvbpygfwmucldrhsnioate"
-	best, rank := f[0], -1
-	for i := 0; i < len(f); i++ {
-		k := strings.IndexByte(rarestFirst, f[i])
-		if k < 0 { // a digit, a sign, a non-ASCII byte: rare in names
-			best = f[i]
-			break
-		}
-		if rank < 0 || k < rank {
-			best, rank = f[i], k
-		}
-	}
+	best := rarestByte(f)
 	r.fneed[best] = true
 	if best >= 'a' && best <= 'z' {
 		r.fneed[best-'a'+'A'] = true
@@ -269,8 +255,8 @@ func (r *Redactor) credentialLike(norm []byte) bool {
 		return false
 	}
 	f := nameSubs(norm)
-	if f&subRatelimit != 0 || f&(subSecret|subPassword|subAPIKey) == 0 && !bytes.HasSuffix(norm, []byte("token")) &&
-		!bytes.Contains(norm, []byte("passwd")) && !bytes.Contains(norm, []byte("passphrase")) && !credentialKeySuffix(norm) {
+	if f&subRatelimit != 0 || f&(subSecret|subPassword|subAPIKey|subPasswd) == 0 && !bytes.HasSuffix(norm, []byte("token")) &&
+		!credentialKeySuffix(norm) {
 		return false
 	}
 	return !r.allow[string(norm)]
@@ -280,6 +266,9 @@ func (r *Redactor) credentialLike(norm []byte) bool {
 // (accesskey, privatekey, subscriptionkey), not keys that name things
 // (idempotencykey, publickey, primarykey).
 func credentialKeySuffix(norm []byte) bool {
+	if n := len(norm); n < 6 || norm[n-1] != 'y' || norm[n-2] != 'e' || norm[n-3] != 'k' {
+		return false
+	}
 	for _, suf := range []string{"secretkey", "privatekey", "accountkey", "subscriptionkey", "accesskey", "masterkey", "signingkey", "encryptionkey", "sessionkey", "authkey", "functionskey"} {
 		if bytes.HasSuffix(norm, []byte(suf)) {
 			return true
@@ -295,6 +284,7 @@ const (
 	subPassword
 	subAPIKey
 	subRatelimit
+	subPasswd // passwd, passphrase
 )
 
 // nameSubs reports which of token, secret, password, apikey and ratelimit
@@ -313,6 +303,9 @@ func nameSubs(n []byte) (f uint8) {
 		case 'p':
 			if len(t) >= 8 && string(t[:8]) == "password" {
 				f |= subPassword
+			}
+			if len(t) >= 6 && string(t[:6]) == "passwd" || len(t) >= 10 && string(t[:10]) == "passphrase" {
+				f |= subPasswd
 			}
 		case 'a':
 			if len(t) >= 6 && string(t[:6]) == "apikey" {
@@ -353,8 +346,7 @@ func (r *Redactor) secretHeader(name string) bool {
 	if f&subRatelimit != 0 {
 		return false
 	}
-	if f&(subToken|subSecret|subPassword|subAPIKey) != 0 || credentialKeySuffix(n) ||
-		bytes.Contains(n, []byte("passwd")) || bytes.Contains(n, []byte("passphrase")) {
+	if f&(subToken|subSecret|subPassword|subAPIKey|subPasswd) != 0 || credentialKeySuffix(n) {
 		return true
 	}
 	// Pwd, X-Pwd, X-Private-Key-Id: a secret field name, with x- or not.

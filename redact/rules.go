@@ -81,7 +81,11 @@ type tokenRule struct {
 	// leadCls before its literal ([0-9]{5,16}:A…): the scan finds the
 	// literal and walks back over the run.
 	leadCls          *[256]bool
-	leadMin, leadMax int
+	leadMin, leadMax int // leadMax -1: unbounded
+	// A gated rule whose gate is a literal inside it (curl's -H): the
+	// literals its matches start with, found in the text when the gate
+	// opens, where re runs.
+	starts []plit
 }
 
 type nameRule struct {
@@ -109,20 +113,24 @@ type literal struct {
 }
 
 type anchorLit struct {
-	lit    int  // index in lits
-	off    int  // the scanned byte's offset in the literal
-	second bool // the scanned byte is the second of its pair
+	lit  int  // index in lits
+	off  int  // the scanned byte's offset in the literal
+	c0   byte // the literal's first byte (lower case when fold): tested before the rest
+	fold bool
 }
+
+// pairLits are the literals of one anchor pair: those scanned at the
+// pair's first byte and those scanned at its second.
+type pairLits struct{ first, second []anchorLit }
 
 // ruleSet is the compiled rule set, shared by every Redactor.
 type ruleSet struct {
-	tokens     []*tokenRule
-	gated      []*tokenRule
-	names      []*nameRule
-	lits       []literal // token and gate literals
-	idents     *identMatcher
-	identWords []string // the name rules' identifiers, normalized (normName)
-	skipped    []string // rule ids that apply to file names only
+	tokens  []*tokenRule
+	gated   []*tokenRule
+	names   []*nameRule
+	lits    []literal // token and gate literals
+	idents  *identMatcher
+	skipped []string // rule ids that apply to file names only
 }
 
 var (
@@ -188,11 +196,6 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 			}
 			rs.names = append(rs.names, &nameRule{compiledRule: cr, value: re, maxLen: ml})
 			idents = append(idents, d.Keywords)
-			for _, k := range d.Keywords {
-				if n := normName(k); n != "" {
-					rs.identWords = append(rs.identWords, n)
-				}
-			}
 			continue
 		}
 		full, err := regexp.Compile(d.Regex)
@@ -209,9 +212,27 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 		cr.whole = d.SecretGroup == 0 && captureInRepeat(p, false)
 		tr := &tokenRule{compiledRule: cr, full: full}
 		p = stripLead(p, &tr.wordStart)
+		// Where a match is looked for: at the literals it starts with; at
+		// a literal after a run of one class ([0-9]{5,16}:A, ey….ey), found
+		// first and walked back from, when that literal is rarer in text;
+		// else, as in gitleaks, over the whole text when a keyword (or a
+		// literal every match holds, rarer than its start) is in it.
 		lits, ok := prefixLits(p)
-		if !ok {
-			lits, ok = leadRun(p, tr)
+		if ext := prefixSet(p, 128, 64); ok && minLitLen(ext) > minLitLen(lits) && 4*pairsCost(ext) < pairsCost(lits) {
+			lits = ext // "s." and a class: "s.a" … "s.9", whose pairs ".a" are rarer in prose than "s."
+		}
+		var lead tokenRule
+		if llits, lok := leadRun(p, &lead); lok && (!ok || litsCost(llits) < litsCost(lits)) {
+			if ok || len(d.Keywords) == 0 || litsCost(llits) < litsCost(keywordLits(d.Keywords)) {
+				lits, ok = llits, true
+				tr.leadCls, tr.leadMin, tr.leadMax = lead.leadCls, lead.leadMin, lead.leadMax
+			}
+		}
+		var gate []plit
+		if ok {
+			if req := requiredLits(p); req != nil && litsCost(req) < litsCost(lits) {
+				gate = req
+			}
 		}
 		if ok {
 			tr.re, err = regexp.Compile("^(?:" + p.String() + ")")
@@ -219,6 +240,8 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 				return nil, fmt.Errorf("rule %s: anchored: %v", d.ID, err)
 			}
 			tr.maxLen = maxLen(p)
+		}
+		if ok && gate == nil {
 			idx := len(rs.tokens)
 			rs.tokens = append(rs.tokens, tr)
 			for _, l := range lits {
@@ -226,13 +249,18 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 			}
 			continue
 		}
-		if len(d.Keywords) == 0 {
-			return nil, fmt.Errorf("rule %s: neither a literal to anchor on nor keywords", d.ID)
+		if gate == nil {
+			if len(d.Keywords) == 0 {
+				return nil, fmt.Errorf("rule %s: neither a literal to anchor on nor keywords", d.ID)
+			}
+			gate = keywordLits(d.Keywords)
+		} else {
+			tr.starts = lits
 		}
 		idx := len(rs.gated)
 		rs.gated = append(rs.gated, tr)
-		for _, k := range d.Keywords {
-			rs.lits = append(rs.lits, literal{s: strings.ToLower(k), fold: true, kind: litGate, rule: idx})
+		for _, k := range gate {
+			rs.lits = append(rs.lits, literal{s: k.s, fold: k.fold, kind: litGate, rule: idx})
 		}
 	}
 	if len(rs.gated) > 64 {
@@ -285,9 +313,10 @@ func stripLead(re *syntax.Regexp, wordStart *bool) *syntax.Regexp {
 	}
 }
 
-// leadRun handles a match that starts with a bounded run of one byte class
-// before its literals ([0-9]{5,16}:A…, inside the secret's group or not):
-// it returns the literals after the run and sets tr's lead fields.
+// leadRun handles a match that starts with a run of one byte class before
+// a literal ([0-9]{5,16}:A…, or ey[a-zA-Z0-9]{17,}\.ey… where the leading
+// "ey" is of the class too), inside the secret's group or not: it returns
+// the literals after the run and sets tr's lead fields.
 func leadRun(re *syntax.Regexp, tr *tokenRule) ([]plit, bool) {
 	for re.Op == syntax.OpCapture {
 		re = re.Sub[0]
@@ -302,12 +331,14 @@ func leadRun(re *syntax.Regexp, tr *tokenRule) ([]plit, bool) {
 	if first.Op == syntax.OpConcat { // (RUN LIT …) inside the first group
 		return leadRun(first, tr)
 	}
-	if first.Op != syntax.OpRepeat || first.Max < 0 || first.Max > 64 || first.Sub[0].Op != syntax.OpCharClass {
-		return nil, false
+	subs := re.Sub
+	pre := 0 // bytes of a leading literal that the run's class holds
+	if first.Op == syntax.OpLiteral && first.Flags&syntax.FoldCase == 0 && len(subs) > 2 {
+		pre = len(string(first.Rune))
+		first, subs = subs[1], subs[1:]
 	}
-	rest := &syntax.Regexp{Op: syntax.OpConcat, Sub: re.Sub[1:]}
-	lits, ok := prefixLits(rest)
-	if !ok {
+	if first.Op != syntax.OpRepeat && first.Op != syntax.OpPlus || first.Op == syntax.OpRepeat && first.Max > 64 ||
+		first.Sub[0].Op != syntax.OpCharClass {
 		return nil, false
 	}
 	cls := new([256]bool)
@@ -317,13 +348,90 @@ func leadRun(re *syntax.Regexp, tr *tokenRule) ([]plit, bool) {
 			cls[c] = true
 		}
 	}
-	for _, l := range lits {
-		if cls[l.s[0]] || l.fold && cls[strings.ToUpper(l.s[:1])[0]] {
-			return nil, false // the run could swallow the literal
+	if pre > 0 {
+		for _, c := range []byte(string(re.Sub[0].Rune)) {
+			if !cls[c] {
+				return nil, false
+			}
 		}
 	}
-	tr.leadCls, tr.leadMin, tr.leadMax = cls, first.Min, first.Max
+	rest := &syntax.Regexp{Op: syntax.OpConcat, Sub: subs[1:]}
+	lits := prefixSet(rest, 128, 64)
+	if len(lits) == 0 {
+		return nil, false
+	}
+	for _, l := range lits {
+		if len(l.s) < 2 && foldFreq(l.s[0], l.fold) > 5 || cls[l.s[0]] || l.fold && cls[strings.ToUpper(l.s[:1])[0]] {
+			return nil, false // too short and common, or the run could swallow the literal
+		}
+	}
+	min, max := first.Min, first.Max
+	if first.Op == syntax.OpPlus {
+		min, max = 1, -1
+	}
+	tr.leadCls, tr.leadMin, tr.leadMax = cls, pre+min, -1
+	if max >= 0 {
+		tr.leadMax = pre + max
+	}
 	return lits, true
+}
+
+// requiredLits returns literals one of which every match holds after its
+// start (curl's -H or --header), or nil.
+func requiredLits(re *syntax.Regexp) []plit {
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	if re.Op != syntax.OpConcat {
+		return nil
+	}
+	var best []plit
+	for j := 1; j < len(re.Sub); j++ {
+		set := prefixSet(&syntax.Regexp{Op: syntax.OpConcat, Sub: re.Sub[j:]}, 16, 4)
+		ok := len(set) > 0
+		for _, l := range set {
+			ok = ok && len(l.s) >= 2
+		}
+		if ok && (best == nil || litsCost(set) < litsCost(best)) {
+			best = set
+		}
+	}
+	return best
+}
+
+// pairsCost is how often the rarest pair of the worst of lits is in text.
+func pairsCost(lits []plit) int {
+	worst := 0
+	for _, l := range lits {
+		best := 1 << 62
+		for j := 0; j+1 < len(l.s); j++ {
+			best = min(best, pairFreq(l.s[j], l.s[j+1], l.fold))
+		}
+		worst = max(worst, best)
+	}
+	return worst
+}
+
+func keywordLits(kw []string) []plit {
+	var out []plit
+	for _, k := range kw {
+		out = append(out, plit{strings.ToLower(k), true})
+	}
+	return out
+}
+
+// litsCost is how often the scan would stop for the literals: the
+// frequency of the rarest byte of the worst of them (see anchorOf).
+func litsCost(lits []plit) int {
+	worst := 0
+	for _, l := range lits {
+		if len(l.s) == 0 {
+			return 1 << 20
+		}
+		_, _, f, _ := anchorOf(l.s, l.fold)
+		worst = max(worst, f)
+	}
+	return worst
 }
 
 // captureInRepeat reports whether re's first capture group (in the order
@@ -445,7 +553,7 @@ type plit struct {
 // prefixLits returns literals one of which every match starts with, each
 // of two bytes or more, or false.
 func prefixLits(re *syntax.Regexp) ([]plit, bool) {
-	set := prefixSet(re, 16)
+	set := prefixSet(re, 16, 4)
 	if len(set) == 0 {
 		return nil, false
 	}
@@ -457,33 +565,47 @@ func prefixLits(re *syntax.Regexp) ([]plit, bool) {
 	return set, true
 }
 
-// prefixSet is prefixLits without the length test; nil when unknown.
-func prefixSet(re *syntax.Regexp, limit int) []plit {
+// prefixSet is prefixLits without the length test; nil when unknown. At
+// most limit literals, classes of at most classLimit bytes.
+func prefixSet(re *syntax.Regexp, limit, classLimit int) []plit {
 	switch re.Op {
 	case syntax.OpLiteral:
 		fold := re.Flags&syntax.FoldCase != 0
 		s := string(re.Rune)
 		if fold {
-			s = strings.ToLower(s)
+			s = asciiLower(s)
 		}
 		return []plit{{s, fold}}
 	case syntax.OpCharClass:
 		var out []plit
 		for i := 0; i+1 < len(re.Rune); i += 2 {
 			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
-				if len(out) >= 4 || r >= utf8.RuneSelf {
+				if len(out) >= classLimit {
 					return nil
 				}
-				out = append(out, plit{string(r), false})
+				out = append(out, plit{string(r), false}) // a rune beyond ASCII as its UTF-8
 			}
 		}
 		return out
 	case syntax.OpCapture:
-		return prefixSet(re.Sub[0], limit)
+		return prefixSet(re.Sub[0], limit, classLimit)
+	case syntax.OpPlus:
+		return prefixSet(re.Sub[0], limit, classLimit)
+	case syntax.OpRepeat:
+		if re.Min < 1 {
+			return nil
+		}
+		return prefixSet(re.Sub[0], limit, classLimit)
+	case syntax.OpQuest: // s? in https?://: with it and without
+		p := prefixSet(re.Sub[0], limit, classLimit)
+		if p == nil || !isLiteralish(re.Sub[0]) {
+			return nil
+		}
+		return append([]plit{{"", false}}, p...)
 	case syntax.OpAlternate:
 		var out []plit
 		for _, s := range re.Sub {
-			p := prefixSet(s, limit)
+			p := prefixSet(s, limit, classLimit)
 			if p == nil || len(out)+len(p) > limit {
 				return nil
 			}
@@ -493,7 +615,7 @@ func prefixSet(re *syntax.Regexp, limit int) []plit {
 	case syntax.OpConcat:
 		out := []plit{{"", false}}
 		for _, s := range re.Sub {
-			p := prefixSet(s, limit)
+			p := prefixSet(s, limit, classLimit)
 			if p == nil || len(out)*len(p) > limit {
 				break
 			}
@@ -503,11 +625,11 @@ func prefixSet(re *syntax.Regexp, limit int) []plit {
 					f := a.fold || b.fold
 					as := a.s
 					if f {
-						as = strings.ToLower(as)
+						as = asciiLower(as)
 					}
 					bs := b.s
 					if f {
-						bs = strings.ToLower(bs)
+						bs = asciiLower(bs)
 					}
 					next = append(next, plit{as + bs, f})
 				}
@@ -525,11 +647,31 @@ func prefixSet(re *syntax.Regexp, limit int) []plit {
 	return nil
 }
 
+// asciiLower lower-cases ASCII letters only: a literal's bytes beyond
+// ASCII (the Kelvin sign a (?i) class holds) stay as the text has them.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func minLitLen(ls []plit) int {
+	n := 1 << 30
+	for _, l := range ls {
+		n = min(n, len(l.s))
+	}
+	return n
+}
+
 func isLiteralish(re *syntax.Regexp) bool {
 	switch re.Op {
 	case syntax.OpLiteral, syntax.OpCharClass:
 		return true
-	case syntax.OpCapture:
+	case syntax.OpCapture, syntax.OpQuest:
 		return isLiteralish(re.Sub[0])
 	case syntax.OpAlternate:
 		for _, s := range re.Sub {
@@ -547,43 +689,74 @@ func isLiteralish(re *syntax.Regexp) bool {
 const identSlack = 20
 
 // identMatcher finds which name rules' identifiers a name holds:
-// Aho-Corasick over the lower-cased identifiers, built once.
+// Aho-Corasick over the lower-cased identifiers, built once, over an
+// alphabet of the identifiers' bytes (any other byte is class 0, where no
+// identifier goes on), so that the table stays small.
 type identMatcher struct {
-	next  [][256]uint16 // per state, per byte (lower-cased)
-	masks [][]uint64    // per state: the name rules an identifier ending here belongs to
+	class [256]uint8 // byte -> class (upper-case letters as their lower case)
+	nc    int        // classes, 0 included
+	next  []uint16   // state*nc+class -> next state, with identOut set where an identifier ends
+	masks [][]uint64 // per state: the name rules an identifier ending here belongs to
+	need  [256]bool  // every identifier holds one of these bytes (its rarest): a quick no
 	words int
 }
 
+const identOut = 1 << 15
+
 func newIdentMatcher(idents [][]string) *identMatcher {
 	words := (len(idents) + 63) / 64
-	m := &identMatcher{words: words}
+	m := &identMatcher{words: words, nc: 1}
+	for _, ids := range idents {
+		for _, id := range ids {
+			id = strings.ToLower(id)
+			for _, c := range []byte(id) {
+				if m.class[c] == 0 {
+					m.class[c] = uint8(m.nc)
+					m.nc++
+				}
+			}
+			c := rarestByte(id)
+			m.need[c] = true
+			if 'a' <= c && c <= 'z' {
+				m.need[c-'a'+'A'] = true
+			}
+		}
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		m.class[c] = m.class[c+'a'-'A']
+	}
 	type node struct {
-		child map[byte]int
+		child map[uint8]int
 		fail  int
 		mask  []uint64
 	}
-	nodes := []node{{child: map[byte]int{}, mask: make([]uint64, words)}}
+	nodes := []node{{child: map[uint8]int{}, mask: make([]uint64, words)}}
 	for ri, ids := range idents {
 		for _, id := range ids {
 			s := 0
 			for _, c := range []byte(strings.ToLower(id)) {
-				n, ok := nodes[s].child[c]
+				k := m.class[c]
+				n, ok := nodes[s].child[k]
 				if !ok {
-					nodes = append(nodes, node{child: map[byte]int{}, mask: make([]uint64, words)})
+					nodes = append(nodes, node{child: map[uint8]int{}, mask: make([]uint64, words)})
 					n = len(nodes) - 1
-					nodes[s].child[c] = n
+					nodes[s].child[k] = n
 				}
 				s = n
 			}
 			nodes[s].mask[ri/64] |= 1 << (ri % 64)
 		}
 	}
-	m.next = make([][256]uint16, len(nodes))
+	if len(nodes) >= identOut {
+		panic("redact: too many identifier states")
+	}
+	nc := m.nc
+	next := make([]int, len(nodes)*nc)
 	m.masks = make([][]uint64, len(nodes))
 	var queue []int
-	for c := 0; c < 256; c++ {
-		if n, ok := nodes[0].child[byte(c)]; ok {
-			m.next[0][c] = uint16(n)
+	for k := 1; k < nc; k++ {
+		if n, ok := nodes[0].child[uint8(k)]; ok {
+			next[k] = n
 			queue = append(queue, n)
 		}
 	}
@@ -596,23 +769,44 @@ func newIdentMatcher(idents [][]string) *identMatcher {
 			mask[i] |= w
 		}
 		m.masks[s] = mask
-		for c := 0; c < 256; c++ {
-			if n, ok := nodes[s].child[byte(c)]; ok {
-				nodes[n].fail = int(m.next[nodes[s].fail][c])
-				m.next[s][c] = uint16(n)
+		for k := 1; k < nc; k++ {
+			if n, ok := nodes[s].child[uint8(k)]; ok {
+				nodes[n].fail = next[nodes[s].fail*nc+k]
+				next[s*nc+k] = n
 				queue = append(queue, n)
 			} else {
-				m.next[s][c] = m.next[nodes[s].fail][c]
+				next[s*nc+k] = next[nodes[s].fail*nc+k]
 			}
 		}
 	}
-	// Upper-case letters go where their lower case goes.
-	for s := range m.next {
-		for c := 'A'; c <= 'Z'; c++ {
-			m.next[s][c] = m.next[s][c+'a'-'A']
+	m.next = make([]uint16, len(next))
+	for i, n := range next {
+		m.next[i] = uint16(n)
+		for _, w := range m.masks[n] {
+			if w != 0 {
+				m.next[i] |= identOut
+				break
+			}
 		}
 	}
 	return m
+}
+
+// rarestByte is the byte of s rarest in English names: a digit or a sign
+// first, else the rarest letter.
+func rarestByte(s string) byte {
+	const rarestFirst = "zqxjkvbpygfwmucldrhsnioate"
+	best, rank := s[0], -1
+	for i := 0; i < len(s); i++ {
+		k := strings.IndexByte(rarestFirst, s[i])
+		if k < 0 {
+			return s[i]
+		}
+		if rank < 0 || k < rank {
+			best, rank = s[i], k
+		}
+	}
+	return best
 }
 
 // match ORs into mask the name rules whose identifiers occur in name, and
@@ -620,9 +814,10 @@ func newIdentMatcher(idents [][]string) *identMatcher {
 func (m *identMatcher) match(name []byte, mask []uint64) bool {
 	s, any := 0, false
 	for i, c := range name {
-		s = int(m.next[s][c])
+		v := m.next[s*m.nc+int(m.class[c])]
+		s = int(v &^ identOut)
 		// gitleaks allows 20 name characters after the identifier.
-		if s != 0 && len(name)-1-i <= identSlack {
+		if v&identOut != 0 && len(name)-1-i <= identSlack {
 			for i, w := range m.masks[s] {
 				if w != 0 {
 					mask[i] |= w
@@ -636,16 +831,22 @@ func (m *identMatcher) match(name []byte, mask []uint64) bool {
 
 // mayName is true when name holds an identifier of a name rule.
 func (m *identMatcher) mayName(name []byte) bool {
-	s := 0
+	need := &m.need
+	i := 0
+	for i < len(name) && !need[name[i]] {
+		i++
+	}
+	if i == len(name) {
+		return false
+	}
+	s, from, nc := 0, len(name)-1-identSlack, m.nc
+	next, class := m.next, &m.class
 	for i, c := range name {
-		s = int(m.next[s][c])
-		if s != 0 && len(name)-1-i <= identSlack {
-			for _, w := range m.masks[s] {
-				if w != 0 {
-					return true
-				}
-			}
+		v := next[s*nc+int(class[c])]
+		if v&identOut != 0 && i >= from {
+			return true
 		}
+		s = int(v &^ identOut)
 	}
 	return false
 }
@@ -746,24 +947,42 @@ func (c *compiledRule) secretOf(m []int) (int, int) {
 
 // scanner is one Redactor's literal search: the rules' literals and the
 // Config.Values needles. Each literal has an anchor pair, two adjacent
-// bytes of it that are rare in text; the scan stops only at bytes that
-// start or end an anchor pair (8 bytes per step, as nextIn does), tests the
-// pair in a 64K-bit table, and compares the literals of that pair.
+// bytes of it that are rare in text (anchorOf); the scan looks at eight
+// bytes a step, stops only at bytes that start or end an anchor pair (one
+// table load a byte, the stops of a step as a bit mask), tests the pair in
+// a 64K-bit table and compares the literals of that pair.
 type scanner struct {
 	rs     *ruleSet
 	lits   []literal
 	anchor [256]uint8     // 1 where an anchor pair's scanned byte may be
+	stop8  [8][256]uint8  // stop8[k][c] = 1<<k where anchor[c] != 0
+	fused  [8][256]uint16 // stringScanRules: the first layer's strStop (low byte) and anchor (high byte)
 	first  [1 << 13]uint8 // pair bits: s[i], s[i+1] (the anchor byte first)
 	second [1 << 13]uint8 // pair bits: s[i-1], s[i] (the anchor byte second)
-	pairs  map[uint16][]anchorLit
+	pidx   []uint16       // pair -> 1 + index in plist (0: none), 64K entries
+	plist  []pairLits
 	values int // needles from Config.Values (0: none)
 }
+
+// Bytes the scan also stops at for the first layer's help: '=' (name =
+// value with blanks, assignAt), '<' (<Name>value</Name>, xmlAt) and '%'
+// (percent-encoded text, scanned again decoded).
+const (
+	specAssign = 1 << iota
+	specXML
+	specPct
+)
+
+var special = func() (t [256]uint8) {
+	t['='], t['<'], t['%'] = specAssign, specXML, specPct
+	return
+}()
 
 // byteFreq is a rough frequency, per ten thousand bytes, of each byte in
 // JSON APIs' text and prose: anchors are picked where it is lowest.
 func byteFreq(c byte) int {
-	const lower = "etaoinsrhldcumfpgwybvkxjqz"
-	lowerFreq := [...]int{900, 650, 600, 550, 550, 550, 500, 450, 400, 300, 300, 250, 220, 200, 170, 150, 150, 140, 130, 110, 80, 60, 15, 10, 10, 8}
+	const lower = "etaoinshrdlcumwfgypbvkjxqz"
+	lowerFreq := [...]int{1000, 730, 650, 600, 560, 540, 500, 490, 480, 340, 320, 220, 220, 190, 190, 180, 160, 160, 150, 120, 100, 60, 12, 12, 8, 6}
 	switch {
 	case c >= 'a' && c <= 'z':
 		return lowerFreq[strings.IndexByte(lower, c)]
@@ -773,23 +992,34 @@ func byteFreq(c byte) int {
 		}
 		return 4
 	case c >= '0' && c <= '9':
-		return 60
+		return 100 // JSON numbers, ids, timestamps
 	}
 	switch c {
 	case ' ', '"':
 		return 1200
-	case ',', ':', '.', '\n':
+	case ',', ':', '\n':
 		return 120
-	case '_', '-':
-		return 50
-	case '/':
-		return 30
+	case '.':
+		return 90
+	case '_', '-', '/':
+		return 40
 	case '=', '<', '>', '@', '%':
 		return 5
 	case '~', '|', '^', '`', '$', '#', '!', '*':
 		return 1
 	}
 	return 40
+}
+
+// pairFreq is roughly how often the pair a, b is in text: the product of
+// the bytes' frequencies, less after punctuation that prose follows with
+// a blank (".a" is rarer than "s.").
+func pairFreq(a, b byte, fold bool) int {
+	f := foldFreq(a, fold) * foldFreq(b, fold)
+	if (a == '.' || a == ',' || a == ':' || a == ';') && (alnum[b] || b == '_') {
+		f /= 20
+	}
+	return f
 }
 
 func foldFreq(c byte, fold bool) int {
@@ -806,35 +1036,129 @@ func caseVariants(c byte, fold bool) []byte {
 	return []byte{c}
 }
 
+// anchorOf picks a literal's anchor pair, at k and k+1: the pair whose
+// rarer byte is rarest, then whose other byte is rarest. The rarer byte is
+// the one scanned (first: the one at k); freq is its frequency.
+func anchorOf(s string, fold bool) (k int, first bool, freq, score int) {
+	if len(s) == 1 { // a rare byte alone ('|' in facebook's digits|token): paired with any byte
+		return 0, true, foldFreq(s[0], fold), foldFreq(s[0], fold) * 1000
+	}
+	score = 1 << 30
+	for j := 0; j+1 < len(s); j++ {
+		f0, f1 := foldFreq(s[j], fold), foldFreq(s[j+1], fold)
+		if sc := min(f0, f1)*1000 + max(f0, f1); sc < score {
+			k, first, freq, score = j, f0 <= f1, min(f0, f1), sc
+		}
+	}
+	return
+}
+
 func newScanner(rs *ruleSet, values []string) *scanner {
-	sc := &scanner{rs: rs, lits: append([]literal(nil), rs.lits...), pairs: map[uint16][]anchorLit{}}
-	sc.anchor['='], sc.anchor['<'] = 1, 1 // assignAt, xmlAt
+	sc := &scanner{rs: rs, lits: append([]literal(nil), rs.lits...), pidx: make([]uint16, 1<<16)}
+	for c, v := range special {
+		if v != 0 {
+			sc.anchor[c] = 1
+		}
+	}
 	for vi, v := range values {
 		for _, n := range valueNeedles(v) {
 			sc.lits = append(sc.lits, literal{s: n.s, kind: n.kind, rule: vi})
 			sc.values++
 		}
 	}
-	for li, l := range sc.lits {
-		// The pair at k, k+1 whose rarer byte is rarest; that byte is scanned.
-		bestK, bestScore, anchorFirst := 0, 1<<30, true
-		for k := 0; k+1 < len(l.s); k++ {
-			f0, f1 := foldFreq(l.s[k], l.fold), foldFreq(l.s[k+1], l.fold)
-			score := min(f0, f1)*1000 + max(f0, f1)
-			if score < bestScore {
-				bestK, bestScore, anchorFirst = k, score, f0 <= f1
+	all := make([]byte, 256)
+	for c := range all {
+		all[c] = byte(c)
+	}
+	// The bytes the scan stops at: at first each literal's rarest pair's
+	// rarer byte (anchorOf); then, most frequent first, a byte is dropped
+	// when every literal stopping at it has a pair with a byte that stays
+	// (xoxb- at "b-" where "sk-" stops at '-'). Each literal then takes,
+	// among its pairs with a byte that stays, the rarest pair.
+	var stops [256]bool
+	for c, v := range special {
+		stops[c] = v != 0
+	}
+	for _, l := range sc.lits {
+		k, first, _, _ := anchorOf(l.s, l.fold)
+		if !first {
+			k++
+		}
+		for _, v := range caseVariants(l.s[k], l.fold) {
+			stops[v] = true
+		}
+	}
+	type choice struct {
+		k     int
+		first bool
+	}
+	// pick: the rarest pair of l whose scanned byte the scan stops at.
+	pick := func(l literal) (choice, bool) {
+		if len(l.s) == 1 {
+			return choice{0, true}, stops[l.s[0]]
+		}
+		best, bestCost, ok := choice{}, 1<<62, false
+		for j := 0; j+1 < len(l.s); j++ {
+			for _, first := range []bool{true, false} {
+				b := l.s[j+1]
+				if first {
+					b = l.s[j]
+				}
+				in := true
+				for _, v := range caseVariants(b, l.fold) {
+					in = in && stops[v]
+				}
+				if c := pairFreq(l.s[j], l.s[j+1], l.fold); in && c < bestCost {
+					best, bestCost, ok = choice{j, first}, c, true
+				}
 			}
 		}
-		a, b := l.s[bestK], l.s[bestK+1]
+		return best, ok
+	}
+	var order []byte
+	for c := range 256 {
+		if stops[c] && special[c] == 0 {
+			order = append(order, byte(c))
+		}
+	}
+	sort.SliceStable(order, func(i, j int) bool { return byteFreq(order[i]) > byteFreq(order[j]) })
+	for _, c := range order {
+		stops[c] = false
+		for _, l := range sc.lits {
+			if _, ok := pick(l); !ok {
+				stops[c] = true
+				break
+			}
+		}
+	}
+	picks := make([]choice, len(sc.lits))
+	for li, l := range sc.lits {
+		picks[li], _ = pick(l)
+	}
+	for li, l := range sc.lits {
+		bestK, anchorFirst := picks[li].k, picks[li].first
 		off := bestK
 		if !anchorFirst {
 			off = bestK + 1
 		}
-		for _, x := range caseVariants(a, l.fold) {
-			for _, y := range caseVariants(b, l.fold) {
+		firsts, seconds := caseVariants(l.s[bestK], l.fold), all
+		if len(l.s) > 1 {
+			seconds = caseVariants(l.s[bestK+1], l.fold)
+		}
+		for _, x := range firsts {
+			for _, y := range seconds {
 				key := uint16(x)<<8 | uint16(y)
-				al := anchorLit{lit: li, off: off, second: !anchorFirst}
-				sc.pairs[key] = append(sc.pairs[key], al)
+				al := anchorLit{lit: li, off: off, c0: l.s[0], fold: l.fold}
+				if sc.pidx[key] == 0 {
+					sc.plist = append(sc.plist, pairLits{})
+					sc.pidx[key] = uint16(len(sc.plist))
+				}
+				pl := &sc.plist[sc.pidx[key]-1]
+				if anchorFirst {
+					pl.first = append(pl.first, al)
+				} else {
+					pl.second = append(pl.second, al)
+				}
 				if anchorFirst {
 					sc.anchor[x] = 1
 					sc.first[key>>3] |= 1 << (key & 7)
@@ -843,6 +1167,16 @@ func newScanner(rs *ruleSet, values []string) *scanner {
 					sc.second[key>>3] |= 1 << (key & 7)
 				}
 			}
+		}
+	}
+	for k := range sc.stop8 {
+		for c := range 256 {
+			sc.stop8[k][c] = sc.anchor[c] << k
+			var f uint16
+			if strStop[c] != 0 {
+				f = 1
+			}
+			sc.fused[k][c] = f<<k | uint16(sc.anchor[c])<<(8+k)
 		}
 	}
 	return sc
@@ -904,130 +1238,294 @@ func valueNeedles(v string) []needle {
 
 // spans appends the secrets the rules and values find in s[lo:hi].
 func (sc *scanner) spans(r *Redactor, s []byte, lo, hi int, out []span) []span {
-	var gated uint64
-	next := lo // where the next token rule may start (after the last match)
-	anchor := &sc.anchor
-	for i := lo; i < hi; i++ {
-		if i = nextIn(anchor, s, i, hi); i >= hi {
-			break
-		}
-		c := s[i]
-		switch c {
-		case '=':
-			if sp, ok := r.assignAt(s, lo, hi, i); ok {
-				out = append(out, sp)
+	return sc.spansDepth(r, s, lo, hi, out, 0)
+}
+
+// maxDecodeDepth bounds how many times percent-encoded text is decoded
+// and scanned again (%253D is = encoded twice).
+const maxDecodeDepth = 3
+
+func (sc *scanner) spansDepth(r *Redactor, s []byte, lo, hi int, out []span, depth int) []span {
+	if hi > len(s) {
+		hi = len(s)
+	}
+	acc := scanAcc{out: out}
+	sc.scanRange(r, s, lo, hi, nil, lo, &acc, depth)
+	return sc.gatedSpans(r, s, lo, hi, acc.gated, acc.out)
+}
+
+// scanAcc is what a scan of a text gathers: the secrets found, the gated
+// rules whose keywords were seen.
+type scanAcc struct {
+	out   []span
+	gated uint64
+}
+
+// scanRange scans s[lo:hi] at the stops given (positions of anchor bytes,
+// in order, all before resume; the JSON scanner finds them while it looks
+// for a string's end) and from resume on by itself, then the
+// percent-encoded stretches decoded. The gated rules are left to the
+// caller (acc.gated).
+func (sc *scanner) scanRange(r *Redactor, s []byte, lo, hi int, stops []int, resume int, acc *scanAcc, depth int) {
+	st := stopState{next: lo, pct: -1}
+	for _, p := range stops {
+		sc.stopAt(r, s, lo, hi, p, acc, &st)
+	}
+	sc.scanFrom(r, s, lo, hi, resume, acc, &st)
+	if st.pct >= 0 && depth < maxDecodeDepth {
+		acc.out = sc.decodedSpans(r, s, lo, st.pct, hi, acc.out, depth)
+	}
+}
+
+// scanFrom handles the anchor bytes of s[resume:hi] (lo is where the text
+// starts).
+func (sc *scanner) scanFrom(r *Redactor, s []byte, lo, hi, resume int, acc *scanAcc, st *stopState) {
+	t := &sc.stop8
+	for i := resume; i < hi; {
+		base := i
+		var m uint
+		if i+32 <= hi {
+			b := s[i : i+32 : i+32]
+			m = uint(t[0][b[0]]|t[1][b[1]]|t[2][b[2]]|t[3][b[3]]|
+				t[4][b[4]]|t[5][b[5]]|t[6][b[6]]|t[7][b[7]]) |
+				uint(t[0][b[8]]|t[1][b[9]]|t[2][b[10]]|t[3][b[11]]|
+					t[4][b[12]]|t[5][b[13]]|t[6][b[14]]|t[7][b[15]])<<8 |
+				uint(t[0][b[16]]|t[1][b[17]]|t[2][b[18]]|t[3][b[19]]|
+					t[4][b[20]]|t[5][b[21]]|t[6][b[22]]|t[7][b[23]])<<16 |
+				uint(t[0][b[24]]|t[1][b[25]]|t[2][b[26]]|t[3][b[27]]|
+					t[4][b[28]]|t[5][b[29]]|t[6][b[30]]|t[7][b[31]])<<24
+			i += 32
+		} else if i+8 <= hi {
+			b := s[i : i+8 : i+8]
+			m = uint(t[0][b[0]] | t[1][b[1]] | t[2][b[2]] | t[3][b[3]] |
+				t[4][b[4]] | t[5][b[5]] | t[6][b[6]] | t[7][b[7]])
+			i += 8
+		} else {
+			for ; i < hi; i++ {
+				m |= uint(sc.anchor[s[i]]) << (i - base)
 			}
-		case '<':
-			if sp, ok := r.xmlAt(s, lo, hi, i); ok {
-				out = append(out, sp)
+		}
+		for m != 0 {
+			p := base + mbits.TrailingZeros(m)
+			m &= m - 1
+			sc.stopAt(r, s, lo, hi, p, acc, st)
+		}
+	}
+}
+
+type stopState struct {
+	next int // where the next token rule may start (after the last match)
+	pct  int // the first %XX, or -1
+}
+
+// stopAt handles the anchor byte at p.
+func (sc *scanner) stopAt(r *Redactor, s []byte, lo, hi, p int, acc *scanAcc, st *stopState) {
+	c := s[p]
+	if sp := special[c]; sp != 0 {
+		switch sp {
+		case specAssign:
+			if sp, ok := r.assignAt(s, lo, hi, p); ok {
+				acc.out = append(acc.out, sp)
 			}
-		}
-		var k1, k2 uint16
-		h1 := i+1 < hi
-		if h1 {
-			k1 = uint16(c)<<8 | uint16(s[i+1])
-			h1 = sc.first[k1>>3]&(1<<(k1&7)) != 0
-		}
-		h2 := i > lo
-		if h2 {
-			k2 = uint16(s[i-1])<<8 | uint16(c)
-			h2 = sc.second[k2>>3]&(1<<(k2&7)) != 0
-		}
-		if !h1 && !h2 {
-			continue
-		}
-		for pass := 0; pass < 2; pass++ {
-			var cands []anchorLit
-			switch {
-			case pass == 0 && h1:
-				cands = sc.pairs[k1]
-			case pass == 1 && h2:
-				cands = sc.pairs[k2]
+		case specXML:
+			if sp, ok := r.xmlAt(s, lo, hi, p); ok {
+				acc.out = append(acc.out, sp)
 			}
-			for _, a := range cands {
-				if a.second != (pass == 1) {
-					continue
-				}
-				out, gated, next = sc.candidate(r, s, lo, hi, i, a, out, gated, next)
+		case specPct:
+			if st.pct < 0 && p+2 < hi && unhex(s[p+1]) >= 0 && unhex(s[p+2]) >= 0 {
+				st.pct = p
 			}
 		}
 	}
-	return sc.gatedSpans(s, lo, hi, gated, out)
+	if p+1 < hi {
+		if k := uint16(c)<<8 | uint16(s[p+1]); sc.first[k>>3]&(1<<(k&7)) != 0 {
+			acc.out, acc.gated, st.next = sc.pairAt(r, s, lo, hi, p, k, false, acc.out, acc.gated, st.next)
+		}
+	}
+	if p > lo {
+		if k := uint16(s[p-1])<<8 | uint16(c); sc.second[k>>3]&(1<<(k&7)) != 0 {
+			acc.out, acc.gated, st.next = sc.pairAt(r, s, lo, hi, p, k, true, acc.out, acc.gated, st.next)
+		}
+	}
 }
 
-// candidate handles one literal whose anchor pair is at i.
-func (sc *scanner) candidate(r *Redactor, s []byte, lo, hi, i int, a anchorLit, out []span, gated uint64, next int) ([]span, uint64, int) {
-	rs := sc.rs
-	{
-		{
-			l := &sc.lits[a.lit]
-			st := i - a.off
-			if st < lo || st+len(l.s) > hi || !litAt(s, st, l) {
-				return out, gated, next
-			}
-			switch l.kind {
-			case litGate:
-				gated |= 1 << (l.rule & 63)
-			case litValue:
-				out = append(out, span{start: st, end: st + len(l.s), kind: "value"})
-			case litValueB64:
-				b, e := st, st+len(l.s)
-				for b > lo && b64Char(s[b-1]) {
-					b--
-				}
-				for e < hi && b64Char(s[e]) {
-					e++
-				}
-				out = append(out, span{start: b, end: e, kind: "value"})
-			case litToken:
-				t := rs.tokens[l.rule]
-				if t.leadCls != nil {
-					b := st
-					for b > lo && st-b < t.leadMax && t.leadCls[s[b-1]] {
-						b--
-					}
-					if st-b < t.leadMin {
-						return out, gated, next
-					}
-					st = b
-				}
-				if st < next {
-					return out, gated, next
-				}
-				if l.wb && !wordBoundaryAt(s, lo, st) {
-					return out, gated, next
-				}
-				end := hi
-				if t.maxLen >= 0 && st+t.maxLen+2 < end {
-					end = st + t.maxLen + 2
-				}
-				m := t.re.FindSubmatchIndex(s[st:end])
-				if m == nil {
-					return out, gated, next
-				}
-				a0, a1 := t.secretOf(m)
-				for a1 > a0 && s[st+a1-1] == '\\' { // an escape's backslash ends no secret
-					a1--
-				}
-				if a0 < 0 || !t.reports(s[st+a0:st+a1], s[st+m[0]:st+m[1]]) {
-					return out, gated, next
-				}
-				out = append(out, span{start: st + a0, end: st + a1, kind: t.kind})
-				next = st + m[1]
-			}
+// pairAt handles the literals of the anchor pair k at i.
+func (sc *scanner) pairAt(r *Redactor, s []byte, lo, hi, i int, k uint16, second bool, out []span, gated uint64, next int) ([]span, uint64, int) {
+	x := sc.pidx[k]
+	if x == 0 {
+		return out, gated, next
+	}
+	list := sc.plist[x-1].first
+	if second {
+		list = sc.plist[x-1].second
+	}
+	for _, a := range list {
+		// The literal's first byte, before anything else: many literals
+		// share a pair ("t-" of glpat-, glrt-, …).
+		st := i - a.off
+		if st < lo {
+			continue
+		}
+		c := s[st]
+		if a.fold && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c == a.c0 {
+			out, gated, next = sc.candidate(r, s, lo, hi, i, a, out, gated, next)
 		}
 	}
 	return out, gated, next
 }
 
-// gatedSpans runs the gated rules whose keywords were seen over s[lo:hi].
-func (sc *scanner) gatedSpans(s []byte, lo, hi int, gated uint64, out []span) []span {
+// pctRun is the bytes of a percent-encoded stretch of text (a query, a
+// form, a path) that may hold a secret once decoded.
+var pctRun = func() (t [256]bool) {
+	for c := '!'; c <= '~'; c++ {
+		t[c] = true
+	}
+	for _, c := range "\"'<>`\\" {
+		t[c] = false
+	}
+	return
+}()
+
+// decodedSpans scans the percent-encoded stretches of s[lo:hi] (from is
+// the first %XX) decoded, as gitleaks decodes them, and maps what it finds
+// back: a secret in a query echoed inside JSON
+// ("url":"/q?s=_gitlab_session%3D…").
+func (sc *scanner) decodedSpans(r *Redactor, s []byte, lo, from, hi int, out []span, depth int) []span {
+	var dec []byte
+	var pos []int
+	for p := from; p < hi; {
+		if s[p] != '%' || p+2 >= hi || unhex(s[p+1]) < 0 || unhex(s[p+2]) < 0 {
+			p++
+			continue
+		}
+		b, e := p, p
+		for b > lo && pctRun[s[b-1]] {
+			b--
+		}
+		for e < hi && pctRun[s[e]] {
+			e++
+		}
+		dec, pos = dec[:0], pos[:0]
+		for j := b; j < e; {
+			pos = append(pos, j)
+			if s[j] == '%' && j+2 < e && unhex(s[j+1]) >= 0 && unhex(s[j+2]) >= 0 {
+				dec = append(dec, byte(unhex(s[j+1])<<4|unhex(s[j+2])))
+				j += 3
+				continue
+			}
+			if s[j] == '+' {
+				dec = append(dec, ' ')
+			} else {
+				dec = append(dec, s[j])
+			}
+			j++
+		}
+		pos = append(pos, e)
+		for _, sp := range sc.spansDepth(r, dec, 0, len(dec), nil, depth+1) {
+			sp.start, sp.end, sp.quote = pos[sp.start], pos[sp.end], 0
+			out = append(out, sp)
+		}
+		p = e
+	}
+	return out
+}
+
+// candidate handles one literal whose anchor pair is at i.
+func (sc *scanner) candidate(r *Redactor, s []byte, lo, hi, i int, a anchorLit, out []span, gated uint64, next int) ([]span, uint64, int) {
+	l := &sc.lits[a.lit]
+	st := i - a.off
+	if st < lo || st+len(l.s) > hi || !litAt(s, st, l) {
+		return out, gated, next
+	}
+	switch l.kind {
+	case litGate:
+		gated |= 1 << (l.rule & 63)
+	case litValue:
+		out = append(out, span{start: st, end: st + len(l.s), kind: "value"})
+	case litValueB64:
+		b, e := st, st+len(l.s)
+		for b > lo && b64Char(s[b-1]) {
+			b--
+		}
+		for e < hi && b64Char(s[e]) {
+			e++
+		}
+		out = append(out, span{start: b, end: e, kind: "value"})
+	case litToken:
+		t := sc.rs.tokens[l.rule]
+		if t.leadCls != nil {
+			b := st
+			for b > lo && (t.leadMax < 0 || st-b < t.leadMax) && st-b < 1<<13 && t.leadCls[s[b-1]] {
+				b--
+			}
+			if st-b < t.leadMin {
+				return out, gated, next
+			}
+			st = b
+		}
+		if st < next || l.wb && !wordBoundaryAt(s, lo, st) {
+			return out, gated, next
+		}
+		if sp, end, ok := t.matchAt(s, hi, st); ok {
+			out = append(out, sp)
+			next = end
+		}
+	}
+	return out, gated, next
+}
+
+// matchAt runs t anchored at st and returns the secret gitleaks would
+// report, and the match's end.
+func (t *tokenRule) matchAt(s []byte, hi, st int) (span, int, bool) {
+	end := hi
+	if t.maxLen >= 0 && st+t.maxLen+2 < end {
+		end = st + t.maxLen + 2
+	}
+	m := t.re.FindSubmatchIndex(s[st:end])
+	if m == nil {
+		return span{}, 0, false
+	}
+	a0, a1 := t.secretOf(m)
+	if a0 < 0 {
+		return span{}, 0, false
+	}
+	for a1 > a0 && s[st+a1-1] == '\\' { // an escape's backslash ends no secret
+		a1--
+	}
+	if !t.reports(s[st+a0:st+a1], s[st+m[0]:st+m[1]]) {
+		return span{}, 0, false
+	}
+	return span{start: st + a0, end: st + a1, kind: t.kind}, st + m[1], true
+}
+
+// gatedSpans runs the gated rules whose keywords were seen over s[lo:hi]:
+// anchored where the literals they start with are, or over the whole text.
+func (sc *scanner) gatedSpans(r *Redactor, s []byte, lo, hi int, gated uint64, out []span) []span {
 	rs := sc.rs
 	for g := 0; gated != 0 && g < len(rs.gated); g++ {
 		if gated&(1<<(g&63)) == 0 {
 			continue
 		}
 		t := rs.gated[g]
+		if len(t.starts) > 0 {
+			next := lo
+			for st := lo; st < hi; st++ {
+				for _, l := range t.starts {
+					lit := literal{s: l.s, fold: l.fold}
+					if st < next || st+len(l.s) > hi || !litAt(s, st, &lit) || t.wordStart && !wordBoundaryAt(s, lo, st) {
+						continue
+					}
+					if sp, end, ok := t.matchAt(s, hi, st); ok {
+						out = append(out, sp)
+						next = end
+					}
+				}
+			}
+			continue
+		}
 		for _, m := range t.full.FindAllSubmatchIndex(s[lo:hi], -1) {
 			a0, a1 := t.secretOf(m)
 			for a1 > a0 && s[lo+a1-1] == '\\' {
@@ -1080,7 +1578,11 @@ func mergeSpans(sp []span) []span {
 	if len(sp) < 2 {
 		return sp
 	}
-	sort.SliceStable(sp, func(a, b int) bool { return sp[a].start < sp[b].start })
+	for i := 1; i < len(sp); i++ { // few spans, mostly in order: an insertion sort, stable
+		for j := i; j > 0 && sp[j].start < sp[j-1].start; j-- {
+			sp[j], sp[j-1] = sp[j-1], sp[j]
+		}
+	}
 	out := sp[:1]
 	for _, x := range sp[1:] {
 		last := &out[len(out)-1]
@@ -1161,6 +1663,19 @@ func (r *Redactor) rulesInto(w *writer, lo, hi int) {
 		return
 	}
 	w.pending = append(w.pending, mergeSpans(sp)...)
+}
+
+// rulesAt adds to w.pending what the rules and values find in
+// w.src[lo:hi] at the anchor bytes given and from resume on, as rulesInto,
+// but leaves the gated rules to the caller: their keywords go into gated.
+func (r *Redactor) rulesAt(w *writer, lo, hi int, stops []int, resume int, js *jsonScratch) {
+	acc := &js.acc
+	acc.out = acc.out[:0]
+	r.sc.scanRange(r, w.src, lo, hi, stops, resume, acc, 0)
+	js.gated |= acc.gated
+	if len(acc.out) > 0 {
+		w.pending = append(w.pending, mergeSpans(acc.out)...)
+	}
 }
 
 // assignAt takes the value of name = value, name= value or name =value

@@ -411,6 +411,158 @@ func stringScan(s []byte, from, hi int, cands []int) (end int, closed bool, n, r
 	return hi, false, n, hi
 }
 
+// stringScanRules is stringScan that runs the second layer (rules.go) on
+// the string in the same pass: the positions of its anchor bytes
+// (scanner.anchor) are gathered a batch at a time and handled (stopAt)
+// once the string's end is known; what they find goes to w.pending, the
+// gated rules whose keywords were seen to js.gated.
+func (r *Redactor) stringScanRules(w *writer, from, hi int, cands []int, js *jsonScratch) (end int, closed bool, n, resume int) {
+	s := w.src
+	if hi > len(s) {
+		hi = len(s)
+	}
+	sc := r.sc
+	t, q := &sc.fused, quickp
+	rb := &js.rb
+	rb.begin(from)
+	known := -1 // the string's end, once a full batch needed it
+	for i := from; i < hi; {
+		base := i
+		var m, m2 uint
+		if i+32 <= hi {
+			b := s[i : i+32 : i+32]
+			g0 := t[0][b[0]] | t[1][b[1]] | t[2][b[2]] | t[3][b[3]] | t[4][b[4]] | t[5][b[5]] | t[6][b[6]] | t[7][b[7]]
+			g1 := t[0][b[8]] | t[1][b[9]] | t[2][b[10]] | t[3][b[11]] | t[4][b[12]] | t[5][b[13]] | t[6][b[14]] | t[7][b[15]]
+			g2 := t[0][b[16]] | t[1][b[17]] | t[2][b[18]] | t[3][b[19]] | t[4][b[20]] | t[5][b[21]] | t[6][b[22]] | t[7][b[23]]
+			g3 := t[0][b[24]] | t[1][b[25]] | t[2][b[26]] | t[3][b[27]] | t[4][b[28]] | t[5][b[29]] | t[6][b[30]] | t[7][b[31]]
+			m = uint(g0&0xff) | uint(g1&0xff)<<8 | uint(g2&0xff)<<16 | uint(g3&0xff)<<24
+			m2 = uint(g0>>8) | uint(g1>>8)<<8 | uint(g2>>8)<<16 | uint(g3>>8)<<24
+			i += 32
+		} else if i+8 <= hi {
+			b := s[i : i+8 : i+8]
+			g := t[0][b[0]] | t[1][b[1]] | t[2][b[2]] | t[3][b[3]] | t[4][b[4]] | t[5][b[5]] | t[6][b[6]] | t[7][b[7]]
+			m, m2 = uint(g&0xff), uint(g>>8)
+			i += 8
+		} else {
+			for ; i < hi; i++ {
+				m |= uint(strStop[s[i]]&1|strStop[s[i]]>>1) << (i - base)
+				m2 |= uint(sc.anchor[s[i]]) << (i - base)
+			}
+		}
+		for m != 0 {
+			p := base + bits.TrailingZeros(m)
+			m &= m - 1
+			if s[p] == '"' {
+				k := 0
+				for p-1-k >= from && s[p-1-k] == '\\' {
+					k++
+				}
+				if k%2 != 0 {
+					continue // escaped
+				}
+				r.rulesBatch(w, rb, m2, base, p, from, hi, p)
+				r.rulesEnd(w, rb, from, p, js)
+				return p, true, n, p
+			}
+			if quickMay(q, s, from, hi, p) && mayMatch(s, from, hi, p) {
+				if n == len(cands) {
+					end, closed = stringEnd(s, p, hi)
+					known = r.rulesBatch(w, rb, m2, base, p, from, end, end)
+					// The rest of a string this busy: the rules scan it on
+					// their own, as the first layer does from p.
+					sc.scanFrom(r, s, from, end, p, &rb.acc, &rb.st)
+					r.rulesEnd(w, rb, from, end, js)
+					return end, closed, n, p
+				}
+				cands[n] = p
+				n++
+			}
+		}
+		known = r.rulesBatch(w, rb, m2, base, i, from, hi, known)
+	}
+	r.rulesEnd(w, rb, from, hi, js)
+	return hi, false, n, hi
+}
+
+// ruleBatch is the second layer's state over one string (stringScanRules).
+type ruleBatch struct {
+	acc   scanAcc
+	st    stopState
+	stops [64]int
+	n     int
+}
+
+func (rb *ruleBatch) begin(from int) {
+	rb.acc.out, rb.acc.gated = rb.acc.out[:0], 0
+	rb.st = stopState{next: from, pct: -1}
+	rb.n = 0
+}
+
+// rulesBatch adds the anchor positions in m2 (bits from base) below lim to
+// the batch; a full batch is handled, with the string's end found first
+// when it is not known yet (end < 0; stringEnd from the string's start).
+// With flushTo >= 0 the batch is handled in any case, up to flushTo. It
+// returns the end, if known.
+func (r *Redactor) rulesBatch(w *writer, rb *ruleBatch, m2 uint, base, lim, from, hi, end int) int {
+	s, sc := w.src, r.sc
+	for m2 != 0 {
+		p := base + bits.TrailingZeros(m2)
+		if p >= lim {
+			break
+		}
+		m2 &= m2 - 1
+		// Only a byte stopAt may act on: a special one, or one of an
+		// anchor pair (the byte after may lie past the string: stopAt
+		// tests again).
+		c := s[p]
+		if special[c] == 0 {
+			k1 := uint16(c) << 8
+			if p+1 < len(s) {
+				k1 |= uint16(s[p+1])
+			}
+			if sc.first[k1>>3]&(1<<(k1&7)) == 0 {
+				if p == from {
+					continue
+				}
+				if k2 := uint16(s[p-1])<<8 | uint16(c); sc.second[k2>>3]&(1<<(k2&7)) == 0 {
+					continue
+				}
+			}
+		}
+		if rb.n == len(rb.stops) {
+			if end < 0 {
+				end, _ = stringEnd(w.src, from, hi)
+			}
+			r.rulesFlush(w, rb, from, end)
+		}
+		rb.stops[rb.n] = p
+		rb.n++
+	}
+	return end
+}
+
+func (r *Redactor) rulesFlush(w *writer, rb *ruleBatch, from, end int) {
+	for _, p := range rb.stops[:rb.n] {
+		r.sc.stopAt(r, w.src, from, end, p, &rb.acc, &rb.st)
+	}
+	rb.n = 0
+}
+
+// rulesEnd handles the rest of the batch, the percent-encoded stretches of
+// the string, and adds what was found to w.pending.
+func (r *Redactor) rulesEnd(w *writer, rb *ruleBatch, from, end int, js *jsonScratch) {
+	if rb.n > 0 {
+		r.rulesFlush(w, rb, from, end)
+	}
+	if rb.st.pct >= 0 {
+		rb.acc.out = r.sc.decodedSpans(r, w.src, from, rb.st.pct, end, rb.acc.out, 0)
+	}
+	js.gated |= rb.acc.gated
+	if len(rb.acc.out) > 0 {
+		w.pending = append(w.pending, mergeSpans(rb.acc.out)...)
+	}
+}
+
 // Trigger classes for quickMay: one bit per matcher.
 const (
 	tDash = 1 << iota
