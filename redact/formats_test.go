@@ -177,7 +177,7 @@ func TestFormatsInContext(t *testing.T) {
 		{name: "telegram-bot-path", in: "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq/sendMessage?chat_id=42",
 			secrets: []string{"AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq"}, keep: []string{"https://api.telegram.org/bot", "/sendMessage", "chat_id=42"}},
 		{name: "slack-webhook-path", in: "https://hooks.slack.com/services/T0ABCDEFG/B0ABCDEFG/AbCdEfGhIjKlMnOpQrStUvWx",
-			secrets: []string{"AbCdEfGhIjKlMnOpQrStUvWx"}, keep: []string{"https://hooks.slack.com/services/"}},
+			secrets: []string{"AbCdEfGhIjKlMnOpQrStUvWx"}, keep: []string{"https://hooks.slack.com"}},
 		{name: "teams-webhook-text", ct: "text/plain",
 			in:      "post to https://acme.webhook.office.com/webhookb2/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b@1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d/IncomingWebhook/0123456789abcdef0123456789abcdef/2b3c4d5e-6f7a-8b9c-0d1e-2f3a4b5c6d7e now",
 			secrets: []string{"0123456789abcdef0123456789abcdef", "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"}, keep: []string{"post to", "now"}},

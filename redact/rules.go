@@ -92,6 +92,38 @@ type nameRule struct {
 	compiledRule
 	value  *regexp.Regexp // ^[\x60'"\s=]{0,5}(SECRET)(?:terminator)
 	maxLen int
+	idents []string // what the name must hold (lob, new-relic), lower case
+}
+
+// nameIdents returns the identifiers a name rule's name must hold, from
+// its expression: (?:lob), (?:new-relic|newrelic|new_relic),
+// sonar[_.-]?(login|token) spelled out, in lower case; nil when they are
+// not a finite set of literals. gitleaks' keywords for such a rule are
+// sometimes what its value starts with (lob's live_, typeform's tfp_).
+func nameIdents(rx string) []string {
+	j := strings.Index(rx, `(?:[ \t\w.-]{0,20})`)
+	if j < 0 {
+		return nil
+	}
+	const lead = `[\w.-]{0,50}?`
+	i := strings.LastIndex(rx[:j], lead)
+	if i < 0 {
+		return nil
+	}
+	p, err := syntax.Parse("(?i)"+rx[i+len(lead):j], syntax.Perl)
+	if err != nil || !isLiteralish(p) {
+		return nil
+	}
+	set := prefixSet(p, 256, 64)
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range set {
+		if w := asciiLower(l.s); w != "" && !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // litKind says what a literal found in the text starts.
@@ -191,11 +223,15 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 			if p, err := syntax.Parse(src, syntax.Perl); err == nil {
 				ml = maxLen(p)
 			}
-			if len(d.Keywords) == 0 {
-				return nil, fmt.Errorf("rule %s: a name rule without keywords", d.ID)
+			ids := nameIdents(d.Regex)
+			if ids == nil {
+				ids = d.Keywords
 			}
-			rs.names = append(rs.names, &nameRule{compiledRule: cr, value: re, maxLen: ml})
-			idents = append(idents, d.Keywords)
+			if len(ids) == 0 {
+				return nil, fmt.Errorf("rule %s: a name rule without identifiers", d.ID)
+			}
+			rs.names = append(rs.names, &nameRule{compiledRule: cr, value: re, maxLen: ml, idents: ids})
+			idents = append(idents, ids)
 			continue
 		}
 		full, err := regexp.Compile(d.Regex)
@@ -673,7 +709,7 @@ func isLiteralish(re *syntax.Regexp) bool {
 		return true
 	case syntax.OpCapture, syntax.OpQuest:
 		return isLiteralish(re.Sub[0])
-	case syntax.OpAlternate:
+	case syntax.OpConcat, syntax.OpAlternate:
 		for _, s := range re.Sub {
 			if !isLiteralish(s) {
 				return false
@@ -1267,7 +1303,7 @@ type scanAcc struct {
 // percent-encoded stretches decoded. The gated rules are left to the
 // caller (acc.gated).
 func (sc *scanner) scanRange(r *Redactor, s []byte, lo, hi int, stops []int, resume int, acc *scanAcc, depth int) {
-	st := stopState{next: lo, pct: -1}
+	st := stopState{pct: -1}
 	for _, p := range stops {
 		sc.stopAt(r, s, lo, hi, p, acc, &st)
 	}
@@ -1314,8 +1350,48 @@ func (sc *scanner) scanFrom(r *Redactor, s []byte, lo, hi, resume int, acc *scan
 }
 
 type stopState struct {
-	next int // where the next token rule may start (after the last match)
-	pct  int // the first %XX, or -1
+	// The latest matches' rules and ends: as in gitleaks, a rule's
+	// matches do not overlap, and a literal inside a match does not run
+	// its rule again (a long run of repeats stays linear). Other rules
+	// run there all the same.
+	recent [4]struct{ rule, end int }
+	n      int
+	pct    int // the first %XX, or -1
+}
+
+func (ss *stopState) inMatch(rule, st int) bool {
+	for _, m := range ss.recent[:ss.n] {
+		if m.rule == rule && st < m.end {
+			return true
+		}
+	}
+	return false
+}
+
+// matched records a match of rule ending at end, in place of the same
+// rule's older one, or of the one that ends first.
+func (ss *stopState) matched(rule, end int) {
+	k := -1
+	for j, m := range ss.recent[:ss.n] {
+		if m.rule == rule {
+			k = j
+			break
+		}
+	}
+	if k < 0 {
+		if ss.n < len(ss.recent) {
+			k = ss.n
+			ss.n++
+		} else {
+			k = 0
+			for j := range ss.recent {
+				if ss.recent[j].end < ss.recent[k].end {
+					k = j
+				}
+			}
+		}
+	}
+	ss.recent[k].rule, ss.recent[k].end = rule, end
 }
 
 // stopAt handles the anchor byte at p.
@@ -1339,21 +1415,21 @@ func (sc *scanner) stopAt(r *Redactor, s []byte, lo, hi, p int, acc *scanAcc, st
 	}
 	if p+1 < hi {
 		if k := uint16(c)<<8 | uint16(s[p+1]); sc.first[k>>3]&(1<<(k&7)) != 0 {
-			acc.out, acc.gated, st.next = sc.pairAt(r, s, lo, hi, p, k, false, acc.out, acc.gated, st.next)
+			sc.pairAt(r, s, lo, hi, p, k, false, acc, st)
 		}
 	}
 	if p > lo {
 		if k := uint16(s[p-1])<<8 | uint16(c); sc.second[k>>3]&(1<<(k&7)) != 0 {
-			acc.out, acc.gated, st.next = sc.pairAt(r, s, lo, hi, p, k, true, acc.out, acc.gated, st.next)
+			sc.pairAt(r, s, lo, hi, p, k, true, acc, st)
 		}
 	}
 }
 
 // pairAt handles the literals of the anchor pair k at i.
-func (sc *scanner) pairAt(r *Redactor, s []byte, lo, hi, i int, k uint16, second bool, out []span, gated uint64, next int) ([]span, uint64, int) {
+func (sc *scanner) pairAt(r *Redactor, s []byte, lo, hi, i int, k uint16, second bool, acc *scanAcc, st *stopState) {
 	x := sc.pidx[k]
 	if x == 0 {
-		return out, gated, next
+		return
 	}
 	list := sc.plist[x-1].first
 	if second {
@@ -1362,19 +1438,18 @@ func (sc *scanner) pairAt(r *Redactor, s []byte, lo, hi, i int, k uint16, second
 	for _, a := range list {
 		// The literal's first byte, before anything else: many literals
 		// share a pair ("t-" of glpat-, glrt-, …).
-		st := i - a.off
-		if st < lo {
+		b := i - a.off
+		if b < lo {
 			continue
 		}
-		c := s[st]
+		c := s[b]
 		if a.fold && 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
 		if c == a.c0 {
-			out, gated, next = sc.candidate(r, s, lo, hi, i, a, out, gated, next)
+			sc.candidate(r, s, lo, hi, i, a, acc, st)
 		}
 	}
-	return out, gated, next
 }
 
 // pctRun is the bytes of a percent-encoded stretch of text (a query, a
@@ -1434,17 +1509,17 @@ func (sc *scanner) decodedSpans(r *Redactor, s []byte, lo, from, hi int, out []s
 }
 
 // candidate handles one literal whose anchor pair is at i.
-func (sc *scanner) candidate(r *Redactor, s []byte, lo, hi, i int, a anchorLit, out []span, gated uint64, next int) ([]span, uint64, int) {
+func (sc *scanner) candidate(r *Redactor, s []byte, lo, hi, i int, a anchorLit, acc *scanAcc, ss *stopState) {
 	l := &sc.lits[a.lit]
 	st := i - a.off
 	if st < lo || st+len(l.s) > hi || !litAt(s, st, l) {
-		return out, gated, next
+		return
 	}
 	switch l.kind {
 	case litGate:
-		gated |= 1 << (l.rule & 63)
+		acc.gated |= 1 << (l.rule & 63)
 	case litValue:
-		out = append(out, span{start: st, end: st + len(l.s), kind: "value"})
+		acc.out = append(acc.out, span{start: st, end: st + len(l.s), kind: "value"})
 	case litValueB64:
 		b, e := st, st+len(l.s)
 		for b > lo && b64Char(s[b-1]) {
@@ -1453,7 +1528,7 @@ func (sc *scanner) candidate(r *Redactor, s []byte, lo, hi, i int, a anchorLit, 
 		for e < hi && b64Char(s[e]) {
 			e++
 		}
-		out = append(out, span{start: b, end: e, kind: "value"})
+		acc.out = append(acc.out, span{start: b, end: e, kind: "value"})
 	case litToken:
 		t := sc.rs.tokens[l.rule]
 		if t.leadCls != nil {
@@ -1462,19 +1537,18 @@ func (sc *scanner) candidate(r *Redactor, s []byte, lo, hi, i int, a anchorLit, 
 				b--
 			}
 			if st-b < t.leadMin {
-				return out, gated, next
+				return
 			}
 			st = b
 		}
-		if st < next || l.wb && !wordBoundaryAt(s, lo, st) {
-			return out, gated, next
+		if ss.inMatch(l.rule, st) || l.wb && !wordBoundaryAt(s, lo, st) {
+			return
 		}
 		if sp, end, ok := t.matchAt(s, hi, st); ok {
-			out = append(out, sp)
-			next = end
+			acc.out = append(acc.out, sp)
+			ss.matched(l.rule, end)
 		}
 	}
-	return out, gated, next
 }
 
 // matchAt runs t anchored at st and returns the secret gitleaks would
@@ -1665,6 +1739,59 @@ func (r *Redactor) rulesInto(w *writer, lo, hi int) {
 	w.pending = append(w.pending, mergeSpans(sp)...)
 }
 
+// rulesIntoURL is rulesInto for a URL whose path, query and fragment
+// start at from: the rules see the whole URL (a webhook URL's rule starts
+// at its scheme), and each query value as a text of its own (a HAR lists
+// them one by one, where a rule's end of text matches); what they find
+// before from (the host) is left alone.
+func (r *Redactor) rulesIntoURL(w *writer, from, qlo, qhi int) {
+	if r.sc == nil {
+		return
+	}
+	s := w.src
+	sp := r.sc.spans(r, s, 0, len(s), nil)
+	kept := sp[:0]
+	for _, x := range sp {
+		if x.end > from {
+			x.start = max(x.start, from)
+			kept = append(kept, x)
+		}
+	}
+	kept = r.pairValueSpans(s, qlo, qhi, kept)
+	if len(kept) > 0 {
+		w.pending = append(w.pending, mergeSpans(kept)...)
+	}
+}
+
+// rulesIntoPairs is rulesInto for name=value&… (a form body), each value
+// also a text of its own.
+func (r *Redactor) rulesIntoPairs(w *writer, lo, hi int) {
+	if r.sc == nil {
+		return
+	}
+	sp := r.pairValueSpans(w.src, lo, hi, r.sc.spans(r, w.src, lo, hi, nil))
+	if len(sp) > 0 {
+		w.pending = append(w.pending, mergeSpans(sp)...)
+	}
+}
+
+// pairValueSpans appends what the rules find in each value of
+// name=value&… in s[lo:hi] that is not percent-encoded (an encoded one is
+// scanned decoded, scanEncoded).
+func (r *Redactor) pairValueSpans(s []byte, lo, hi int, out []span) []span {
+	for p := lo; p < hi; {
+		e := indexByteIn(s, p, hi, '&')
+		if e < 0 {
+			e = hi
+		}
+		if eq := indexByteIn(s, p, e, '='); eq >= 0 && e-eq > 2 && bytes.IndexAny(s[eq+1:e], "%+") < 0 {
+			out = r.sc.spans(r, s, eq+1, e, out)
+		}
+		p = e + 1
+	}
+	return out
+}
+
 // rulesAt adds to w.pending what the rules and values find in
 // w.src[lo:hi] at the anchor bytes given and from resume on, as rulesInto,
 // but leaves the gated rules to the caller: their keywords go into gated.
@@ -1808,8 +1935,10 @@ type Rule struct {
 	Shape    string   // "token", "name" (IDENTIFIER … = VALUE) or "gated" (runs when a keyword is there)
 	Regex    string   // token and gated: what a match is (anchored at its literal for token rules)
 	Value    string   // name: what the value after the operator is
-	Keywords []string // name: the identifiers; gated: the keywords
+	Idents   []string // name: what the name must hold (lower case)
+	Keywords []string // gitleaks' keywords: it looks at a text only when one of them is in it
 	Entropy  float64  // a secret must have more (0: no test)
+	Extra    bool     // a format beyond gitleaks' rules (gitleaks itself does not know it)
 }
 
 // Rules lists the format rules, and the gitleaks rules left out because
@@ -1819,18 +1948,21 @@ func Rules() (rules []Rule, fileOnly []string, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	kw := map[string][]string{}
-	for _, d := range append(append([]gitleaksRule(nil), gitleaksRules...), extraRules...) {
+	kw, extra := map[string][]string{}, map[string]bool{}
+	for _, d := range gitleaksRules {
 		kw[d.ID] = d.Keywords
 	}
+	for _, d := range extraRules {
+		kw[d.ID], extra[d.ID] = d.Keywords, true
+	}
 	for _, t := range rs.tokens {
-		rules = append(rules, Rule{ID: t.id, Shape: "token", Regex: t.re.String(), Entropy: t.entropy})
+		rules = append(rules, Rule{ID: t.id, Shape: "token", Regex: t.re.String(), Keywords: kw[t.id], Entropy: t.entropy, Extra: extra[t.id]})
 	}
 	for _, n := range rs.names {
-		rules = append(rules, Rule{ID: n.id, Shape: "name", Value: n.value.String(), Keywords: kw[n.id], Entropy: n.entropy})
+		rules = append(rules, Rule{ID: n.id, Shape: "name", Value: n.value.String(), Idents: n.idents, Keywords: kw[n.id], Entropy: n.entropy, Extra: extra[n.id]})
 	}
 	for _, g := range rs.gated {
-		rules = append(rules, Rule{ID: g.id, Shape: "gated", Regex: g.full.String(), Keywords: kw[g.id], Entropy: g.entropy})
+		rules = append(rules, Rule{ID: g.id, Shape: "gated", Regex: g.full.String(), Keywords: kw[g.id], Entropy: g.entropy, Extra: extra[g.id]})
 	}
 	return rules, append([]string(nil), rs.skipped...), nil
 }

@@ -494,7 +494,7 @@ type ruleBatch struct {
 
 func (rb *ruleBatch) begin(from int) {
 	rb.acc.out, rb.acc.gated = rb.acc.out[:0], 0
-	rb.st = stopState{next: from, pct: -1}
+	rb.st = stopState{pct: -1}
 	rb.n = 0
 }
 
