@@ -837,6 +837,16 @@ func BenchmarkPathologicalInputs(b *testing.B) {
 		"jwt":           "eyJ.",
 		"prefix":        "acct-acct-",
 		"strings":       `"a`,
+		// The second layer: literals after a run (walked back from),
+		// percent-encoded text decoded, gated rules, per-value rules.
+		"jwt_lead":    "eyAAAAAAAAAAAAAAAAAAAA.",
+		"telegram":    "12345:A",
+		"percent":     "%25",
+		"curl":        "curl -H ",
+		"url":         "https://",
+		"pairs":       "a=b&",
+		"slack":       "hooks.slack.com/services/",
+		"sourcegraph": "sourcegraph 0123456789abcdef0123456789abcdef01234567 ",
 	}
 	for name, unit := range kinds {
 		for _, size := range []int{32 << 10, 128 << 10} {

@@ -82,10 +82,6 @@ type tokenRule struct {
 	// literal and walks back over the run.
 	leadCls          *[256]bool
 	leadMin, leadMax int // leadMax -1: unbounded
-	// A gated rule whose gate is a literal inside it (curl's -H): the
-	// literals its matches start with, found in the text when the gate
-	// opens, where re runs.
-	starts []plit
 }
 
 type nameRule struct {
@@ -267,7 +263,7 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 		var gate []plit
 		if ok {
 			if req := requiredLits(p); req != nil && litsCost(req) < litsCost(lits) {
-				gate = req
+				gate = req // curl's -H: rarer than curl; the expression then runs as gated
 			}
 		}
 		if ok {
@@ -290,8 +286,6 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 				return nil, fmt.Errorf("rule %s: neither a literal to anchor on nor keywords", d.ID)
 			}
 			gate = keywordLits(d.Keywords)
-		} else {
-			tr.starts = lits
 		}
 		idx := len(rs.gated)
 		rs.gated = append(rs.gated, tr)
@@ -1551,12 +1545,19 @@ func (sc *scanner) candidate(r *Redactor, s []byte, lo, hi, i int, a anchorLit, 
 	}
 }
 
+// maxUnbounded is the most a match of a rule without a bound (jwt,
+// private-key) looks at from where it starts: a PEM block of the largest
+// keys is a few kilobytes.
+const maxUnbounded = 64 << 10
+
 // matchAt runs t anchored at st and returns the secret gitleaks would
 // report, and the match's end.
 func (t *tokenRule) matchAt(s []byte, hi, st int) (span, int, bool) {
 	end := hi
 	if t.maxLen >= 0 && st+t.maxLen+2 < end {
 		end = st + t.maxLen + 2
+	} else if t.maxLen < 0 && st+maxUnbounded < end {
+		end = st + maxUnbounded
 	}
 	m := t.re.FindSubmatchIndex(s[st:end])
 	if m == nil {
@@ -1575,8 +1576,8 @@ func (t *tokenRule) matchAt(s []byte, hi, st int) (span, int, bool) {
 	return span{start: st + a0, end: st + a1, kind: t.kind}, st + m[1], true
 }
 
-// gatedSpans runs the gated rules whose keywords were seen over s[lo:hi]:
-// anchored where the literals they start with are, or over the whole text.
+// gatedSpans runs the gated rules whose keywords were seen over s[lo:hi],
+// as gitleaks does: the expression over the whole text, in one linear pass.
 func (sc *scanner) gatedSpans(r *Redactor, s []byte, lo, hi int, gated uint64, out []span) []span {
 	rs := sc.rs
 	for g := 0; gated != 0 && g < len(rs.gated); g++ {
@@ -1584,22 +1585,6 @@ func (sc *scanner) gatedSpans(r *Redactor, s []byte, lo, hi int, gated uint64, o
 			continue
 		}
 		t := rs.gated[g]
-		if len(t.starts) > 0 {
-			next := lo
-			for st := lo; st < hi; st++ {
-				for _, l := range t.starts {
-					lit := literal{s: l.s, fold: l.fold}
-					if st < next || st+len(l.s) > hi || !litAt(s, st, &lit) || t.wordStart && !wordBoundaryAt(s, lo, st) {
-						continue
-					}
-					if sp, end, ok := t.matchAt(s, hi, st); ok {
-						out = append(out, sp)
-						next = end
-					}
-				}
-			}
-			continue
-		}
 		for _, m := range t.full.FindAllSubmatchIndex(s[lo:hi], -1) {
 			a0, a1 := t.secretOf(m)
 			for a1 > a0 && s[lo+a1-1] == '\\' {
