@@ -61,12 +61,7 @@ func (r *Redactor) scrubBody(w *writer, ct string) {
 		}
 		*w = writer{r: w.r, fp: w.fp, src: b, track: w.track}
 	}
-	isForm := mt == "application/x-www-form-urlencoded" || !isJSON && mt == "" && looksLikeForm(b)
-	if isForm {
-		r.rulesIntoPairs(w, 0, len(b))
-	} else {
-		r.rulesInto(w, 0, len(b))
-	}
+	r.rulesInto(w, 0, len(b))
 	switch {
 	case mt == "text/event-stream":
 		r.scrubSSE(w, &jsonScratch{})

@@ -43,6 +43,17 @@
 //     secret field name when the value looks like a credential (6 bytes or
 //     more with a digit, or 16 or more: field).
 //
+// # Format rules and values
+//
+// Beyond the list above, every rule of gitleaks' default configuration
+// that applies to traffic (rules.go, gitleaks_rules.go), a few formats it
+// lacks (Telegram bot tokens, Slack and Teams webhook paths, ya29.), and
+// Config.Values (the caller's secrets, in their encodings) apply in every
+// position: bodies, URLs (host kept, each query value also alone),
+// headers, log text, command lines; percent-encoded text is also scanned
+// decoded. JSON bodies get both layers in one pass. Design and proof:
+// docs/redaction.md.
+//
 // # Markers
 //
 // A secret becomes [REDACTED:<kind>]; with Config.Secret set (the per-store

@@ -187,3 +187,7 @@ func Mutate(rng *rand.Rand, in []byte) []byte {
 
 // LoadTrafficForTest is loadTraffic, for the equivalence tests.
 var LoadTrafficForTest = loadTraffic
+
+// LowEntropyForTest and ShannonEntropyForTest are the entropy tests.
+func LowEntropyForTest(s string, min float64) bool { return lowEntropy([]byte(s), min) }
+func ShannonEntropyForTest(s string) float64       { return shannonEntropy([]byte(s)) }

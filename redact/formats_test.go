@@ -200,6 +200,8 @@ func TestFormatsInContext(t *testing.T) {
 		{name: "gcp-service-account", ct: "application/json",
 			in:      `{"type": "service_account", "project_id": "acme", "private_key_id": "3f9a1c2e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39", "private_key": "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSj", "client_email": "bot@acme.iam.gserviceaccount.com"}`,
 			secrets: []string{"3f9a1c2e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSj"}, keep: []string{`"project_id": "acme"`, "bot@acme.iam.gserviceaccount.com"}},
+		{name: "azure-client-secret-in-query", in: "https://x.example/cb?s=Ra86Q~FVVOLSsap7STcHPflXzgilxaDKLh1FWDZ&t=1",
+			secrets: []string{"FVVOLSsap7STcHPflXzgilxaDKLh1FWDZ"}, keep: []string{"https://x.example/cb?s=", "&t=1"}},
 		{name: "login-form", ct: "application/x-www-form-urlencoded",
 			in: "user=alice&passwd=Hunter2Hunter2&pwd=Hunter2Hunter3&next=%2Fhome", secrets: []string{"Hunter2Hunter2", "Hunter2Hunter3"}, keep: []string{"user=alice", "next=%2Fhome"}},
 	}

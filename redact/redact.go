@@ -653,19 +653,12 @@ func (r *Redactor) scrubURL(w *writer) {
 		start = ae
 	}
 	// The rules see the whole URL as one text (a name rule may span the
-	// path and the query), and each query value alone; the host is left
-	// alone.
+	// path and the query); the host is left alone.
+	r.rulesIntoURL(w, start)
 	pe := start
 	for pe < n && s[pe] != '?' && s[pe] != '#' {
 		pe++
 	}
-	qe := pe
-	if pe < n && s[pe] == '?' {
-		for qe < n && s[qe] != '#' {
-			qe++
-		}
-	}
-	r.rulesIntoURL(w, start, min(pe+1, qe), qe)
 	r.scanText(w, start, pe)
 	if pe < n && s[pe] == '?' {
 		qe := pe + 1

@@ -66,8 +66,8 @@ type compiledRule struct {
 	secretGroup int
 	whole       bool // the match is the secret: its first group is one piece of a repeated part
 	entropy     float64
-	allowSecret []*regexp.Regexp
-	allowMatch  []*regexp.Regexp
+	allowSecret []allowRe
+	allowMatch  []allowRe
 	stop        []string
 }
 
@@ -184,6 +184,10 @@ const semiGenericOp = `(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`
 const (
 	gitleaksTerm = `(?:[\x60'"\s;]|\\[nr]|$)`
 	wideTerm     = `(?:[^0-9A-Za-z_\-]|$)`
+	// azure-ad-client-secret's own: not before '&' (a query's next
+	// field) nor ';' either.
+	azureTerm     = `(?:$|[\\'"\x60\s<),])`
+	azureWideTerm = `(?:$|[^a-zA-Z0-9_~.\-])`
 )
 
 func compileRules(defs []gitleaksRule) (*ruleSet, error) {
@@ -195,12 +199,13 @@ func compileRules(defs []gitleaksRule) (*ruleSet, error) {
 			continue
 		}
 		d.Regex = strings.ReplaceAll(d.Regex, gitleaksTerm, wideTerm)
+		d.Regex = strings.ReplaceAll(d.Regex, azureTerm, azureWideTerm)
 		cr := compiledRule{id: d.ID, kind: strings.ReplaceAll(d.ID, "-", "_"), secretGroup: d.SecretGroup, entropy: d.Entropy}
 		for _, a := range d.AllowSecret {
-			cr.allowSecret = append(cr.allowSecret, regexp.MustCompile(a))
+			cr.allowSecret = append(cr.allowSecret, newAllowRe(a))
 		}
 		for _, a := range d.AllowMatch {
-			cr.allowMatch = append(cr.allowMatch, regexp.MustCompile(a))
+			cr.allowMatch = append(cr.allowMatch, newAllowRe(a))
 		}
 		for _, w := range d.StopWords {
 			cr.stop = append(cr.stop, strings.ToLower(w))
@@ -929,12 +934,75 @@ func shannonEntropy(data []byte) float64 {
 	return e
 }
 
+// allowRe is an allowlist expression; one that is a plain literal (most
+// of gcp-api-key's known sample keys) is a substring test.
+type allowRe struct {
+	re  *regexp.Regexp
+	lit []byte
+}
+
+func newAllowRe(src string) allowRe {
+	re := regexp.MustCompile(src)
+	if pre, complete := re.LiteralPrefix(); complete {
+		return allowRe{lit: []byte(pre)}
+	}
+	return allowRe{re: re}
+}
+
+func (a allowRe) Match(b []byte) bool {
+	if a.re == nil {
+		return bytes.Contains(b, a.lit)
+	}
+	return a.re.Match(b)
+}
+
+// nlog2n[n] is n·log2(n).
+var nlog2n = func() (t [256]float64) {
+	for n := 1; n < len(t); n++ {
+		t[n] = float64(n) * math.Log2(float64(n))
+	}
+	return
+}()
+
+// lowEntropy reports whether data's entropy (shannonEntropy) is at most
+// min: computed as (N·log2 L − Σ n·log2 n)/L from a table, and again the
+// long way when it lands within a hair of min.
+func lowEntropy(data []byte, min float64) bool {
+	if len(data) == 0 {
+		return true
+	}
+	var ascii [128]uint8
+	sum, runes, slow := 0.0, 0, false
+	for _, c := range data {
+		if c >= 0x80 || ascii[c] == 255 {
+			slow = true
+			break
+		}
+		ascii[c]++
+	}
+	if slow {
+		return shannonEntropy(data) <= min
+	}
+	for _, n := range ascii {
+		if n > 0 {
+			sum += nlog2n[n]
+			runes += int(n)
+		}
+	}
+	l := float64(len(data))
+	e := (float64(runes)*math.Log2(l) - sum) / l
+	if math.Abs(e-min) < 1e-9 {
+		return shannonEntropy(data) <= min
+	}
+	return e <= min
+}
+
 // reports is true when gitleaks would report secret, found in match.
 func (c *compiledRule) reports(secret, match []byte) bool {
 	if len(secret) == 0 || isMarker(secret) || bytes.Contains(secret, []byte(markerOpen)) {
 		return false
 	}
-	if c.entropy != 0 && shannonEntropy(secret) <= c.entropy {
+	if c.entropy != 0 && lowEntropy(secret, c.entropy) {
 		return false
 	}
 	for _, a := range c.allowSecret {
@@ -1458,13 +1526,24 @@ var pctRun = func() (t [256]bool) {
 	return
 }()
 
+// pctJoins: a byte that, decoded from %XX, may make a secret the raw text
+// does not show (a letter, '=' of name=value, '/' of a URL, '%' encoded
+// twice); blanks and the like separate in both.
+var pctJoins = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c > ' ' && c < 0x7f && !strings.ContainsRune(`"'<>()[]{},;|\^`+"`!*", rune(c))
+	}
+	return
+}()
+
 // decodedSpans scans the percent-encoded stretches of s[lo:hi] (from is
 // the first %XX) decoded, as gitleaks decodes them, and maps what it finds
 // back: a secret in a query echoed inside JSON
 // ("url":"/q?s=_gitlab_session%3D…").
 func (sc *scanner) decodedSpans(r *Redactor, s []byte, lo, from, hi int, out []span, depth int) []span {
-	var dec []byte
-	var pos []int
+	var decBuf [256]byte
+	var posBuf [257]int32
+	dec, pos := decBuf[:0], posBuf[:0]
 	for p := from; p < hi; {
 		if s[p] != '%' || p+2 >= hi || unhex(s[p+1]) < 0 || unhex(s[p+2]) < 0 {
 			p++
@@ -1478,10 +1557,13 @@ func (sc *scanner) decodedSpans(r *Redactor, s []byte, lo, from, hi int, out []s
 			e++
 		}
 		dec, pos = dec[:0], pos[:0]
+		joins := false // a decoded byte may join or end a secret ('=', '/', a letter): else the raw scan saw it all
 		for j := b; j < e; {
-			pos = append(pos, j)
+			pos = append(pos, int32(j))
 			if s[j] == '%' && j+2 < e && unhex(s[j+1]) >= 0 && unhex(s[j+2]) >= 0 {
-				dec = append(dec, byte(unhex(s[j+1])<<4|unhex(s[j+2])))
+				c := byte(unhex(s[j+1])<<4 | unhex(s[j+2]))
+				joins = joins || pctJoins[c]
+				dec = append(dec, c)
 				j += 3
 				continue
 			}
@@ -1492,9 +1574,13 @@ func (sc *scanner) decodedSpans(r *Redactor, s []byte, lo, from, hi int, out []s
 			}
 			j++
 		}
-		pos = append(pos, e)
+		pos = append(pos, int32(e))
+		if !joins {
+			p = e
+			continue
+		}
 		for _, sp := range sc.spansDepth(r, dec, 0, len(dec), nil, depth+1) {
-			sp.start, sp.end, sp.quote = pos[sp.start], pos[sp.end], 0
+			sp.start, sp.end, sp.quote = int(pos[sp.start]), int(pos[sp.end]), 0
 			out = append(out, sp)
 		}
 		p = e
@@ -1726,10 +1812,8 @@ func (r *Redactor) rulesInto(w *writer, lo, hi int) {
 
 // rulesIntoURL is rulesInto for a URL whose path, query and fragment
 // start at from: the rules see the whole URL (a webhook URL's rule starts
-// at its scheme), and each query value as a text of its own (a HAR lists
-// them one by one, where a rule's end of text matches); what they find
-// before from (the host) is left alone.
-func (r *Redactor) rulesIntoURL(w *writer, from, qlo, qhi int) {
+// at its scheme); what they find before from (the host) is left alone.
+func (r *Redactor) rulesIntoURL(w *writer, from int) {
 	if r.sc == nil {
 		return
 	}
@@ -1742,39 +1826,9 @@ func (r *Redactor) rulesIntoURL(w *writer, from, qlo, qhi int) {
 			kept = append(kept, x)
 		}
 	}
-	kept = r.pairValueSpans(s, qlo, qhi, kept)
 	if len(kept) > 0 {
 		w.pending = append(w.pending, mergeSpans(kept)...)
 	}
-}
-
-// rulesIntoPairs is rulesInto for name=value&… (a form body), each value
-// also a text of its own.
-func (r *Redactor) rulesIntoPairs(w *writer, lo, hi int) {
-	if r.sc == nil {
-		return
-	}
-	sp := r.pairValueSpans(w.src, lo, hi, r.sc.spans(r, w.src, lo, hi, nil))
-	if len(sp) > 0 {
-		w.pending = append(w.pending, mergeSpans(sp)...)
-	}
-}
-
-// pairValueSpans appends what the rules find in each value of
-// name=value&… in s[lo:hi] that is not percent-encoded (an encoded one is
-// scanned decoded, scanEncoded).
-func (r *Redactor) pairValueSpans(s []byte, lo, hi int, out []span) []span {
-	for p := lo; p < hi; {
-		e := indexByteIn(s, p, hi, '&')
-		if e < 0 {
-			e = hi
-		}
-		if eq := indexByteIn(s, p, e, '='); eq >= 0 && e-eq > 2 && bytes.IndexAny(s[eq+1:e], "%+") < 0 {
-			out = r.sc.spans(r, s, eq+1, e, out)
-		}
-		p = e + 1
-	}
-	return out
 }
 
 // rulesAt adds to w.pending what the rules and values find in

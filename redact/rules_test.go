@@ -57,3 +57,16 @@ func TestRulesWhereTheScanIsBusy(t *testing.T) {
 		})
 	}
 }
+
+// TestLowEntropy: the table-driven entropy test agrees with the long way.
+func TestLowEntropy(t *testing.T) {
+	for _, s := range []string{"", "a", "aaaaaaaa", "abcdefgh", "abababab", "AIzaSyD-1234567890abcdefghijklmnopqrstu",
+		"00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001",
+		"naïve-東京-token", "abcd\x80efgh"} {
+		for _, min := range []float64{0, 1, 2, 2.5, 3, 3.5, 4, 4.5} {
+			if got, want := redact.LowEntropyForTest(s, min), redact.ShannonEntropyForTest(s) <= min; got != want {
+				t.Errorf("%q at %v: %v, want %v", s, min, got, want)
+			}
+		}
+	}
+}
