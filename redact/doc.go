@@ -49,9 +49,8 @@
 // that applies to traffic (rules.go, gitleaks_rules.go), a few formats it
 // lacks (Telegram bot tokens, Slack and Teams webhook paths, ya29.), and
 // Config.Values (the caller's secrets, in their encodings) apply in every
-// position: bodies, URLs (host kept, each query value also alone),
-// headers, log text, command lines; percent-encoded text is also scanned
-// decoded. JSON bodies get both layers in one pass. Design and proof:
+// position: bodies, URLs (seen whole, the host kept), headers, log text,
+// command lines; percent-encoded text is also scanned decoded. JSON bodies get both layers in one pass. Design and proof:
 // docs/redaction.md.
 //
 // # Markers
