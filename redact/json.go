@@ -224,8 +224,7 @@ func (r *Redactor) scanJSON(w *writer, lo, hi int, js *jsonScratch) {
 			} else {
 				if f := i + 1; f+8 <= hi {
 					b := s[f : f+8 : f+8]
-					m := uint(t8[0][b[0]] | t8[1][b[1]] | t8[2][b[2]] | t8[3][b[3]] |
-						t8[4][b[4]] | t8[5][b[5]] | t8[6][b[6]] | t8[7][b[7]])
+					m := stops8(t8, b[0:8:8])
 					if k := bits.TrailingZeros(m); m != 0 && s[f+k] == '"' && (k == 0 || s[f+k-1] != '\\') {
 						e, closed, resume = f+k, true, f+k
 					}
