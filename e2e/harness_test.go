@@ -77,6 +77,13 @@ func (e *env) cliIn(dir string, extraEnv []string, args ...string) (string, stri
 	e.t.Helper()
 	cmd := exec.Command(e.binary(), args...)
 	cmd.Dir = dir
+	return e.runCmd(cmd, extraEnv, args)
+}
+
+// runCmd runs cmd in this user's world (its store and home, plus
+// extraEnv) and returns stdout, stderr and the exit code.
+func (e *env) runCmd(cmd *exec.Cmd, extraEnv, args []string) (string, string, int) {
+	e.t.Helper()
 	cmd.Env = append(append(os.Environ(), "CASSETTEPROXY_DB="+e.db, "CASSETTEPROXY_HOME="+e.home), extraEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

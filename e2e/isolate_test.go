@@ -264,20 +264,10 @@ func (e *env) cliInUserNS(setup string, args ...string) (string, string, int) {
 		e.t.Skip("lowering namespace limits in a user namespace of its own needs root here")
 	}
 	cmd := exec.Command("/bin/sh", append([]string{"-c", setup + `; exec "$0" "$@"`, binary}, args...)...)
-	cmd.Env = append(os.Environ(), "CASSETTEPROXY_DB="+e.db, "CASSETTEPROXY_HOME="+e.home)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}}}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("%v: %v", args, err)
-	}
-	return out.String(), errb.String(), code
+	return e.runCmd(cmd, nil, args)
 }
 
 // noNetNamespaces makes creating a network namespace fail (ENOSPC), as on
