@@ -19,6 +19,7 @@ func (q *Request) Clone() Request {
 	out := *q
 	out.Header = cloneHeader(q.Header)
 	out.Body = bytes.Clone(q.Body)
+	out.NotRecorded = q.NotRecorded.clone()
 	return out
 }
 
@@ -33,11 +34,17 @@ func (p *Response) Clone() Response {
 			out.Events[i] = Event{OffsetMs: e.OffsetMs, Data: bytes.Clone(e.Data)}
 		}
 	}
-	if p.NotRecorded != nil {
-		m := *p.NotRecorded
-		out.NotRecorded = &m
-	}
+	out.NotRecorded = p.NotRecorded.clone()
 	return out
+}
+
+func (m *BodyMarker) clone() *BodyMarker {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.Fields = bytes.Clone(m.Fields)
+	return &c
 }
 
 // cloneHeader is http.Header.Clone, except that a nil value list stays nil

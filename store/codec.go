@@ -272,7 +272,78 @@ func appendInteraction(b []byte, in *Interaction, bodyRef *[32]byte) ([]byte, er
 	if p.ContentLength != 0 {
 		b = binary.AppendVarint(b, p.ContentLength)
 	}
-	return b, nil
+	return appendPolicy(b, q.NotRecorded, p.NotRecorded), nil
+}
+
+// extPolicy begins the part of a value that only interactions stored under
+// a store policy have (BodyMarker's Policy, Fields and Match, and the
+// request's marker), after everything else: values without it are
+// unchanged, and a reader that does not know it refuses it as trailing
+// bytes rather than misreading it.
+const extPolicy byte = 1
+
+func hasPolicy(m *BodyMarker) bool {
+	return m != nil && (m.Policy != "" || m.Fields != nil || m.Match != "")
+}
+
+func appendPolicy(b []byte, req, resp *BodyMarker) []byte {
+	if req == nil && !hasPolicy(resp) {
+		return b
+	}
+	b = append(b, extPolicy)
+	if req == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = binary.AppendVarint(b, req.Size)
+		b = appendString(b, req.SHA256)
+		b = appendString(b, req.Reason)
+		b = appendMarkerPolicy(b, req)
+	}
+	if resp != nil {
+		b = appendMarkerPolicy(b, resp)
+	}
+	return b
+}
+
+func appendMarkerPolicy(b []byte, m *BodyMarker) []byte {
+	b = appendString(b, m.Policy)
+	b = appendNullBytes(b, m.Fields)
+	return appendString(b, m.Match)
+}
+
+// policy reads what appendPolicy wrote, if anything is left.
+func (r *reader) policy(in *Interaction) {
+	if r.err != nil || r.off == len(r.b) {
+		return
+	}
+	if tag := r.byte1("extension"); tag != extPolicy {
+		r.err = fmt.Errorf("unknown extension %d at offset %d", tag, r.off-1)
+		return
+	}
+	switch r.byte1("request marker") {
+	case 0:
+	case 1:
+		m := &BodyMarker{}
+		m.Size = r.varint("request marker size")
+		m.SHA256 = r.str("request marker sha256")
+		m.Reason = r.str("request marker reason")
+		r.markerPolicy(m)
+		in.Request.NotRecorded = m
+	default:
+		r.fail("request marker")
+	}
+	if m := in.Response.NotRecorded; m != nil {
+		r.markerPolicy(m)
+	}
+}
+
+func (r *reader) markerPolicy(m *BodyMarker) {
+	m.Policy = r.str("marker policy")
+	if f := r.nullBytes("marker fields"); f != nil {
+		m.Fields = f
+	}
+	m.Match = r.str("marker match")
 }
 
 // hasMessages reports events that are WebSocket messages.
@@ -563,6 +634,7 @@ func (r *reader) interaction(in *Interaction) {
 	if flags&flagLength != 0 {
 		p.ContentLength = r.varint("content length")
 	}
+	r.policy(in)
 	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody|flagBodyRef|flagMessages|flagLength) != 0 && r.err == nil {
 		r.err = fmt.Errorf("unknown flags %#x", flags)
 	}

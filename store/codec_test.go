@@ -37,6 +37,19 @@ func TestCodecRoundTrip(t *testing.T) {
 		}, compNone},
 		{"nil events in stream", Interaction{Response: Response{Streamed: true, Body: []byte("x")}}, compNone},
 		{"marker only", Interaction{Response: Response{Status: 200, NotRecorded: &BodyMarker{}}}, compNone},
+		{"store hash", Interaction{
+			Request:  Request{Method: "POST", NotRecorded: &BodyMarker{Size: 12, SHA256: "ab", Reason: "body_not_recorded", Policy: StoreHash, Match: "json:cd"}},
+			Response: Response{Status: 200, NotRecorded: &BodyMarker{Size: 30, SHA256: "ef", Reason: "body_not_recorded", Policy: StoreHash}},
+		}, compNone},
+		{"store fields", Interaction{
+			Request:  Request{Method: "POST", NotRecorded: &BodyMarker{Size: 12, SHA256: "ab", Reason: "body_not_recorded", Policy: StoreFields, Fields: []byte(`{"a":1}`), Match: "raw:00"}},
+			Response: Response{Status: 200, NotRecorded: &BodyMarker{Size: 30, SHA256: "ef", Reason: "body_not_recorded", Policy: StoreFields, Fields: []byte(`{}`)}},
+		}, compNone},
+		{"request marker, response over max-body", Interaction{
+			Request:  Request{NotRecorded: &BodyMarker{Size: 1, Policy: StoreHash}},
+			Response: Response{NotRecorded: &BodyMarker{Size: 1 << 40, Reason: "body_not_recorded"}},
+		}, compNone},
+		{"response policy only", Interaction{Response: Response{NotRecorded: &BodyMarker{Size: 3, Policy: StoreHash}}}, compNone},
 		{"websocket messages", Interaction{Response: Response{Status: 101, Upgrade: true, Events: []Event{
 			{OffsetMs: 1, Data: []byte(`{"op":"sub"}`), Dir: DirClient},
 			{OffsetMs: 2, Data: []byte{0, 1, 2}, Dir: DirServer, Binary: true},
@@ -209,14 +222,24 @@ func FuzzDecodeInteraction(f *testing.F) {
 func TestClone(t *testing.T) {
 	orig := fullInteraction()
 	orig.Request.Body = []byte("req")
+	policyMarker := func() *BodyMarker {
+		return &BodyMarker{Size: 3, Policy: StoreFields, Fields: []byte(`{"a":1}`), Match: "json:00"}
+	}
+	orig.Request.NotRecorded = policyMarker()
 	c := orig.Clone()
 	mustEqual(t, c, orig)
+	c.Request.NotRecorded.Fields[0] = 'X'
+
 	c.Request.Header["X-Multi"][0] = "changed"
 	c.Request.Body[0] = 'X'
 	c.Response.Events[0].Data[0] = 'X'
 	c.Response.NotRecorded.Size = 1
 	c.Response.Header.Set("Content-Type", "changed")
-	mustEqual(t, orig, func() Interaction { f := fullInteraction(); f.Request.Body = []byte("req"); return f }())
+	mustEqual(t, orig, func() Interaction {
+		f := fullInteraction()
+		f.Request.Body, f.Request.NotRecorded = []byte("req"), policyMarker()
+		return f
+	}())
 	if c.Request.Header["X-Nil"] != nil || c.Request.Header["X-Empty"] == nil {
 		t.Fatal("Clone lost nil/empty header values")
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -24,6 +25,9 @@ type Request struct {
 	Header          http.Header `json:"header,omitempty"`
 	Body            []byte      `json:"body,omitempty"`             // decoded
 	ContentEncoding string      `json:"content_encoding,omitempty"` // encoding the body arrived in
+	// NotRecorded stands for a body the rules file's store policy did not
+	// keep (Body is then nil); its Match keeps the request matchable.
+	NotRecorded *BodyMarker `json:"body_not_recorded,omitempty"`
 }
 
 // Response is the recorded response. Header never carries Content-Length,
@@ -59,9 +63,27 @@ const (
 	DirServer = "server"
 )
 
-// BodyMarker stands for a body that was passed through but not kept (over --max-body).
+// BodyMarker stands for a body that was passed through but not kept: over
+// --max-body, or left out by the rules file's store policy (Policy set).
 type BodyMarker struct {
 	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	SHA256 string `json:"sha256"` // of the body as it would have been stored (redacted, decoded); "" when unknown
 	Reason string `json:"reason"` // "body_not_recorded"
+	// Policy is the store policy that left the body out: StoreHash or
+	// StoreFields; "" for a body over --max-body.
+	Policy string `json:"policy,omitempty"`
+	// Fields (StoreFields) is the body reduced to the kept JSON paths, as
+	// JSON; nil when the body was not JSON or none of them was there.
+	Fields json.RawMessage `json:"fields,omitempty"`
+	// Match (requests only) is the body's part of the match key, taken when
+	// it was recorded (see package match): the request matches without
+	// its body.
+	Match string `json:"match,omitempty"`
 }
+
+// Store policies (BodyMarker.Policy); "full" keeps the body and has no marker.
+const (
+	StoreFull   = "full"
+	StoreFields = "fields"
+	StoreHash   = "hash"
+)
