@@ -227,6 +227,13 @@ func diffPairs(prefix string, rec, req []kv, d *differ) {
 }
 
 func diffBody(rec, req *normReq, d *differ) {
+	if rec.digestOnly || req.digestOnly {
+		// A body kept only as its digest (store policy) compares whole.
+		if rec.body != req.body || rec.bodyDigest != req.bodyDigest {
+			d.add("body", DiffChanged, bodyPreview(rec), bodyPreview(req))
+		}
+		return
+	}
 	if rec.body == req.body {
 		switch rec.body {
 		case bodyNone, bodyIgnored:
@@ -305,6 +312,9 @@ func diffJSON(rec, req *jnode, path string, d *differ) {
 }
 
 func bodyPreview(n *normReq) string {
+	if n.digestOnly {
+		return "(not kept by the store policy: " + n.bodyMatch() + ")"
+	}
 	switch n.body {
 	case bodyIsJSON:
 		return renderJSON(&n.json)

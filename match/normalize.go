@@ -50,6 +50,9 @@ type normReq struct {
 	form       []kv   // bodyIsForm: sorted, ignored fields removed
 	raw        []byte // bodyIsRaw: the bytes, fingerprints stripped
 	bodyDigest [32]byte
+	// digestOnly: the body was not kept (store policy); body and
+	// bodyDigest come from its marker, json, form and raw are empty.
+	digestOnly bool
 }
 
 // Key is the match key of a (redacted) request under these rules: the hex
@@ -307,6 +310,9 @@ func (n *normReq) normalizeBody(req *store.Request, eff *effective) {
 		return
 	}
 	if len(body) == 0 {
+		if m := req.NotRecorded; m != nil && m.Match != "" && n.setBodyMatch(m.Match) {
+			return
+		}
 		n.body = bodyNone
 		return
 	}

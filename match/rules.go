@@ -45,6 +45,8 @@ type rule struct {
 	body          bodyMode
 	bodySet       bool
 	mode          string
+	store         string     // store policy: "" (unset), store.StoreFull, StoreFields or StoreHash
+	keep          []JSONPath // store: fields — the JSON paths kept
 	// responsePaths are JSON paths of response bodies whose values change
 	// from one recording to the next (rules learn finds them); drift
 	// ignores them. They never affect matching.
@@ -256,8 +258,20 @@ func parseRule(n *yaml.Node, errAt errAtFunc) (rule, error) {
 				return rule{}, errAt(v.Line, "mode must be replay, record, live or strict, not %q", s)
 			}
 			ru.mode = s
+		case "store":
+			var s string
+			if s, err = scalar(v, k.Value, errAt); err != nil {
+				break
+			}
+			s = strings.ToLower(s)
+			if !validStore[s] {
+				return rule{}, errAt(v.Line, "store must be full, fields or hash, not %q", s)
+			}
+			ru.store = s
+		case "keep":
+			ru.keep, err = jsonPathList(v, k.Value, errAt)
 		default:
-			return rule{}, errAt(k.Line, "unknown rule key %q (want host, path, ignore_query, ignore_headers, match_headers, ignore_body_paths, ignore_response_paths, body or mode)", k.Value)
+			return rule{}, errAt(k.Line, "unknown rule key %q (want host, path, ignore_query, ignore_headers, match_headers, ignore_body_paths, ignore_response_paths, body, mode, store or keep)", k.Value)
 		}
 		if err != nil {
 			return rule{}, err
@@ -265,6 +279,9 @@ func parseRule(n *yaml.Node, errAt errAtFunc) (rule, error) {
 	}
 	if len(ru.bodyPaths) > 0 && ru.bodySet && (ru.body == bodyExact || ru.body == bodyIgnore) {
 		return rule{}, errAt(n.Line, "ignore_body_paths needs body auto or json")
+	}
+	if err := checkStore(&ru, seen, errAt); err != nil {
+		return rule{}, err
 	}
 	return ru, nil
 }
@@ -409,17 +426,7 @@ func (r *Rules) IgnoredResponsePaths(rawURL string) []JSONPath {
 	if r == nil || len(r.rules) == 0 {
 		return nil
 	}
-	scheme, authority, path, _ := splitURL(rawURL)
-	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
-		authority = authority[i+1:]
-	}
-	hostname, port := splitHostPort(authority)
-	if port == "" {
-		port = defaultPorts[scheme]
-	}
-	if path == "" {
-		path = "/"
-	}
+	hostname, port, path := urlParts(rawURL)
 	var out []JSONPath
 	for i := range r.rules {
 		if ru := &r.rules[i]; ru.matches(hostname, port, path) {

@@ -26,6 +26,14 @@ func TestParseRulesErrors(t *testing.T) {
 		{"yaml syntax", "rules:\n  - host: a\n   path: b\n", `line 3: `},
 		{"tab indentation", "rules:\n\t- host: a\n", `line 2: `},
 		{"paths with exact body", "rules:\n  - body: exact\n    ignore_body_paths: [$.a]\n", `line 2: ignore_body_paths needs body auto or json`},
+		{"unknown store", "rules:\n  - host: a\n    store: bytes\n", `line 3: store must be full, fields or hash, not "bytes"`},
+		{"store not scalar", "rules:\n  - host: a\n    store: [hash]\n", `line 3: store must be a single value`},
+		{"keep bad path", "rules:\n  - host: a\n    store: fields\n    keep:\n      - $.id\n      - \"$.x[\"\n", `line 6: invalid JSON path "$.x["`},
+		{"keep without store", "rules:\n  - host: a\n    keep: [$.id]\n", `line 3: keep needs store: fields in the same rule`},
+		{"keep with store hash", "rules:\n  - host: a\n    store: hash\n    keep: [$.id]\n", `line 4: keep needs store: fields in the same rule`},
+		{"empty keep with store full", "rules:\n  - host: a\n    store: full\n    keep: []\n", `line 4: keep needs store: fields`},
+		{"fields without keep", "rules:\n  - host: a\n    store: fields\n", `line 3: store: fields needs keep: [JSON paths]`},
+		{"fields with empty keep", "rules:\n  - host: a\n    keep:\n    store: fields\n", `line 4: store: fields needs keep`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,6 +89,7 @@ func TestParseRulesAccepts(t *testing.T) {
 		"rules:\n  - {}\n",
 		"rules:\n  - host: api.openai.com\n    path: /v1/chat/*\n    ignore_query: [ts, nonce]\n    ignore_headers: [X-Request-Id]\n    match_headers: [X-Tenant]\n    ignore_body_paths: [\"$.metadata.request_id\", \"$.messages[*].timestamp\"]\n    body: json\n    mode: strict\n",
 		"rules:\n  - ignore_query: ts\n",
+		"rules:\n  - host: a\n    store: FULL\n  - host: b\n    store: hash\n  - host: c\n    store: fields\n    keep: [$.id, \"$.items[*].name\"]\n",
 		"defaults: &d\n  ignore_query: [ts]\n",
 	} {
 		r, err := ParseRules([]byte(y))

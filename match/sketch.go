@@ -70,13 +70,16 @@ func (n *normReq) sketch() sketch {
 	}
 	pairs('q', n.query)
 	pairs('h', n.header)
-	switch n.body {
-	case bodyIsForm:
+	switch {
+	case n.digestOnly:
+		h := fnvByte(fnvOffset, 'd')
+		s.add(fnvString(h, string(n.bodyDigest[:])))
+	case n.body == bodyIsForm:
 		pairs('f', n.form)
-	case bodyIsRaw:
+	case n.body == bodyIsRaw:
 		h := fnvByte(fnvOffset, 'r')
 		s.add(fnvString(h, string(n.bodyDigest[:])))
-	case bodyIsJSON:
+	case n.body == bodyIsJSON:
 		jsonFeatures(&n.json, fnvByte(fnvOffset, 'j'), &s)
 	}
 	return s
