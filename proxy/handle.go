@@ -128,11 +128,9 @@ func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (
 	in, status := s.index.Next(&recReq)
 	switch {
 	case status == match.Found, status == match.Exhausted && mode != ModeStrict:
-		if in.Response.NotRecorded != nil {
+		if msg, fix, blocked := s.bodyNotRecorded(in); blocked {
 			out.Decision, out.Reason = DecisionBlocked, ReasonBodyNotRecorded
-			return s.blockedResponse(req, blockedAnswer{Reason: ReasonBodyNotRecorded, Request: blockedRequest{req.Method, out.URL},
-				Message: fmt.Sprintf("the recorded response body (%d bytes) was over --max-body and was passed through without being kept", in.Response.NotRecorded.Size),
-				Fix:     "record again with a larger --max-body"})
+			return s.blockedResponse(req, blockedAnswer{Reason: ReasonBodyNotRecorded, Request: blockedRequest{req.Method, out.URL}, Message: msg, Fix: fix})
 		}
 		if age, expired := s.expired(in); expired {
 			if s.cfg.ExpiredBlock {
@@ -301,8 +299,13 @@ func (s *Server) save(in store.Interaction, mode Mode) (recorded store.Response,
 	redactResponse(s.memo, s.redactor, &in.Response) // the request was scrubbed in handle, before keying
 	in.Key = s.cfg.Rules.Key(&in.Request)
 	if mode == ModeLive {
+		s.tools.learn(&in) // before the store policy: it reads the answer
+	}
+	// The store policy (rules file store:) leaves bodies out after
+	// redaction and keying, and before anything keeps the interaction.
+	s.cfg.Rules.ApplyStorePolicy(&in)
+	if mode == ModeLive {
 		s.index.Add(in)
-		s.tools.learn(&in)
 	}
 	// The recorded body is never written to afterwards (Record's one
 	// condition): it is the memo's copy, a redacted copy, or the capture's

@@ -145,6 +145,12 @@ func looksJSON(b []byte) bool {
 func (s *Server) replayWebSocket(req *http.Request, recReq *store.Request, mode Mode, out *Outcome) *http.Response {
 	in, status := s.index.Next(recReq)
 	found := status == match.Found || status == match.Exhausted && mode != ModeStrict
+	if found {
+		if msg, fix, blocked := s.bodyNotRecorded(in); blocked {
+			out.Decision, out.Reason = DecisionBlocked, ReasonBodyNotRecorded
+			return s.blockedResponse(req, blockedAnswer{Reason: ReasonBodyNotRecorded, Request: blockedRequest{req.Method, out.URL}, Message: msg, Fix: fix})
+		}
+	}
 	if !found || !in.Response.Upgrade || in.Response.Status != http.StatusSwitchingProtocols || !hasMessages(in.Response.Events) {
 		reason, msg := ReasonUnrecorded, "this WebSocket was never recorded in the cassette"
 		if found {
