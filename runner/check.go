@@ -23,11 +23,14 @@ const (
 	ClassTimeout           = "timeout"
 	ClassUnrecordedRequest = "unrecorded_request"
 	ClassMutationBlocked   = "mutation_blocked"
-	ClassMissingArtifact   = "missing_artifact_ref"
-	ClassEmptyOutput       = "empty_output"
-	ClassRunAbandoned      = "run_abandoned"
-	ClassExpired           = "expired"
-	ClassIsolationFailed   = "isolation_failed"
+	// A recorded answer whose body was not kept (the rules file's store
+	// policy, or over --max-body) was asked for: it was blocked.
+	ClassBodyNotRecorded = "body_not_recorded"
+	ClassMissingArtifact = "missing_artifact_ref"
+	ClassEmptyOutput     = "empty_output"
+	ClassRunAbandoned    = "run_abandoned"
+	ClassExpired         = "expired"
+	ClassIsolationFailed = "isolation_failed"
 	// A host outside the allow-list (--allow-host) was asked for.
 	ClassHostNotAllowed = "host_not_allowed"
 	// A side effect the run had to make (or claimed) has too few, or too

@@ -119,15 +119,17 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 		return nil
 	}
 	failing := map[string][]Request{}
-	var unrec, mut []Request
+	var unrec, mut, noBody []Request
 	for _, r := range ev.Blocked {
 		switch _, fails := blockFailsRun[r.Reason]; {
 		case fails:
 			failing[r.Reason] = append(failing[r.Reason], r)
 		case r.Reason == ClassMutationBlocked:
 			mut = append(mut, r)
+		case r.Reason == ClassBodyNotRecorded:
+			noBody = append(noBody, r)
 		default:
-			unrec = append(unrec, r)
+			unrec = append(unrec, r) // unrecorded_request, exhausted, host_not_recorded, ...
 		}
 	}
 	var out []Failure
@@ -135,17 +137,32 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 		rs, b := failing[reason], blockFailsRun[reason]
 		out = append(out, Failure{StatusFailed, b.class, fmt.Sprintf("%s %s: %s", count(len(rs), "request"), b.what, listRequests(rs))})
 	}
-	if len(unrec)+len(mut) == 0 {
+	if len(unrec)+len(mut)+len(noBody) == 0 {
 		return out
 	}
-	groups := []struct {
+	type group struct {
 		class string
 		reqs  []Request
 		what  string
-	}{{ClassUnrecordedRequest, unrec, "not in the cassette"}, {ClassMutationBlocked, mut, "mutating and blocked"}}
-	if len(unrec) > 0 && len(mut) > 0 && ev.Blocked[0].Reason == ClassMutationBlocked {
-		groups[0], groups[1] = groups[1], groups[0]
 	}
+	groups := []group{{ClassUnrecordedRequest, unrec, "not in the cassette"}, {ClassMutationBlocked, mut, "mutating and blocked"},
+		{ClassBodyNotRecorded, noBody, "recorded without their response body (store policy or --max-body) and blocked"}}
+	// The group of the first blocked request comes first: it names the run's failure.
+	groupOf := func(reason string) string {
+		if reason == ClassMutationBlocked || reason == ClassBodyNotRecorded {
+			return reason
+		}
+		return ClassUnrecordedRequest
+	}
+	first := func(g group) int {
+		for i, r := range ev.Blocked {
+			if _, fails := blockFailsRun[r.Reason]; !fails && groupOf(r.Reason) == g.class {
+				return i
+			}
+		}
+		return len(ev.Blocked)
+	}
+	slices.SortStableFunc(groups, func(a, b group) int { return first(a) - first(b) })
 	if ev.Mode == "strict" {
 		for _, g := range groups {
 			if len(g.reqs) > 0 {
@@ -157,10 +174,7 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 	if !otherwiseFailing(ev) {
 		return out
 	}
-	g := groups[0]
-	if len(g.reqs) == 0 {
-		g = groups[1]
-	}
+	g := groups[0] // the first blocked request's, never empty
 	return append(out, Failure{StatusBlocked, g.class, fmt.Sprintf("the command failed after the proxy refused it %s (%s mode): %s", count(len(ev.Blocked), "answer"), ev.Mode, listRequests(ev.Blocked))})
 }
 
