@@ -72,7 +72,7 @@ func cassettesCommand() *cli.Command {
 						t := newStreamTable(c.App.Writer, "SEQ", "METHOD", "URL", "STATUS", "BODY", "NOTES")
 						err := each(func(in store.Interaction) error {
 							t.row(strconv.FormatUint(in.Seq, 10), in.Request.Method, in.Request.URL,
-								strconv.Itoa(in.Response.Status), bodySize(in.Response), notes(in.Response))
+								strconv.Itoa(in.Response.Status), bodySize(in.Response), notes(in))
 							return nil
 						})
 						if ferr := t.flush(); err == nil {
@@ -132,15 +132,31 @@ func listWithAge(st *store.Store) ([]cassetteAge, error) {
 }
 
 func bodySize(r store.Response) string {
-	if r.NotRecorded != nil {
-		return fmt.Sprintf("%dB (not kept)", r.NotRecorded.Size)
+	switch m := r.NotRecorded; {
+	case m == nil:
+		return fmt.Sprintf("%dB", len(r.Body))
+	case m.Policy == store.StoreFields && m.Fields != nil:
+		f := string(m.Fields)
+		if r := []rune(f); len(r) > 60 {
+			f = string(r[:60]) + "…"
+		}
+		return fmt.Sprintf("fields %s of %dB", f, m.Size)
+	case m.Policy != "":
+		return fmt.Sprintf("hash sha256:%.12s… %dB", m.SHA256, m.Size)
 	}
-	return fmt.Sprintf("%dB", len(r.Body))
+	return fmt.Sprintf("%dB (not kept)", r.NotRecorded.Size)
 }
 
-// notes marks what a reader of a cassette must know about a response.
-func notes(r store.Response) string {
+// notes marks what a reader of a cassette must know about an interaction.
+func notes(in store.Interaction) string {
+	r := in.Response
 	var n []string
+	for _, m := range []*store.BodyMarker{in.Request.NotRecorded, r.NotRecorded} {
+		if m != nil && m.Policy != "" {
+			n = append(n, "store:"+m.Policy) // the rules file's store policy left the bodies out
+			break
+		}
+	}
 	if r.Streamed {
 		n = append(n, fmt.Sprintf("stream:%d events", len(r.Events)))
 	}
@@ -153,8 +169,8 @@ func notes(r store.Response) string {
 	if r.Upgrade {
 		n = append(n, "upgrade")
 	}
-	if r.NotRecorded != nil {
-		n = append(n, "truncated:body_not_recorded")
+	if r.NotRecorded != nil && r.NotRecorded.Policy == "" {
+		n = append(n, "truncated:body_not_recorded") // over --max-body
 	}
 	if r.ContentEncoding != "" {
 		n = append(n, "was:"+r.ContentEncoding)
