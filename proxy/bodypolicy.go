@@ -30,3 +30,13 @@ func (s *Server) bodyNotRecorded(in *store.Interaction) (msg, fix string, ok boo
 			host, m.Size, m.SHA256, m.Policy),
 		"to replay it, record it again with store: full for that host in the rules file (--rules)", true
 }
+
+// observedBody is the request body as the observer may see it (a run
+// record reads the model name from it): none when the store policy keeps
+// the body out of the store, since the run record is stored too.
+func (s *Server) observedBody(req *store.Request) []byte {
+	if len(req.Body) == 0 || s.cfg.Rules.StorePolicyFor(req.URL).Kind == store.StoreFull {
+		return req.Body
+	}
+	return nil
+}

@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cassetteproxy/cassetteproxy/match"
@@ -38,7 +40,17 @@ func TestStorePolicyRecordAndReplay(t *testing.T) {
 	}
 	defer st.Close()
 	rec := st.NewRecorder(store.RecorderOptions{})
-	_, c := startTestServer(t, ModeRecord, nil, func(cfg *Config) { cfg.Recorder = rec; cfg.Rules = rules })
+	var mu sync.Mutex
+	observed := map[string][]byte{} // path -> the request body the observer saw
+	_, c := startTestServer(t, ModeRecord, nil, func(cfg *Config) {
+		cfg.Recorder, cfg.Rules = rec, rules
+		cfg.Observe = func(o Outcome) {
+			mu.Lock()
+			defer mu.Unlock()
+			u, _ := url.Parse(o.URL)
+			observed[u.Path] = o.Body
+		}
+	})
 	reqBody := `{"text": "` + secret + `"}`
 	post := func(c *http.Client, path, body string) *http.Response {
 		t.Helper()
@@ -56,6 +68,18 @@ func TestStorePolicyRecordAndReplay(t *testing.T) {
 			t.Fatalf("record mode changed the answer of %s: %s", p, b)
 		}
 	}
+	// The run record (stored too) reads model names from what the observer
+	// sees: only the full host's body.
+	mu.Lock()
+	if len(observed) != 3 {
+		t.Errorf("the observer saw %d requests, want 3", len(observed))
+	}
+	for path, b := range observed {
+		if want := path == "/full/send"; want != (string(b) == reqBody) {
+			t.Errorf("the observer saw %q for %s", b, path)
+		}
+	}
+	mu.Unlock()
 	if err := rec.Flush(); err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (
 	// so its key does not depend on secrets.
 	mode := s.modeFor(req)
 	recReq := s.scrubbedRequest(req, body, mode.Contacts())
-	out.URL, out.Body = recReq.URL, recReq.Body
+	out.URL, out.Body = recReq.URL, s.observedBody(&recReq)
 
 	// 2a. A host outside --allow-host is refused in every mode, record
 	// included: nothing goes to it, nothing is recorded.

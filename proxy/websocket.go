@@ -179,7 +179,7 @@ func (s *Server) replayWebSocket(req *http.Request, recReq *store.Request, mode 
 		}
 		s.log.Warn("websocket message not recorded", "url", url, "message", truncate(string(got), 200), "expected", expected)
 		s.report(Outcome{Method: "WEBSOCKET", URL: url, Host: req.URL.Host, Decision: DecisionBlocked, Reason: ReasonUnrecorded, Status: 1008,
-			Body: got})
+			Body: s.observedBody(&store.Request{URL: url, Body: got})})
 	}, s.scrubMessage)
 	return &http.Response{StatusCode: http.StatusSwitchingProtocols, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: r, ContentLength: 0, Request: req} // 0, as for any 101: -1 would make Response.Write add "Connection: close"
