@@ -57,7 +57,7 @@ func newStorePolicyWorld(t *testing.T) *storePolicyWorld {
 	// Each call fails the script unless the answer came back whole: record
 	// mode hands the client the upstream's bytes, whatever is stored.
 	w.agent = fmt.Sprintf(`set -e
-curl -sf -X POST -H 'Content-Type: application/json' -d '{"amount": 5, "memo": "%[1]s"}' %[2]s/v1/charges | grep -q %[1]s
+curl -sf -X POST -H 'Content-Type: application/json' -d '{"model": "%[1]s", "amount": 5}' %[2]s/v1/charges | grep -q %[1]s
 curl -sf -X POST -H 'Content-Type: application/json' -d '{"id": 7, "comment": "%[3]s"}' %[4]s/v1/contacts | grep -q %[3]s
 curl -sf %[5]s/v1/doc | grep -q %[6]s
 `, hashMark, w.hash.URL, fieldsMark, w.fields.URL, w.full.URL, fullMark)
@@ -81,7 +81,11 @@ func TestStorePolicyPerHost(t *testing.T) {
 		t.Fatalf("record run: exit %d, %s/%s %q\n%s%s", code, r.Status, r.FailureClass, r.FailureReason, out, errOut)
 	}
 
-	// The store file: no byte of a body kept out, raw or decoded.
+	// The store file: no byte of a body kept out, raw or decoded; nor
+	// the run record (it reads models from request bodies).
+	if runJSON, _, _ := e.cli("runs", "show", r.RunID, "--json"); strings.Contains(runJSON, hashMark) || !strings.Contains(runJSON, `"side_effects"`) {
+		t.Errorf("the run record:\n%s", runJSON)
+	}
 	raw, err := os.ReadFile(e.db)
 	if err != nil {
 		t.Fatal(err)
@@ -176,12 +180,12 @@ func TestStorePolicyPerHost(t *testing.T) {
 		method, url, body, blocked string
 		says                       []string
 	}{
-		{"POST", w.hash.URL + "/v1/charges", `{"amount": 5, "memo": "` + hashMark + `"}`, "body_not_recorded",
+		{"POST", w.hash.URL + "/v1/charges", `{"model": "` + hashMark + `", "amount": 5}`, "body_not_recorded",
 			[]string{"of " + strings.TrimPrefix(w.hash.URL, "https://") + " (", "store: hash"}},
 		{"POST", w.fields.URL + "/v1/contacts", `{"id": 7, "comment": "` + fieldsMark + `"}`, "body_not_recorded",
 			[]string{"of " + strings.TrimPrefix(w.fields.URL, "https://") + " (", "store: fields"}},
 		{"GET", w.full.URL + "/v1/doc", "", "", []string{fullMark}},
-		{"POST", w.hash.URL + "/v1/charges", `{"amount": 6, "memo": "` + hashMark + `"}`, "mutation_blocked", []string{"never recorded"}},
+		{"POST", w.hash.URL + "/v1/charges", `{"model": "` + hashMark + `", "amount": 6}`, "mutation_blocked", []string{"never recorded"}},
 	} {
 		a := do(t, c, tt.method, tt.url, tt.body)
 		says := true
@@ -196,7 +200,7 @@ func TestStorePolicyPerHost(t *testing.T) {
 
 	// A strict run that needs the hash-only answer fails, with the block counted.
 	os.WriteFile(filepath.Join(dir, "replay.sh"), []byte(fmt.Sprintf(
-		"curl -s -X POST -H 'Content-Type: application/json' -d '{\"amount\": 5, \"memo\": \"%s\"}' %s/v1/charges > /dev/null\ncurl -sf %s/v1/doc > /dev/null\n",
+		"curl -s -X POST -H 'Content-Type: application/json' -d '{\"model\": \"%s\", \"amount\": 5}' %s/v1/charges > /dev/null\ncurl -sf %s/v1/doc > /dev/null\n",
 		hashMark, w.hash.URL, w.full.URL)), 0o644)
 	out, errOut, code = e.runIn(dir, nil, "--mode", "strict", "--cassette", "sp", "--rules", w.rules, "--", "sh", "replay.sh")
 	rr := e.lastRun()
