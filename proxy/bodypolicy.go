@@ -11,9 +11,9 @@ import (
 // served at all, or must be blocked with ReasonBodyNotRecorded because its
 // body was not kept (over --max-body, or left out by the rules file's
 // store policy: store: hash or store: fields). It applies to every answer
-// found in the cassette, in every mode that serves from it; ok is false
-// when the answer may be served.
-func (s *Server) bodyNotRecorded(in *store.Interaction) (msg, fix string, ok bool) {
+// found in the cassette, in every mode that serves from it; blocked is
+// false when the answer may be served.
+func (s *Server) bodyNotRecorded(in *store.Interaction) (msg, fix string, blocked bool) {
 	m := in.Response.NotRecorded
 	if m == nil {
 		return "", "", false
