@@ -52,6 +52,12 @@
 // capacity-capped copy. Values written before this (bodies inline) read as
 // they always did. Bodies go with their cassette when it is reset or deleted.
 //
+// An interaction recorded under a store policy (rules file store: hash or
+// fields) has markers where its bodies were: they follow everything else in
+// the encoding, after a tag byte (extPolicy), so other values are unchanged
+// and a reader that does not know the tag refuses the value as trailing
+// bytes instead of misreading it.
+//
 // The binary encoding keeps nil and empty apart for headers, header value
 // lists, bodies, events and event data, so values round-trip exactly. Seq is
 // not part of the value: it is the key. Values are stored uncompressed only
