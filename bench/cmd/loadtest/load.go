@@ -51,10 +51,18 @@ func (t *target) pool() *x509.CertPool {
 	return pool
 }
 
-// client is one keep-alive HTTP/1.1 client holding one connection at a time.
-func (t *target) client() *http.Client {
+// client is one HTTP/1.1 client holding one connection at a time: kept
+// alive, or (w.newConn) a new one for every request: through a proxy, its
+// own CONNECT and TLS handshake each time. With w.resume the client keeps
+// TLS sessions and offers one on every new connection.
+func (t *target) client(w *workload) *http.Client {
+	tc := &tls.Config{RootCAs: t.pool()}
+	if w.resume {
+		tc.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	}
 	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: t.pool()},
+		TLSClientConfig:     tc,
+		DisableKeepAlives:   w.newConn,
 		MaxIdleConnsPerHost: 1,
 		MaxConnsPerHost:     1,
 		DisableCompression:  true,
@@ -144,7 +152,7 @@ func runLoad(t *target, w *workload, lr loadRun, badFn func(stop *atomic.Bool) i
 	}
 	clients := make([]*http.Client, lr.good)
 	for i := range lr.good {
-		clients[i] = t.client()
+		clients[i] = t.client(w)
 		wg.Add(1)
 		go func(a *acc, c *http.Client) {
 			defer wg.Done()

@@ -49,6 +49,10 @@ type options struct {
 	keep     bool
 	works    map[string]bool // workload keys to run (nil: all)
 	phases   map[string]bool // "record", "replay" (nil: both)
+
+	streams      int           // concurrent SSE streams (0: no streams scenario)
+	streamEvents int           // events per stream
+	streamGap    time.Duration // time between a stream's events
 }
 
 func main() {
@@ -68,11 +72,22 @@ func main() {
 	flag.StringVar(&o.nginx, "nginx", "auto", "upstream: auto (nginx if on PATH), off (Go server)")
 	flag.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch folder")
-	works := flag.String("works", "", "only these workloads, comma-separated: http1k,http50k,https1k,https50k (default all)")
-	phases := flag.String("phases", "", "only these phases, comma-separated: record (direct, forward ref, record), replay (memory ref, replay) (default both)")
+	works := flag.String("works", "", "only these workloads, comma-separated: http1k,http50k,https1k,https50k (default: these four); opt-in, a new connection per request: http1k-newconn,https1k-newconn,https1k-resume (TLS session resumed)")
+	flag.IntVar(&o.streams, "streams", 0, "also run the many-streams scenario with this many concurrent SSE streams (0: off; e.g. 500)")
+	flag.IntVar(&o.streamEvents, "stream-events", 100, "events per stream in the many-streams scenario")
+	flag.DurationVar(&o.streamGap, "stream-gap", 100*time.Millisecond, "time between a stream's events")
+	serveStream := flag.Bool("serve-stream", false, "internal: run the streaming (SSE) upstream")
+	phases := flag.String("phases", "", "only these phases, comma-separated: record (direct, forward ref, record), replay (memory ref, replay), streams (with -streams) (default all)")
 	flag.Parse()
 	o.works, o.phases = commaSet(*works), commaSet(*phases)
 
+	if *serveStream {
+		if err := serveStreams(*upDir, *upReady, o.streamEvents, o.streamGap); err != nil {
+			fmt.Fprintln(os.Stderr, "stream upstream:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *upstream {
 		if err := serveUpstream(*upDir, *upReady); err != nil {
 			fmt.Fprintln(os.Stderr, "upstream:", err)
@@ -156,6 +171,10 @@ type workload struct {
 	file  string
 	body  []byte
 	url   string
+	// newConn: every request opens its own connection (for HTTPS through
+	// a proxy: CONNECT and a TLS handshake each time); resume: the client
+	// offers the TLS session it was last given. Opt-in (-works).
+	newConn, resume bool
 }
 
 type harness struct {
@@ -205,13 +224,17 @@ func (h *harness) run() error {
 		{key: "http50k", name: "HTTP 50 KB", file: "50k.json"},
 		{key: "https1k", name: "HTTPS 1 KB", https: true, file: "1k.json"},
 		{key: "https50k", name: "HTTPS 50 KB", https: true, file: "50k.json"},
+		// Opt-in: a connection per request (handshakes per second).
+		{key: "http1k-newconn", name: "HTTP 1 KB, new conn", file: "1k.json", newConn: true},
+		{key: "https1k-newconn", name: "HTTPS 1 KB, new conn", https: true, file: "1k.json", newConn: true},
+		{key: "https1k-resume", name: "HTTPS 1 KB, new conn, resumed", https: true, file: "1k.json", newConn: true, resume: true},
 	} {
-		if h.opt.works == nil || h.opt.works[w.key] {
+		if h.opt.works == nil && !w.newConn || h.opt.works[w.key] {
 			h.works = append(h.works, w)
 		}
 	}
-	if len(h.works) == 0 {
-		return errors.New("-works names no workload (http1k, http50k, https1k, https50k)")
+	if len(h.works) == 0 && h.opt.streams == 0 {
+		return errors.New("-works names no workload (http1k, http50k, https1k, https50k, http1k-newconn, https1k-newconn, https1k-resume)")
 	}
 	for _, w := range h.works {
 		b, err := os.ReadFile(filepath.Join(h.bodies, w.file))
@@ -227,12 +250,17 @@ func (h *harness) run() error {
 	}
 	rep := &report{opt: h.opt, upstream: h.upKind, works: h.works}
 
-	if h.opt.phases == nil || h.opt.phases["record"] {
+	if len(h.works) > 0 && (h.opt.phases == nil || h.opt.phases["record"]) {
 		if err := h.recordPhase(rep); err != nil {
 			return err
 		}
 	}
-	if h.opt.phases == nil || h.opt.phases["replay"] {
+	if h.opt.streams > 0 && (h.opt.phases == nil || h.opt.phases["streams"]) {
+		if err := h.streamsPhase(rep); err != nil {
+			return err
+		}
+	}
+	if len(h.works) > 0 && (h.opt.phases == nil || h.opt.phases["replay"]) {
 		if err := h.replayPhase(rep); err != nil {
 			return err
 		}
@@ -362,7 +390,7 @@ func (h *harness) prime(t *target) error {
 	for _, w := range h.works {
 		var lastErr error
 		for try := 0; try < 3; try++ {
-			c := t.client()
+			c := t.client(w)
 			lastErr = fetch(c, w)
 			c.CloseIdleConnections()
 			if lastErr == nil {
@@ -534,7 +562,7 @@ func (h *harness) startRef(name, binName string, extra ...string) (*target, erro
 	return newTarget(name+" ref", addr, p, caOut)
 }
 
-func (h *harness) startCassette(mode, name, db, cassette string) (*target, error) {
+func (h *harness) startCassette(mode, name, db, cassette string, extra ...string) (*target, error) {
 	ready := filepath.Join(h.opt.work, name+".ready")
 	home := filepath.Join(h.opt.work, "home")
 	argv := []string{filepath.Join(h.opt.bin, "cassetteproxy"), "--db", db, "--home", home,
@@ -542,6 +570,7 @@ func (h *harness) startCassette(mode, name, db, cassette string) (*target, error
 	if mode != "replay" {
 		argv = append(argv, "--upstream-ca", h.upCA)
 	}
+	argv = append(argv, extra...)
 	p, err := h.spawn(name, argv, name+".log")
 	if err != nil {
 		return nil, err

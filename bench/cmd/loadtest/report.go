@@ -56,6 +56,7 @@ type report struct {
 	recordRSS, forwardRSS, replayRSS, memoryRSS    int64
 	recordAnon, recordFile, replayAnon, replayFile int64
 	recordDB                                       storeStats
+	streams                                        []streamResult
 }
 
 // add keeps, per cell, the round with the highest throughput (best of
@@ -200,7 +201,12 @@ func (r *report) markdown() string {
 		mode = "quick"
 	}
 	w("### Load (%s mode)\n\n", mode)
-	w("Machine: %d CPUs (`nproc`), %s, %s, %s/%s. Upstream: %s. Each cell: %s warm-up, %s measured, %d rounds (req/s the best round's; errors summed over rounds; p99 the median of the rounds' p99s); keep-alive HTTP/1.1 clients, one connection each; every body checked byte for byte. Total run %s.\n\n",
+	if len(r.results) == 0 { // only the streams scenario ran
+		w("Machine: %d CPUs (`nproc`), %s, %s, %s/%s. Total run %s.\n", runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.elapsed.Round(time.Second))
+		r.streamsMarkdown(w)
+		return sb.String()
+	}
+	w("Machine: %d CPUs (`nproc`), %s, %s, %s/%s. Upstream: %s. Each cell: %s warm-up, %s measured, %d rounds (req/s the best round's; errors summed over rounds; p99 the median of the rounds' p99s); keep-alive HTTP/1.1 clients, one connection each (a `new conn` workload opens a new connection for every request, through a proxy with its own CONNECT and TLS handshake, so its req/s is handshakes per second and its CPU/req the proxy's CPU per handshake; `resumed`: the client offers its last TLS session); every body checked byte for byte. Total run %s.\n\n",
 		runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.upstream, r.opt.warmup, r.opt.duration, r.opt.rounds, r.elapsed.Round(time.Second))
 	w("The load generator, the upstream and the proxy share the same CPUs. `vs ref`: cassetteproxy record ÷ forward ref, cassetteproxy replay ÷ memory ref, in req/s, the median over rounds of each round's ratio (each round measures the reference and cassetteproxy back to back, in alternating order); `p99 vs ref`: the same for p99. CPU/req: the proxy process's user+system time per request (/proc/PID/stat). Peak RSS: VmHWM of the proxy process so far. Replay runs with the upstream stopped.\n\n")
 	w("| workload | c | proxy | req/s | vs ref | p50 ms | p99 ms | p99 vs ref | errors | CPU µs/req | peak RSS MiB |\n")
@@ -284,6 +290,7 @@ func (r *report) markdown() string {
 			w("| %s | %.0f | %.0f | %.0f%% | %d | %d |\n", b.target, b.base.rps, b.loaded.rps, 100*b.drop, b.loaded.errs, b.badSent)
 		}
 	}
+	r.streamsMarkdown(w)
 	if s := r.recordDB; s.interactions > 0 {
 		w("\nRecord store after the run: %d interactions, %.1f MiB, %.0f B per interaction (1 KB and 50 KB bodies mixed, zstd).\n",
 			s.interactions, float64(s.bytes)/(1<<20), float64(s.bytes)/float64(s.interactions))
