@@ -222,6 +222,10 @@ func (s *Server) forward(req *http.Request, inTunnel bool, mode Mode, body []byt
 	stopRecording := func() { stopAfter(); cancel(); s.inflight.Done() }
 	outReq := req.WithContext(ctx) // a shallow copy: only its Header and Body change, both replaced
 	outReq.RequestURI = ""
+	// A client's Connection: close is about its own connection: the
+	// upstream one goes back to the pool (else a client that connects per
+	// request costs a TLS handshake upstream each time too).
+	outReq.Close = false
 	// Hop-by-hop headers and Expect (the body is already here: no
 	// 100-continue wait upstream) go; a header with none of them is sent
 	// as it is (the transport only reads it, and so does everyone after).

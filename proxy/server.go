@@ -334,7 +334,7 @@ func New(cfg Config) (*Server, error) {
 	gp.Tr = &http.Transport{Proxy: nil, DialContext: refuseDial, DialTLSContext: refuseDial}
 	gp.ConnectDial = func(string, string) (net.Conn, error) { return nil, errors.New("cassetteproxy never tunnels blind") }
 
-	mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(&cfg.CA.TLS)}
+	mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: mitmTLSConfig(&cfg.CA.TLS)}
 	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 		switch {
 		case s.isSelf(host):

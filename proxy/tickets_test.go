@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cassetteproxy/cassetteproxy/store"
+)
+
+// TestTunnelResumesTLSSession: a client that kept the session of its first
+// tunnel resumes it in the next one (the tickets of every tunnel are
+// sealed with the same key), and the leaf it is shown is ECDSA P-256.
+func TestTunnelResumesTLSSession(t *testing.T) {
+	ins := []store.Interaction{{Request: store.Request{Method: "GET", URL: "https://tool.test/a"},
+		Response: store.Response{Status: 200, Body: []byte("ok")}}}
+	var ca *CA
+	_, c := startTestServer(t, ModeReplay, ins, func(cfg *Config) { ca = cfg.CA })
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	var resumed []bool
+	tr := c.Transport.(*http.Transport)
+	tr.DisableKeepAlives = true // a new tunnel for every request
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(4),
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			resumed = append(resumed, cs.DidResume)
+			if k, ok := cs.PeerCertificates[0].PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+				t.Errorf("leaf key %T, want ECDSA P-256", cs.PeerCertificates[0].PublicKey)
+			}
+			return nil
+		}}
+	for range 3 {
+		resp, err := c.Get("https://tool.test/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("answer %q", b)
+		}
+	}
+	if len(resumed) != 3 || resumed[0] || !resumed[1] || !resumed[2] {
+		t.Errorf("resumed per tunnel: %v, want [false true true]", resumed)
+	}
+}
+
+func TestTicketKeysRotate(t *testing.T) {
+	var k ticketKeys
+	t0 := time.Now()
+	a := k.get(t0)
+	if len(a) != 1 || len(k.get(t0.Add(ticketRotate-time.Second))) != 1 {
+		t.Fatalf("one key before the first rotation, got %d", len(a))
+	}
+	b := k.get(t0.Add(ticketRotate))
+	if len(b) != 2 || b[1] != a[0] || b[0] == a[0] {
+		t.Fatalf("after a rotation: a new key first, the old one second")
+	}
+	c := k.get(t0.Add(2 * ticketRotate))
+	if len(c) != 2 || c[1] != b[0] {
+		t.Fatalf("only the previous key is kept")
+	}
+}
+
+// TestClientCloseKeepsUpstreamConnection: a client that connects per
+// request (Connection: close) does not make the proxy connect upstream per
+// request too.
+func TestClientCloseKeepsUpstreamConnection(t *testing.T) {
+	var conns atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Close {
+			t.Errorf("upstream asked to close its connection")
+		}
+		io.WriteString(w, "fine")
+	}))
+	up.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	defer up.Close()
+	_, c := startTestServer(t, ModeRecord, nil)
+	c.Transport.(*http.Transport).DisableKeepAlives = true
+	for range 4 {
+		resp, err := c.Get(up.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("upstream saw %d connections for 4 requests, want 1", n)
+	}
+}
