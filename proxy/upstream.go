@@ -26,9 +26,11 @@ const (
 func newUpstreamTransport(roots *x509.CertPool) *http.Transport {
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		Proxy:       nil,
+		DialContext: dialer.DialContext,
+		// A new connection to an upstream that gave a session ticket
+		// resumes that session: no certificate chain to verify again.
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(0)},
 		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		IdleConnTimeout:       idleConnTimeout,
 		ResponseHeaderTimeout: responseHeaderTimeout,

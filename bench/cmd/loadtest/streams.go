@@ -142,17 +142,33 @@ func (h *harness) streamsPhase(rep *report) error {
 	body := streamBody(h.opt.streamEvents)
 
 	direct := &target{name: "direct", rootsFile: h.upCA}
-	fwd, err := h.startRef("streams-forward", "ref-forward", "-upstream-ca", h.upCA)
-	if err != nil {
-		return err
-	}
-	fwd.name = "forward ref"
 	db := filepath.Join(h.opt.work, "streams.db")
-	rec, err := h.startCassette("record", "streams-record", db, "streams")
-	if err != nil {
-		return err
+	// Every run gets a proxy of its own, started for it: its resident
+	// memory before the clients connect is a fresh process's, whatever
+	// earlier runs left behind.
+	start := func(kind string, round int) (*target, error) {
+		name := fmt.Sprintf("streams-%s-%d", kind, round)
+		switch kind {
+		case "forward":
+			t, err := h.startRef(name, "ref-forward", "-upstream-ca", h.upCA)
+			if t != nil {
+				t.name = "forward ref"
+			}
+			return t, err
+		case "record":
+			extra := []string{}
+			if round > 0 {
+				extra = append(extra, "--append")
+			}
+			return h.startCassette("record", name, db, "streams", extra...)
+		default:
+			return h.startCassette("replay", name, db, "streams", "--replay-timing", "recorded")
+		}
 	}
-	run := func(t *target, round int, directP99 time.Duration) time.Duration {
+	run := func(t *target, round int, directP99 time.Duration) (int, error) {
+		if t.p == nil && t.name != "direct" {
+			return 0, fmt.Errorf("%s: no process", t.name)
+		}
 		r := h.streamRun(t, base, body)
 		r.round = round
 		if directP99 > 0 {
@@ -161,33 +177,52 @@ func (h *harness) streamsPhase(rep *report) error {
 		rep.streams = append(rep.streams, r)
 		h.log("%-22s streams %d/%d first event p50 %6.2fms p99 %6.2fms cpu %5.1fµs/event rss +%4.0f KiB/stream peak %s MiB wall %.1fs errors %d %s",
 			t.name, r.streams, h.opt.streams, ms(r.firstP50), ms(r.firstP99), µs(r.cpuPerEvent), float64(r.rssPerStream)/1024, mib(r.peakRSS), r.wall.Seconds(), r.errs, r.firstErr)
-		return r.firstP99
+		if t.p != nil {
+			h.stop(t.p)
+		}
+		return len(rep.streams) - 1, nil
 	}
-	for round := range h.opt.rounds {
-		d := run(direct, round, 0)
-		for _, t := range pairOrder(round, fwd, rec) {
-			run(t, round, d)
+	// Record rounds first (replay needs what they recorded), then replay
+	// rounds; direct runs in every round, before the proxies in even
+	// rounds and after them in odd ones.
+	for _, kinds := range [][]string{{"forward", "record"}, {"replay"}} {
+		for round := range h.opt.rounds {
+			order := kinds
+			if round%2 == 1 && len(kinds) == 2 {
+				order = []string{kinds[1], kinds[0]}
+			}
+			var ours []int // indexes in rep.streams
+			d := -1
+			if round%2 == 0 {
+				if d, err = run(direct, round, 0); err != nil {
+					return err
+				}
+			}
+			for _, kind := range order {
+				t, err := start(kind, round)
+				if err != nil {
+					return err
+				}
+				var dp99 time.Duration
+				if d >= 0 {
+					dp99 = rep.streams[d].firstP99
+				}
+				r, err := run(t, round, dp99)
+				if err != nil {
+					return err
+				}
+				ours = append(ours, r)
+			}
+			if d < 0 {
+				if d, err = run(direct, round, 0); err != nil {
+					return err
+				}
+				for _, i := range ours {
+					rep.streams[i].p99VsDirect = float64(rep.streams[i].firstP99) / float64(rep.streams[d].firstP99)
+				}
+			}
 		}
 	}
-	h.stop(rec.p)
-	h.stop(fwd.p)
-	rp, err := h.startCassette("replay", "streams-replay", db, "streams", "--replay-timing", "recorded")
-	if err != nil {
-		return err
-	}
-	for round := range h.opt.rounds {
-		var d time.Duration
-		if round%2 == 0 {
-			d = run(direct, round, 0)
-			run(rp, round, d)
-		} else {
-			r0 := len(rep.streams)
-			run(rp, round, 0)
-			d = run(direct, round, 0)
-			rep.streams[r0].p99VsDirect = float64(rep.streams[r0].firstP99) / float64(d)
-		}
-	}
-	h.stop(rp.p)
 	return nil
 }
 
