@@ -70,3 +70,19 @@ func TestPairOrderAlternates(t *testing.T) {
 		}
 	}
 }
+
+// The many-streams scenario's events are what an LLM's SSE answer looks
+// like: one "data:" line of valid JSON each, a blank line after it.
+func TestStreamBodyIsEvents(t *testing.T) {
+	body := string(streamBody(100))
+	events := strings.Split(strings.TrimSuffix(body, "\n\n"), "\n\n")
+	if len(events) != 100 {
+		t.Fatalf("%d events, want 100", len(events))
+	}
+	for i, e := range events {
+		data, ok := strings.CutPrefix(e, "data: ")
+		if !ok || strings.Contains(data, "\n") || !json.Valid([]byte(data)) {
+			t.Fatalf("event %d: %q", i, e)
+		}
+	}
+}
