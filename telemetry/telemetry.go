@@ -103,6 +103,9 @@ func ParseEndpoint(raw string) (string, error) {
 func safeURL(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" {
+		if !strings.ContainsAny(raw, "@?#") && len(raw) < 200 {
+			return strings.TrimSpace(raw)
+		}
 		return "(unparsable URL)"
 	}
 	return u.Scheme + "://" + u.Host + u.Path
