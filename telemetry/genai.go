@@ -81,7 +81,7 @@ type llmResponse struct {
 	Choices []struct {
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
-	StopReason *string `json:"stop_reason"`
+	StopReason *string   `json:"stop_reason"`
 	Message    *struct { // Anthropic message_start
 		Model string `json:"model"`
 		Usage *usage `json:"usage"`
