@@ -198,21 +198,26 @@ type counting struct {
 func (c *counting) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	if err := c.SpanExporter.ExportSpans(ctx, spans); err != nil {
 		c.e.failed.Add(int64(len(spans)))
-		c.e.say(fmt.Sprintf("telemetry: dropped %d spans: collector %s: %s (%d dropped so far)",
-			len(spans), c.e.endpoint, scrubErr(err, c.e.raw), c.e.failed.Load()))
+		c.e.say(fmt.Sprintf("telemetry: dropped %d spans: collector %s: %s", len(spans), c.e.endpoint, scrubErr(err, c.e.raw)))
 		return nil
 	}
 	c.e.exported.Add(int64(len(spans)))
 	return nil
 }
 
-// say warns, once per distinct line.
+// say warns of a failed batch; while the collector keeps failing the same
+// way, the next failures are only counted (Close reports the total).
 func (e *Exporter) say(line string) {
 	if e.warn == nil {
 		return
 	}
 	e.warnMu.Lock()
 	defer e.warnMu.Unlock()
+	reason := line[strings.Index(line, ": collector ")+1:]
+	if reason == e.lastWarn {
+		return
+	}
+	e.lastWarn = reason
 	e.warn(line)
 }
 
