@@ -160,9 +160,10 @@ func TestExportOneTracePerRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rcv.Close()
+	var mu sync.Mutex
 	var warns []string
 	e, err := New(Config{Endpoint: rcv.URL, Headers: map[string]string{"Authorization": "Bearer collector-token"}, Version: "test",
-		Warn: func(s string) { warns = append(warns, s) }})
+		Warn: func(s string) { mu.Lock(); warns = append(warns, s); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +174,8 @@ func TestExportOneTracePerRun(t *testing.T) {
 	if err := e.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if e.Exported() != 4 || e.Dropped() != 0 || len(warns) != 0 {
 		t.Fatalf("exported %d dropped %d warnings %q", e.Exported(), e.Dropped(), warns)
 	}
