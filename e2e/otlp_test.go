@@ -48,10 +48,12 @@ func closedURL(t *testing.T) string {
 }
 
 // The agent: one LLM call carrying the key in a header, the query and the
-// body, then a checkpoint event whose data carries it too.
-const otlpAgent = `curl -sf -H "Authorization: Bearer $LLM_API_KEY" -H "Content-Type: application/json" ` +
+// body, then a checkpoint event whose data carries it too. (The names are
+// put together at run time: the run record scrubs "api_key=..." from the
+// command line itself, which would change the command replayed.)
+const otlpAgent = `k=api; curl -sf -H "Authorization: Bearer $LLM_API_KEY" -H "Content-Type: application/json" ` +
 	`-d "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"password\":\"$LLM_API_KEY\"}" ` +
-	`"$UPSTREAM/v1/chat/completions?api_key=$LLM_API_KEY" -o answer.json && ` +
+	`"$UPSTREAM/v1/chat/completions?${k}_key=$LLM_API_KEY" -o answer.json && ` +
 	`curl -sf -d "{\"kind\":\"checkpoint\",\"name\":\"asked\",\"data\":{\"note\":\"used $LLM_API_KEY\"}}" "$CASSETTEPROXY_URL/_cassetteproxy/v1/events"`
 
 const otlpSecret = "s3cr3t-OTLP-value-9f8e7d6c5b4a3210"
@@ -148,9 +150,12 @@ func TestOTLPTraces(t *testing.T) {
 	if _, errs, code := e.cli("export", "--cassette", "llm", "--out", fx); code != 0 {
 		t.Fatalf("export: %d %s", code, errs)
 	}
-	replayArgs := []string{"replay", fx, "--pass-env", "LLM_API_KEY", "--pass-env", "UPSTREAM", "--isolate", "off"}
+	replayArgs := []string{"replay", fx, "--pass-env", "LLM_API_KEY", "--pass-env", "UPSTREAM"}
 	stdout, errs, replayCode := e.cliIn(e.dir, vars, append(replayArgs, "--otlp-endpoint", rcv.URL)...)
 	v := parseVerdict(t, stdout)
+	if replayCode != 0 || v.Status != "passed" {
+		t.Fatalf("replay: exit %d, %+v\n%s\n%s", replayCode, v, errs, stdout)
+	}
 	traces = rcv.Traces()
 	if len(traces) != 2 {
 		t.Fatalf("after the replay: %d traces, want 2 (exit %d)\n%s", len(traces), replayCode, errs)
@@ -175,7 +180,7 @@ func TestOTLPTraces(t *testing.T) {
 
 	// monitor: one trace per fixture replayed, counted in monitor.json.
 	mout := filepath.Join(e.dir, "mon")
-	_, errs, monCode := e.cliIn(e.dir, vars, "monitor", fx, "--out", mout, "--pass-env", "LLM_API_KEY", "--pass-env", "UPSTREAM", "--isolate", "off", "--otlp-endpoint", rcv.URL)
+	_, errs, monCode := e.cliIn(e.dir, vars, "monitor", fx, "--out", mout, "--pass-env", "LLM_API_KEY", "--pass-env", "UPSTREAM", "--otlp-endpoint", rcv.URL)
 	mon := readShardReport(t, mout)
 	if len(rcv.Traces()) != 3 || mon.Telemetry == nil || mon.Telemetry.Exported == 0 || mon.Telemetry.Dropped != 0 {
 		t.Fatalf("monitor: exit %d, %d traces, telemetry %+v\n%s", monCode, len(rcv.Traces()), mon.Telemetry, errs)
@@ -193,7 +198,7 @@ func TestOTLPTraces(t *testing.T) {
 	if v2 := parseVerdict(t, stdout); code != replayCode || v2.Status != v.Status || v2.FailureClass != v.FailureClass || !strings.Contains(errs, "spans not delivered") {
 		t.Fatalf("replay, collector down: exit %d (up: %d), %+v (up: %+v)\n%s", code, replayCode, v2, v, errs)
 	}
-	_, errs, code = e.cliIn(e.dir, vars, "monitor", fx, "--out", mout, "--pass-env", "LLM_API_KEY", "--pass-env", "UPSTREAM", "--isolate", "off", "--otlp-endpoint", down)
+	_, errs, code = e.cliIn(e.dir, vars, "monitor", fx, "--out", mout, "--pass-env", "LLM_API_KEY", "--pass-env", "UPSTREAM", "--otlp-endpoint", down)
 	mon2 := readShardReport(t, mout)
 	if code != monCode || mon2.Gate != mon.Gate || mon2.Telemetry == nil || mon2.Telemetry.Dropped == 0 || mon2.Telemetry.Exported != 0 || !strings.Contains(errs, "telemetry: dropped") {
 		t.Fatalf("monitor, collector down: exit %d (up: %d), %+v\n%s", code, monCode, mon2.Telemetry, errs)
