@@ -27,6 +27,7 @@ func replayFlags() []cli.Flag {
 		passEnvFlag(), secretEnvFlag(), secretFileFlag(),
 		&cli.StringSliceFlag{Name: "allow-host", Usage: "only this host `GLOB` may be called (repeatable; adds to input.json's tool_allowlist and rules.yaml's allow_hosts)"},
 		isolateFlag(),
+		otlpFlag(),
 	}, expiryFlags()...)
 }
 
@@ -86,6 +87,11 @@ func replayAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	otlp, err := newTelemetry(c)
+	if err != nil {
+		return err
+	}
+	defer closeTelemetry(c, otlp)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -99,6 +105,9 @@ func replayAction(c *cli.Context) error {
 		Stdout: os.Stderr, Stderr: os.Stderr, Signals: sigs, PassEnv: pass, WriteProof: true, AllowHosts: c.StringSlice("allow-host")})
 	if err != nil {
 		return err
+	}
+	if err := traceReplay(otlp, re.Store.GetRun, f, v); err != nil {
+		fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: warning: "+err.Error())
 	}
 	if err := printJSON(c, v); err != nil {
 		return err

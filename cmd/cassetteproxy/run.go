@@ -19,6 +19,7 @@ import (
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/runner"
 	"github.com/cassetteproxy/cassetteproxy/store"
+	"github.com/cassetteproxy/cassetteproxy/telemetry"
 )
 
 // runFlags are serve's flags (with a free port by default) plus the run
@@ -48,6 +49,7 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "side-effect", Usage: "\"`METHOD URLGLOB`\" the command must make exactly once, answered 2xx (repeatable)"},
 		&cli.StringFlag{Name: "no-proxy", Usage: "NO_PROXY `LIST` for the command (default: empty, everything goes through the proxy)"},
 		isolateFlag(),
+		otlpFlag(),
 	)
 }
 
@@ -114,6 +116,11 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	otlp, err := newTelemetry(c)
+	if err != nil {
+		return err
+	}
+	defer closeTelemetry(c, otlp)
 
 	// Signals first: one arriving while the proxy starts is forwarded to
 	// the child as soon as it exists, and never leaves a record open.
@@ -191,6 +198,9 @@ func runAction(c *cli.Context) error {
 			ToolAllowlist: p.allowHosts,
 		},
 	})
+	if otlp != nil && res.Record.RunID != "" {
+		otlp.Emit(telemetry.Run{Record: res.Record, Events: res.Evidence.Events, Interactions: slimInteractions(p.st, c.String("cassette"))})
+	}
 	stopErr := p.stop()
 	if runErr != nil && res.Record.RunID == "" {
 		return runErr // nothing ran
