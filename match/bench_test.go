@@ -77,7 +77,7 @@ func benchmarkLookup(b *testing.B, n int) {
 	b.ReportAllocs()
 	j := 0
 	for b.Loop() {
-		if _, st := ix.Next(reqs[j%len(reqs)]); st == NotFound {
+		if _, st, _ := ix.Next(reqs[j%len(reqs)]); st == NotFound {
 			b.Fatal("not found")
 		}
 		j++
@@ -92,7 +92,7 @@ func BenchmarkClosest100k(b *testing.B) {
 	req := rq("POST", "https://api.example.com/v1/r3?id=12345&page=6", ctJSON, `{"q":"find 12346","limit":10}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if c := ix.Closest(req); c == nil {
+		if c, _ := ix.Closest(req); c == nil {
 			b.Fatal("nil")
 		}
 	}

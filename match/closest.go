@@ -58,37 +58,59 @@ const (
 // by an estimate of its differences, from a sketch of each request's
 // query, headers and body leaves kept at indexing, so a miss on a 100k
 // cassette re-parses at most maxDetailed recorded requests.
-func (ix *Index) Closest(req *store.Request) *Closest {
+func (ix *Index) Closest(req *store.Request) (*Closest, error) {
 	if ix == nil {
-		return nil
+		return nil, nil
 	}
 	n := ix.rules.normalize(req)
 	_, s := n.digestAndSummary(true)
+	sk := s.content.packed()
 
 	ix.mu.Lock()
-	entries := ix.entries
-	cands := ix.byHostPath[s.host+" "+s.path]
+	entries, groups := ix.entries, ix.groups
+	var cands []int32
+	if g, ok := ix.byGroup[s.host+" "+s.path]; ok {
+		cands = ix.members[g]
+	}
 	if len(cands) == 0 {
 		cands = ix.byHost[s.host]
 	}
+	method, okM := ix.strID[s.method]
+	scheme, okS := ix.strID[s.scheme]
 	ix.mu.Unlock()
 	if len(entries) == 0 {
-		return nil
+		return nil, nil
 	}
 	all := len(cands) == 0
 	count := len(cands)
 	if all {
 		count = len(entries)
 	}
-	at := func(i int) int {
+	at := func(i int) int32 {
 		if all {
-			return i
+			return int32(i)
 		}
 		return cands[i]
 	}
+	// coarseScore estimates the differences between a recorded request and
+	// the requested one from the index; a different host or path outweighs
+	// anything else.
+	coarseScore := func(e *entry) float64 {
+		var sc float64
+		g := &groups[e.group]
+		if g.host != s.host || g.path != s.path {
+			sc += 1e9
+		}
+		for _, ne := range []bool{!okM || e.method != method, !okS || e.scheme != scheme, g.host != s.host, g.path != s.path} {
+			if ne {
+				sc++
+			}
+		}
+		return sc + estPacked(&e.sk, &sk)
+	}
 
 	// Rank by estimated differences, keep the best maxDetailed.
-	chosen := make([]int, 0, min(count, maxDetailed))
+	chosen := make([]int32, 0, min(count, maxDetailed))
 	if count <= maxDetailed {
 		for i := range count {
 			chosen = append(chosen, at(i))
@@ -96,11 +118,11 @@ func (ix *Index) Closest(req *store.Request) *Closest {
 	} else {
 		type ranked struct {
 			score float64
-			idx   int
+			idx   int32
 		}
 		r := make([]ranked, count)
 		for i := range count {
-			r[i] = ranked{coarseScore(&entries[at(i)].sum, &s), at(i)}
+			r[i] = ranked{coarseScore(&entries[at(i)]), at(i)}
 		}
 		slices.SortFunc(r, func(a, b ranked) int {
 			if c := cmp.Compare(a.score, b.score); c != 0 {
@@ -113,44 +135,32 @@ func (ix *Index) Closest(req *store.Request) *Closest {
 		}
 	}
 
-	bestIdx, bestScore := -1, 0
+	bestScore := 0
 	var best *differ
+	var bestReq *store.Request
+	var bestSeq uint64
 	for _, ei := range chosen {
-		e := &entries[ei]
-		rn := ix.rules.normalize(&e.in.Request)
+		rec, seq, err := ix.request(ei)
+		if err != nil {
+			return nil, err
+		}
+		rn := ix.rules.normalize(rec)
 		d := &differ{}
 		diffNorm(rn, n, d)
 		score := d.n
 		if rn.host != n.host || rn.path != n.path {
 			score += 1 << 30
 		}
-		if bestIdx < 0 || score < bestScore {
-			bestIdx, bestScore, best = ei, score, d
+		if best == nil || score < bestScore {
+			bestScore, best, bestReq, bestSeq = score, d, rec, seq
 		}
 	}
-	in := entries[bestIdx].in
 	return &Closest{
-		Seq:         in.Seq,
-		Method:      in.Request.Method,
-		URL:         truncate(in.Request.URL),
+		Seq:         bestSeq,
+		Method:      bestReq.Method,
+		URL:         truncate(bestReq.URL),
 		Differences: best.result(),
-	}
-}
-
-// coarseScore estimates the differences between a recorded request and
-// the requested one from their summaries; a different host or path
-// outweighs anything else.
-func coarseScore(rec, req *summary) float64 {
-	var sc float64
-	if rec.host != req.host || rec.path != req.path {
-		sc += 1e9
-	}
-	for _, ne := range []bool{rec.method != req.method, rec.scheme != req.scheme, rec.host != req.host, rec.path != req.path} {
-		if ne {
-			sc++
-		}
-	}
-	return sc + estDiffs(&rec.content, &req.content)
+	}, nil
 }
 
 type differ struct {

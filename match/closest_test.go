@@ -69,7 +69,7 @@ func TestClosest(t *testing.T) {
 			if tc.rules != "" {
 				r = mustRules(t, tc.rules)
 			}
-			c := NewIndex(r, closestFixture()).Closest(tc.req)
+			c, _ := NewIndex(r, closestFixture()).Closest(tc.req)
 			if c == nil {
 				t.Fatal("nil Closest")
 			}
@@ -91,17 +91,17 @@ func TestClosest(t *testing.T) {
 func TestClosestPrefersFewestDifferences(t *testing.T) {
 	ins := closestFixture()
 	// Seq 3 differs from this request in one field; seq 2 in many.
-	c := NewIndex(nil, ins).Closest(rq("POST", "https://api.example.com/v1/chat", ctJSON, `{"model":"other","messages":[{"role":"user","content":"something else!"}]}`))
+	c, _ := NewIndex(nil, ins).Closest(rq("POST", "https://api.example.com/v1/chat", ctJSON, `{"model":"other","messages":[{"role":"user","content":"something else!"}]}`))
 	if c.Seq != 3 || len(c.Differences) != 1 || c.Differences[0].Field != "body.$.messages[0].content" {
 		t.Fatalf("got %+v", c)
 	}
 }
 
 func TestClosestEmptyAndShape(t *testing.T) {
-	if c := NewIndex(nil, nil).Closest(rq("GET", "https://h/", "", "")); c != nil {
+	if c, _ := NewIndex(nil, nil).Closest(rq("GET", "https://h/", "", "")); c != nil {
 		t.Fatalf("empty index: %+v", c)
 	}
-	c := NewIndex(nil, closestFixture()).Closest(rq("GET", "https://api.example.com/v1/items?page=2&limit=10", "", ""))
+	c, _ := NewIndex(nil, closestFixture()).Closest(rq("GET", "https://api.example.com/v1/items?page=2&limit=10", "", ""))
 	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func TestClosestEmptyAndShape(t *testing.T) {
 func TestClosestTruncates(t *testing.T) {
 	long := strings.Repeat("é", 500)
 	ins := []store.Interaction{ia(1, rq("POST", "https://h/x?q="+strings.Repeat("a", 400), ctJSON, `{"text":"`+long+`"}`), 200)}
-	c := NewIndex(nil, ins).Closest(rq("POST", "https://h/x?q="+strings.Repeat("b", 400), ctJSON, `{"text":"`+long+`!"}`))
+	c, _ := NewIndex(nil, ins).Closest(rq("POST", "https://h/x?q="+strings.Repeat("b", 400), ctJSON, `{"text":"`+long+`!"}`))
 	if len(c.Differences) != 2 {
 		t.Fatalf("differences %+v", c.Differences)
 	}
@@ -138,7 +138,7 @@ func TestClosestCapsList(t *testing.T) {
 		b = append(b, fmt.Sprintf(`"k%02d":%d`, i, i+1))
 	}
 	ins := []store.Interaction{ia(1, rq("POST", "https://h/x", ctJSON, "{"+strings.Join(a, ",")+"}"), 200)}
-	c := NewIndex(nil, ins).Closest(rq("POST", "https://h/x", ctJSON, "{"+strings.Join(b, ",")+"}"))
+	c, _ := NewIndex(nil, ins).Closest(rq("POST", "https://h/x", ctJSON, "{"+strings.Join(b, ",")+"}"))
 	if len(c.Differences) != maxListed+1 {
 		t.Fatalf("%d differences listed", len(c.Differences))
 	}
@@ -162,7 +162,7 @@ func TestClosestLargeCassette(t *testing.T) {
 	}
 	ix := NewIndex(nil, ins)
 	target := n * 3 / 4
-	c := ix.Closest(rq("POST", "https://api.example.com/v1/chat", ctJSON, fmt.Sprintf(`{"model":"m","n":%d,"messages":[{"role":"user","content":"bye"}]}`, target)))
+	c, _ := ix.Closest(rq("POST", "https://api.example.com/v1/chat", ctJSON, fmt.Sprintf(`{"model":"m","n":%d,"messages":[{"role":"user","content":"bye"}]}`, target)))
 	if c.Seq != uint64(target+1) {
 		t.Fatalf("closest seq %d, want %d (%+v)", c.Seq, target+1, c.Differences)
 	}

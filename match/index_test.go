@@ -42,7 +42,7 @@ func TestIndexRepeatsInOrder(t *testing.T) {
 		{rq("GET", "https://api.example.com/items?page=2", "", ""), 0, NotFound},
 	}
 	for i, s := range steps {
-		in, st := ix.Next(s.req)
+		in, st, _ := ix.Next(s.req)
 		var seq uint64
 		if in != nil {
 			seq = in.Seq
@@ -52,7 +52,7 @@ func TestIndexRepeatsInOrder(t *testing.T) {
 		}
 	}
 	// Pointers into the caller's slice.
-	in, _ := ix.Next(get)
+	in, _, _ := ix.Next(get)
 	if in != &ins[4] {
 		t.Error("Next should return a pointer to the recorded interaction")
 	}
@@ -60,11 +60,11 @@ func TestIndexRepeatsInOrder(t *testing.T) {
 
 func TestIndexUsesRulesNotStoredKey(t *testing.T) {
 	ins := []store.Interaction{ia(1, rq("GET", "https://h/x?ts=1&q=a", "", ""), 200)}
-	if _, st := NewIndex(nil, ins).Next(rq("GET", "https://h/x?q=a&ts=2", "", "")); st != NotFound {
+	if _, st, _ := NewIndex(nil, ins).Next(rq("GET", "https://h/x?q=a&ts=2", "", "")); st != NotFound {
 		t.Fatalf("default rules: status %v, want NotFound", st)
 	}
 	ix := NewIndex(mustRules(t, "rules: [{ignore_query: [ts]}]"), ins)
-	if in, st := ix.Next(rq("GET", "https://h/x?q=a&ts=2", "", "")); st != Found || in.Seq != 1 {
+	if in, st, _ := ix.Next(rq("GET", "https://h/x?q=a&ts=2", "", "")); st != Found || in.Seq != 1 {
 		t.Fatalf("with ignore_query: status %v, want Found", st)
 	}
 }
@@ -73,7 +73,7 @@ func TestIndexAdd(t *testing.T) {
 	ix := NewIndex(nil, []store.Interaction{ia(1, rq("GET", "https://a.test/x", "", ""), 200)})
 	// A new key: the live request that produced it was answered by it.
 	newReq := rq("GET", "https://b.test/y", "", "")
-	if _, st := ix.Next(newReq); st != NotFound {
+	if _, st, _ := ix.Next(newReq); st != NotFound {
 		t.Fatalf("before Add: %v", st)
 	}
 	ix.Add(ia(2, newReq, 201))
@@ -83,7 +83,7 @@ func TestIndexAdd(t *testing.T) {
 	if !ix.HasHost("b.test:443") {
 		t.Error("HasHost after Add")
 	}
-	if in, st := ix.Next(newReq); st != Exhausted || in.Seq != 2 {
+	if in, st, _ := ix.Next(newReq); st != Exhausted || in.Seq != 2 {
 		t.Fatalf("after Add: %v %v, want seq 2 Exhausted", in, st)
 	}
 	// A key with an unserved interaction keeps serving in recorded order.
@@ -93,19 +93,19 @@ func TestIndexAdd(t *testing.T) {
 		seq uint64
 		st  Status
 	}{{1, Found}, {3, Found}, {3, Exhausted}} {
-		if in, st := ix.Next(old); in.Seq != want.seq || st != want.st {
+		if in, st, _ := ix.Next(old); in.Seq != want.seq || st != want.st {
 			t.Fatalf("lookup %d: seq %d %v, want %d %v", i, in.Seq, st, want.seq, want.st)
 		}
 	}
 	// Exhausted key + Add: the new one counts as served too.
 	ix.Add(ia(4, old, 203))
-	if in, st := ix.Next(old); in.Seq != 4 || st != Exhausted {
+	if in, st, _ := ix.Next(old); in.Seq != 4 || st != Exhausted {
 		t.Fatalf("after second Add: seq %d %v", in.Seq, st)
 	}
 	// Adding to an empty index works.
 	empty := NewIndex(nil, nil)
 	empty.Add(ia(1, old, 200))
-	if in, st := empty.Next(old); in == nil || st != Exhausted {
+	if in, st, _ := empty.Next(old); in == nil || st != Exhausted {
 		t.Fatalf("empty index after Add: %v", st)
 	}
 }
@@ -144,7 +144,7 @@ func TestIndexHasHost(t *testing.T) {
 func TestIndexReplaysMCPSession(t *testing.T) {
 	ix := NewIndex(nil, loadCapture(t, "mcp-session-1.json"))
 	for i, in := range loadCapture(t, "mcp-session-2.json") {
-		got, st := ix.Next(&in.Request)
+		got, st, _ := ix.Next(&in.Request)
 		if st != Found || got.Seq != uint64(i+1) {
 			t.Fatalf("exchange %d: %v seq %v", i, st, got)
 		}
@@ -170,7 +170,7 @@ func TestIndexConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range n / 8 {
-				in, st := ix.Next(rq("POST", "https://h/x", ctJSON, `{ "a" : 1 }`))
+				in, st, _ := ix.Next(rq("POST", "https://h/x", ctJSON, `{ "a" : 1 }`))
 				if st != Found {
 					t.Errorf("status %v", st)
 					return
@@ -194,7 +194,7 @@ func TestIndexConcurrent(t *testing.T) {
 	if len(seen) != n {
 		t.Fatalf("%d distinct interactions served, want %d", len(seen), n)
 	}
-	if _, st := ix.Next(rq("POST", "https://h/x", ctJSON, `{"a":1}`)); st != Exhausted {
+	if _, st, _ := ix.Next(rq("POST", "https://h/x", ctJSON, `{"a":1}`)); st != Exhausted {
 		t.Fatalf("status %v, want Exhausted", st)
 	}
 }
@@ -209,7 +209,7 @@ func TestNewIndexParallelBuild(t *testing.T) {
 	ix := NewIndex(nil, ins)
 	for round := range 5 {
 		for i := range 1000 {
-			in, st := ix.Next(rq("GET", fmt.Sprintf("https://h/x?i=%d", i), "", ""))
+			in, st, _ := ix.Next(rq("GET", fmt.Sprintf("https://h/x?i=%d", i), "", ""))
 			if st != Found || in.Seq != uint64(round*1000+i+1) {
 				t.Fatalf("round %d i %d: %v %v", round, i, in, st)
 			}

@@ -215,10 +215,10 @@ func FuzzKey(f *testing.F) {
 		}
 		_ = DefaultRules().Key(req)
 		ix := NewIndex(r, []store.Interaction{{Request: *req}})
-		if _, st := ix.Next(req); st != Found {
+		if _, st, _ := ix.Next(req); st != Found {
 			t.Fatalf("a request does not find itself: %v", st)
 		}
-		if c := ix.Closest(req); c == nil || len(c.Differences) != 0 {
+		if c, _ := ix.Closest(req); c == nil || len(c.Differences) != 0 {
 			t.Fatalf("closest to itself: %+v", c)
 		}
 	})

@@ -112,7 +112,7 @@ func checkLearnedRulesMatch(t *testing.T, l *Learned, a, b []store.Interaction) 
 	}
 	ix := NewIndex(rules, a)
 	for i := range b {
-		if _, st := ix.Next(&b[i].Request); st != Found && st != Exhausted {
+		if _, st, _ := ix.Next(&b[i].Request); st != Found && st != Exhausted {
 			if l.Structural == 0 {
 				t.Errorf("b[%d] %s misses under the learned rules:\n%s", i, b[i].Request.URL, y)
 			}

@@ -108,16 +108,36 @@ func jsonFeatures(v *jnode, h uint64, s *sketch) {
 	}
 }
 
-// estDiffs estimates how many values differ between the two feature sets:
-// half their symmetric difference (a changed value is one feature gone and
-// one new), from the Jaccard index estimated on the union's bottom k.
-func estDiffs(a, b *sketch) float64 {
+// packedSketch is a sketch as an Index keeps it for every interaction: the
+// high 32 bits of each of the smallest hashes (their order is the same)
+// and the count of features. It holds min(total, sketchK) hashes.
+type packedSketch struct {
+	min   [sketchK]uint32
+	total uint32
+}
+
+func (s *sketch) packed() packedSketch {
+	p := packedSketch{total: s.total}
+	for i := range int(s.n) {
+		p.min[i] = uint32(s.min[i] >> 32)
+	}
+	return p
+}
+
+func (p *packedSketch) n() int { return int(min(p.total, sketchK)) }
+
+// estPacked estimates how many values differ between the two feature
+// sets: half their symmetric difference (a changed value is one feature
+// gone and one new), from the Jaccard index estimated on the union's
+// bottom k.
+func estPacked(a, b *packedSketch) float64 {
+	an, bn := a.n(), b.n()
 	i, j, taken, both := 0, 0, 0, 0
-	for taken < sketchK && (i < int(a.n) || j < int(b.n)) {
+	for taken < sketchK && (i < an || j < bn) {
 		switch {
-		case j >= int(b.n) || (i < int(a.n) && a.min[i] < b.min[j]):
+		case j >= bn || (i < an && a.min[i] < b.min[j]):
 			i++
-		case i >= int(a.n) || b.min[j] < a.min[i]:
+		case i >= an || b.min[j] < a.min[i]:
 			j++
 		default:
 			both++

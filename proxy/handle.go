@@ -125,7 +125,10 @@ func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (
 	}
 
 	// 5. Every other mode answers from the cassette first.
-	in, status := s.index.Next(&recReq)
+	in, status, err := s.index.Next(&recReq)
+	if err != nil {
+		return s.cassetteUnreadable(req, err, &out)
+	}
 	switch {
 	case status == match.Found, status == match.Exhausted && mode != ModeStrict:
 		if msg, fix, blocked := s.bodyNotRecorded(in); blocked {
@@ -154,7 +157,7 @@ func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (
 		out.Decision, out.Reason = DecisionBlocked, ReasonExhausted
 		return s.blockedResponse(req, blockedAnswer{Reason: ReasonExhausted, Request: blockedRequest{req.Method, out.URL},
 			Message: "every recorded answer to this request was already served; strict mode does not repeat the last one",
-			Closest: s.index.Closest(&recReq),
+			Closest: s.closest(&recReq),
 			Fix:     "record the run again so the cassette holds as many answers as the client asks for, or use --mode replay to repeat the last"})
 	}
 
@@ -172,7 +175,7 @@ func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (
 	}
 	out.Decision, out.Reason = DecisionBlocked, reason
 	return s.blockedResponse(req, blockedAnswer{Reason: reason, Request: blockedRequest{req.Method, out.URL}, Message: msg,
-		Closest: s.index.Closest(&recReq),
+		Closest: s.closest(&recReq),
 		Fix:     "make the request match the closest recorded one (see differences), add a rule to ignore the differing part (--rules), or " + s.recordHint()})
 }
 
@@ -598,6 +601,26 @@ func (s *Server) expired(in *store.Interaction) (time.Duration, bool) {
 	}
 	age := time.Since(in.RecordedAt)
 	return age, age > s.cfg.MaxRecordingAge
+}
+
+// cassetteUnreadable answers a request whose recorded answer could not be
+// read from the store (a damaged page, an I/O error): 502, logged.
+func (s *Server) cassetteUnreadable(req *http.Request, err error, out *Outcome) *http.Response {
+	out.Decision, out.Reason = DecisionError, "reading the recorded answer: "+err.Error()
+	s.log.Error("recorded answer unreadable", "url", out.URL, "err", err)
+	return s.errorResponse(req, http.StatusBadGateway, out.Reason)
+}
+
+// closest is the closest recorded interaction for a blocked answer, or nil
+// when the cassette is empty or it could not be read (logged: the request
+// is blocked all the same, without the hint).
+func (s *Server) closest(req *store.Request) *match.Closest {
+	c, err := s.index.Closest(req)
+	if err != nil {
+		s.log.Error("closest recorded interaction unreadable", "url", req.URL, "err", err)
+		return nil
+	}
+	return c
 }
 
 // recordHint says how to get a missing request into the recording.

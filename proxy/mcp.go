@@ -21,12 +21,16 @@ type toolHints struct {
 	byHost map[string]map[string]bool
 }
 
-func newToolHints(ins []store.Interaction) *toolHints {
+func newToolHints(ix *match.Index) (*toolHints, error) {
 	t := &toolHints{byHost: map[string]map[string]bool{}}
-	for i := range ins {
-		t.learn(&ins[i])
+	lists, err := ix.ToolLists()
+	if err != nil {
+		return nil, err
 	}
-	return t
+	for _, in := range lists {
+		t.learn(in)
+	}
+	return t, nil
 }
 
 // learn takes the read-only tools from a recorded tools/list answer.

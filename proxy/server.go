@@ -55,6 +55,9 @@ type Config struct {
 	Mode          Mode
 	Cassette      string
 	Interactions  []store.Interaction // the cassette as loaded, for replay, strict and live
+	// Index, when set, is the cassette's index (match.Load over a
+	// store.Replay), built with Rules, instead of one of Interactions.
+	Index *match.Index
 	Recorder      *store.Recorder     // where record and live modes write; nil in replay and strict
 	Rules         *match.Rules
 	Redactor      *redact.Redactor
@@ -295,13 +298,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	index := cfg.Index
+	if index == nil {
+		index = match.NewIndex(cfg.Rules, cfg.Interactions)
+	} else if index.Rules() != cfg.Rules {
+		return nil, errors.New("proxy: Index was built with other rules than Rules")
+	}
+	tools, err := newToolHints(index)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: reading the recorded tools/list answers: %w", err)
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		redactor: cfg.Redactor,
 		memo:     newRedactMemo(),
-		index:    match.NewIndex(cfg.Rules, cfg.Interactions),
-		tools:    newToolHints(cfg.Interactions),
+		index:    index,
+		tools:    tools,
 		conns:    make(map[net.Conn]struct{}),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())

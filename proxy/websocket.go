@@ -143,7 +143,10 @@ func looksJSON(b []byte) bool {
 // recorded 101 (with the Sec-WebSocket-Accept the live key needs) and a
 // connection that plays the recorded server.
 func (s *Server) replayWebSocket(req *http.Request, recReq *store.Request, mode Mode, out *Outcome) *http.Response {
-	in, status := s.index.Next(recReq)
+	in, status, err := s.index.Next(recReq)
+	if err != nil {
+		return s.cassetteUnreadable(req, err, out)
+	}
 	found := status == match.Found || status == match.Exhausted && mode != ModeStrict
 	if found {
 		if msg, fix, blocked := s.bodyNotRecorded(in); blocked {
@@ -158,7 +161,7 @@ func (s *Server) replayWebSocket(req *http.Request, recReq *store.Request, mode 
 		}
 		out.Decision, out.Reason = DecisionBlocked, reason
 		return s.blockedResponse(req, blockedAnswer{Reason: reason, Request: blockedRequest{req.Method, out.URL}, Message: msg,
-			Closest: s.index.Closest(recReq), Fix: s.recordHint()})
+			Closest: s.closest(recReq), Fix: s.recordHint()})
 	}
 	out.Decision = DecisionReplayed
 	h := in.Response.Header.Clone()

@@ -163,6 +163,23 @@ func decodeValue(value []byte, body func(ref []byte) ([]byte, error)) (Interacti
 	return in, nil
 }
 
+// decodeHead decodes a stored value's key, times, run and request, and
+// not its response: no body stored apart is looked up. The result does
+// not alias value.
+func decodeHead(value []byte) (Interaction, error) {
+	var in Interaction
+	payload, err := unpackValue(value)
+	if err != nil {
+		return in, err
+	}
+	r := reader{b: payload}
+	r.head(&in)
+	if r.err != nil {
+		return Interaction{}, fmt.Errorf("%w: %v", ErrCorrupt, r.err)
+	}
+	return in, nil
+}
+
 // ---- v1 binary encoding ----
 //
 // Integers are varints (signed) or uvarints (lengths). A "nullable" length is
@@ -556,6 +573,16 @@ func (r *reader) header(what string) http.Header {
 }
 
 func (r *reader) interaction(in *Interaction) {
+	r.head(in)
+	r.response(&in.Response)
+	if r.err != nil {
+		*in = Interaction{}
+	}
+}
+
+// head reads what comes before the response: the key, times, run and the
+// request.
+func (r *reader) head(in *Interaction) {
 	in.Key = r.str("key")
 	if t := r.bytes("recorded_at"); r.err == nil {
 		if err := in.RecordedAt.UnmarshalBinary(t); err != nil {
@@ -571,8 +598,9 @@ func (r *reader) interaction(in *Interaction) {
 	q.Header = r.header("request header")
 	q.Body = r.nullBytes("request body")
 	q.ContentEncoding = r.str("request content_encoding")
+}
 
-	p := &in.Response
+func (r *reader) response(p *Response) {
 	st := r.varint("status")
 	if st < math.MinInt32 || st > math.MaxInt32 {
 		r.fail("status")
@@ -637,9 +665,6 @@ func (r *reader) interaction(in *Interaction) {
 	r.policy(in)
 	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody|flagBodyRef|flagMessages|flagLength) != 0 && r.err == nil {
 		r.err = fmt.Errorf("unknown flags %#x", flags)
-	}
-	if r.err != nil {
-		*in = Interaction{}
 	}
 }
 

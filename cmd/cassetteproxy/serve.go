@@ -261,7 +261,9 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	}
 	p.redactor = redactor
 
-	var interactions []store.Interaction
+	// A replaying proxy keeps the cassette's index in memory and reads each
+	// recorded answer from the store when a request matches it.
+	var index *match.Index
 	fresh := false // start the cassette afresh, as the last step before serving
 	switch {
 	case !plan.Replays: // nothing read from the cassette: record it afresh, or add to it with --append
@@ -272,13 +274,13 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		}
 	case mode == proxy.ModeRecord: // rules replay some hosts: load what there is, creating it if new
 		if err = st.CreateCassette(cassette); err == nil {
-			interactions, err = st.Interactions(cassette)
+			index, err = indexCassette(st, cassette, rules)
 		}
 		if err != nil {
 			return fail(err)
 		}
 	default: // the global mode replays: the cassette must exist
-		if interactions, err = loadCassette(st, dbPath, cassette); err != nil {
+		if index, err = loadCassette(st, dbPath, cassette, rules); err != nil {
 			return fail(err)
 		}
 	}
@@ -292,7 +294,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	p.srv, err = proxy.New(proxy.Config{
 		Mode:            mode,
 		Cassette:        cassette,
-		Interactions:    interactions,
+		Index:           index,
 		Recorder:        p.rec,
 		Rules:           rules,
 		Redactor:        redactor,
@@ -322,7 +324,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		}
 	}
 	go func() { p.served <- p.srv.Serve(ln) }()
-	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", len(interactions), "db", dbPath, "ca", ca.CertPath)
+	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", index.Len(), "db", dbPath, "ca", ca.CertPath)
 	if rf := c.String("ready-file"); rf != "" {
 		if err := fsutil.WriteFileAtomic(rf, []byte(p.addr+"\n"), 0o644); err != nil {
 			p.stop()
@@ -367,9 +369,18 @@ func (p *runningProxy) stop() error {
 	return errors.Join(errs...)
 }
 
-// loadCassette reads a cassette for replay, or says which exist and how to
-// record the missing one.
-func loadCassette(st *store.Store, dbPath, name string) ([]store.Interaction, error) {
+// indexCassette indexes a cassette for replay, reading on demand.
+func indexCassette(st *store.Store, name string, rules *match.Rules) (*match.Index, error) {
+	r, err := st.Replay(name, store.ReplayOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return match.Load(rules, r)
+}
+
+// loadCassette indexes a cassette for replay, or says which exist and how
+// to record the missing one.
+func loadCassette(st *store.Store, dbPath, name string, rules *match.Rules) (*match.Index, error) {
 	ok, err := st.HasCassette(name)
 	if err != nil {
 		return nil, err
@@ -389,7 +400,7 @@ func loadCassette(st *store.Store, dbPath, name string) ([]store.Interaction, er
 		}
 		return nil, fmt.Errorf("cassette %q not found in %s (%s); record it with: cassetteproxy serve --mode record --cassette %s", name, dbPath, have, name)
 	}
-	return st.Interactions(name)
+	return indexCassette(st, name, rules)
 }
 
 // loadRules reads --rules FILE; without one, the default rules and no
