@@ -145,3 +145,72 @@ func TestCutShortReplaysCutShort(t *testing.T) {
 		})
 	}
 }
+
+// TestStrictBlocksIncompleteWhenRulesSay: with `incomplete: block` in the
+// rules file, strict mode answers a request whose recording was cut short
+// with a blocked answer, reason incomplete_recording, instead of the
+// recorded bytes and a break; replay mode, and strict mode without the
+// key, still replay it cut short. A bad value stops the proxy in one line.
+func TestStrictBlocksIncompleteWhenRulesSay(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
+	e := newEnv(t)
+	up := cutUpstream(t, false, body)
+	p := e.serve("--mode", "record", "--cassette", "cut")
+	resp, err := e.client(p).Get(up.URL + "/big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(io.LimitReader(resp.Body, int64(len(body)/2))); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // the client gives up: the recording is cut short
+	p.stop()
+
+	block := writeRules(t, "incomplete: block\n")
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		blocked bool
+	}{
+		{"strict, incomplete: block", []string{"--mode", "strict", "--rules", block}, true},
+		{"strict, no rules", []string{"--mode", "strict"}, false},
+		{"strict, incomplete: replay", []string{"--mode", "strict", "--rules", writeRules(t, "incomplete: replay\n")}, false},
+		{"replay, incomplete: block", []string{"--mode", "replay", "--rules", block}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := e.serve(append([]string{"--cassette", "cut"}, tc.args...)...)
+			defer p.stop()
+			resp, err := e.client(p).Get(up.URL + "/big.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !tc.blocked {
+				if err == nil || resp.Header.Get("X-Cassetteproxy-Blocked") != "" {
+					t.Fatalf("status %d, blocked %q, read error %v: want the recorded bytes, then a break", resp.StatusCode, resp.Header.Get("X-Cassetteproxy-Blocked"), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("reading the blocked answer: %v", err)
+			}
+			var ans struct {
+				Reason  string `json:"reason"`
+				Message string `json:"message"`
+			}
+			if jerr := json.Unmarshal(got, &ans); jerr != nil || resp.StatusCode != http.StatusForbidden ||
+				resp.Header.Get("X-Cassetteproxy-Blocked") != "incomplete_recording" || ans.Reason != "incomplete_recording" {
+				t.Fatalf("status %d, header %q, body %.300s: want 403 incomplete_recording", resp.StatusCode, resp.Header.Get("X-Cassetteproxy-Blocked"), got)
+			}
+			if !strings.Contains(ans.Message, "of the 204800 bytes announced") {
+				t.Errorf("message %q does not say how much was recorded", ans.Message)
+			}
+		})
+	}
+
+	_, stderr, code := e.cli("serve", "--listen", "127.0.0.1:0", "--mode", "strict", "--cassette", "cut", "--rules", writeRules(t, "rules: []\nincomplete: sometimes\n"))
+	if code != 1 || !strings.Contains(stderr, "rules.yaml:2:") || !strings.Contains(stderr, "incomplete must be block or replay") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Errorf("exit %d, stderr %q: want one line naming rules.yaml, line 2 and the allowed values", code, stderr)
+	}
+}

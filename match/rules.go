@@ -19,6 +19,9 @@ import (
 type Rules struct {
 	rules      []rule
 	allowHosts []string // allow_hosts: the only hosts requests may go to (none: any)
+	// blockIncomplete: incomplete: block. Strict mode blocks a recorded
+	// answer that was cut short instead of replaying its bytes and break.
+	blockIncomplete bool
 }
 
 type bodyMode uint8
@@ -163,6 +166,11 @@ func parseRules(data []byte, file string) (*Rules, error) {
 				}
 			}
 			rs.allowHosts = hosts
+		case "incomplete":
+			if v.Kind != yaml.ScalarNode || (v.Value != "block" && v.Value != "replay") {
+				return nil, errAt(v.Line, "incomplete must be block or replay, got %s", describeNode(v))
+			}
+			rs.blockIncomplete = v.Value == "block"
 		case "rules":
 			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 				continue
@@ -178,7 +186,7 @@ func parseRules(data []byte, file string) (*Rules, error) {
 				rs.rules = append(rs.rules, ru)
 			}
 		default:
-			return nil, errAt(k.Line, "unknown key %q (want rules, allow_hosts or redact)", k.Value)
+			return nil, errAt(k.Line, "unknown key %q (want rules, allow_hosts, incomplete or redact)", k.Value)
 		}
 	}
 	return rs, nil
@@ -455,6 +463,23 @@ func (r *Rules) ModeFor(host, path string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// BlockIncomplete reports the file's incomplete: block: strict mode blocks
+// a recorded answer that was cut short (reason incomplete_recording).
+func (r *Rules) BlockIncomplete() bool { return r != nil && r.blockIncomplete }
+
+// describeNode names a YAML value in an error: a scalar quoted, else its kind.
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return "nothing"
 }
 
 // AllowHosts is the file's allow_hosts list (nil: no restriction); see

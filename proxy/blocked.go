@@ -21,6 +21,7 @@ const (
 	ReasonBodyNotRecorded  = "body_not_recorded"
 	ReasonExpired          = "expired"
 	ReasonHostNotAllowed   = "host_not_allowed"
+	ReasonIncomplete       = "incomplete_recording"
 	BlockedHeader          = "X-Cassetteproxy-Blocked"
 	blockedContentTypeJSON = "application/json; charset=utf-8"
 )

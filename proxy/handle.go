@@ -135,6 +135,12 @@ func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (
 			out.Decision, out.Reason = DecisionBlocked, ReasonBodyNotRecorded
 			return s.blockedResponse(req, blockedAnswer{Reason: ReasonBodyNotRecorded, Request: blockedRequest{req.Method, out.URL}, Message: msg, Fix: fix})
 		}
+		if in.Response.Incomplete && mode == ModeStrict && s.cfg.Rules.BlockIncomplete() {
+			out.Decision, out.Reason = DecisionBlocked, ReasonIncomplete
+			return s.blockedResponse(req, blockedAnswer{Reason: ReasonIncomplete, Request: blockedRequest{req.Method, out.URL},
+				Message: incompleteMessage(&in.Response),
+				Fix:     s.recordHint() + "; or replay it as recorded, cut short: incomplete: replay in the rules file"})
+		}
 		if age, expired := s.expired(in); expired {
 			if s.cfg.ExpiredBlock {
 				out.Decision, out.Reason = DecisionBlocked, ReasonExpired
@@ -601,6 +607,15 @@ func (s *Server) expired(in *store.Interaction) (time.Duration, bool) {
 	}
 	age := time.Since(in.RecordedAt)
 	return age, age > s.cfg.MaxRecordingAge
+}
+
+// incompleteMessage says how much of a cut-short answer was recorded.
+func incompleteMessage(p *store.Response) string {
+	got := fmt.Sprintf("%d bytes", len(p.Body))
+	if p.ContentLength > 0 {
+		got = fmt.Sprintf("%d of the %d bytes announced", len(p.Body), p.ContentLength)
+	}
+	return "the recorded answer was cut short (" + got + " arrived before the upstream or the client broke it); the rules file's incomplete: block keeps strict mode from replaying it"
 }
 
 // cassetteUnreadable answers a request whose recorded answer could not be

@@ -52,13 +52,13 @@ func (m Mode) Contacts() bool { return m == ModeRecord || m == ModeLive }
 
 // Config is everything a Server needs; the CLI builds it.
 type Config struct {
-	Mode          Mode
-	Cassette      string
-	Interactions  []store.Interaction // the cassette as loaded, for replay, strict and live
+	Mode         Mode
+	Cassette     string
+	Interactions []store.Interaction // the cassette as loaded, for replay, strict and live
 	// Index, when set, is the cassette's index (match.Load over a
 	// store.Replay), built with Rules, instead of one of Interactions.
-	Index *match.Index
-	Recorder      *store.Recorder     // where record and live modes write; nil in replay and strict
+	Index         *match.Index
+	Recorder      *store.Recorder // where record and live modes write; nil in replay and strict
 	Rules         *match.Rules
 	Redactor      *redact.Redactor
 	CA            *CA
