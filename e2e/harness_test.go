@@ -50,6 +50,8 @@ type env struct {
 	db   string
 	home string
 	bin  string // the binary to run; "" is the one TestMain built
+	// readyWithin bounds how long serve waits for the ready file (0: 20 s).
+	readyWithin time.Duration
 }
 
 func (e *env) binary() string {
@@ -130,7 +132,11 @@ func (e *env) trySERVE(args ...string) (*proxyProc, error) {
 	}
 	p := &proxyProc{t: e.t, cmd: cmd, stderr: stderr, exited: make(chan struct{})}
 	go func() { p.waitErr = cmd.Wait(); close(p.exited) }()
-	deadline := time.After(20 * time.Second)
+	within := e.readyWithin
+	if within <= 0 {
+		within = 20 * time.Second
+	}
+	deadline := time.After(within)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -144,7 +150,7 @@ func (e *env) trySERVE(args ...string) (*proxyProc, error) {
 			return nil, fmt.Errorf("serve %v exited before ready: %v\n%s", args, p.waitErr, stderr.String())
 		case <-deadline:
 			cmd.Process.Kill()
-			return nil, fmt.Errorf("serve %v: not ready after 20s\n%s", args, stderr.String())
+			return nil, fmt.Errorf("serve %v: not ready after %v\n%s", args, within, stderr.String())
 		case <-tick.C:
 		}
 	}

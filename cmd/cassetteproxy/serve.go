@@ -205,12 +205,17 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	// set high enough (400) never to collect before that limit does: the
 	// limit counts all of Go's memory, so at GOGC=200 under a 24 MiB floor
 	// the heap had only 5-8 MiB to grow in and the collector ran 25-50
-	// times a second under load (see memlimit.Default). GOGC and
-	// GOMEMLIMIT, when set, win.
+	// times a second under load (see memlimit.Default). A replaying proxy
+	// runs under the same limit at GOGC=200: with a small cassette the
+	// collector runs as at 200 alone, and the index of a large one (a few
+	// tens of MiB at 100k interactions) no longer makes the heap three
+	// times its size. GOGC and GOMEMLIMIT, when set, win.
+	// The limit starts once the cassette is read (below): reading a large
+	// one grows the live heap faster than the limit follows it.
 	gcPercent := 200
 	unlimit := func() {}
-	if plan.Records && os.Getenv("GOMEMLIMIT") == "" {
-		unlimit = memlimit.Start(memlimit.Default)
+	limited := os.Getenv("GOMEMLIMIT") == ""
+	if limited && plan.Records {
 		gcPercent = 400
 	}
 	if os.Getenv("GOGC") == "" {
@@ -238,7 +243,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		ln.Close()
 		return nil, err
 	}
-	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1), unlimit: unlimit, allowHosts: allowHosts.List(), auth: auth}
+	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1), unlimit: func() {}, allowHosts: allowHosts.List(), auth: auth}
 	fail := func(err error) (*runningProxy, error) {
 		ln.Close()
 		if p.rec != nil {
@@ -283,6 +288,15 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		if index, err = loadCassette(st, dbPath, cassette, rules); err != nil {
 			return fail(err)
 		}
+	}
+	if index != nil {
+		// Reading the cassette left garbage (its requests, decoded once):
+		// collect it and give the pages back before serving.
+		debug.FreeOSMemory()
+	}
+	if limited {
+		unlimit = memlimit.Start(memlimit.Default)
+		p.unlimit = unlimit
 	}
 	if plan.Records {
 		p.rec = st.NewRecorder(store.RecorderOptions{OnError: func(err error) {
