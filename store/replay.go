@@ -45,7 +45,7 @@ type ReplayOptions struct {
 }
 
 // DefaultReplayCache is ReplayOptions.CacheBytes' default.
-const DefaultReplayCache = 16 << 20
+const DefaultReplayCache = 4 << 20
 
 // replayRelease: a Replay reopens the store's file (Store.reopen) once its
 // reads have mapped about this many bytes, so that a replay that touches
