@@ -46,7 +46,7 @@ type Index struct {
 	src   Cassette // nil: every interaction is in mem or added
 
 	mu      sync.Mutex
-	entries []entry              // recorded order; append-only, entries never change
+	entries []entry              // recorded order; append-only; only next changes (under mu), when Add chains a key
 	mem     []*store.Interaction // NewIndex: the interaction of each entry
 	added   map[int32]*store.Interaction
 	byKey   map[[32]byte]int32 // → buckets
