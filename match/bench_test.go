@@ -108,3 +108,78 @@ func BenchmarkNewIndex100k(b *testing.B) {
 		NewIndex(nil, ins)
 	}
 }
+
+// storeIndex writes the interactions of lookupIndex, each answered with
+// 2 KB of JSON (one in ten the same as another's), into a store, and
+// indexes them with Load: the index a replaying proxy serves from.
+func storeIndex(b *testing.B, n int) (*Index, []*store.Request) {
+	st, err := store.Open(b.TempDir()+"/cassettes.db", store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	reqs := make([]*store.Request, 0, 8192)
+	const chunk = 10_000
+	for lo := 0; lo < n; lo += chunk {
+		ins := make([]store.Interaction, 0, chunk)
+		for i := lo; i < min(lo+chunk, n); i++ {
+			u := fmt.Sprintf("https://api.example.com/v1/r%d?id=%d&page=%d", i%50, i/2, i%7)
+			in := ia(uint64(i+1), rq("POST", u, ctJSON, fmt.Sprintf(`{"q":"find %d","limit":10}`, i/2)), 200)
+			seed := i
+			if i%10 == 9 {
+				seed = i % 100
+			}
+			in.Response.Body = fmt.Appendf(nil, `{"answer":%d,"text":%q}`, seed, strings.Repeat(fmt.Sprintf("result %d ", seed), 200))
+			ins = append(ins, in)
+		}
+		if err := st.WriteCassette("c", ins, lo == 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r, err := st.Replay("c", store.ReplayOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ix, err := Load(nil, r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for j := range cap(reqs) {
+		i := (j * 7919) % n
+		u := fmt.Sprintf("https://api.example.com/v1/r%d?id=%d&page=%d", i%50, i/2, i%7)
+		reqs = append(reqs, rq("POST", u, ctJSON, fmt.Sprintf(`{"q":"find %d","limit":10}`, i/2)))
+	}
+	return ix, reqs
+}
+
+// benchmarkStoreLookup: Next over a store-backed index, answers read whole.
+// hot: 8 requests again and again (served from the cache); cold: 8,192
+// requests spread over the cassette (~20 MB of answers, five times the
+// cache), each read from the file unless the cache still holds it.
+func benchmarkStoreLookup(b *testing.B, n int, hot bool) {
+	ix, reqs := storeIndex(b, n)
+	if hot {
+		reqs = reqs[:8]
+	}
+	b.ReportAllocs()
+	j := 0
+	for b.Loop() {
+		in, st, err := ix.Next(reqs[j%len(reqs)])
+		if err != nil || st == NotFound || len(in.Response.Body) < 1000 {
+			b.Fatal(st, err)
+		}
+		j++
+	}
+}
+
+func BenchmarkStoreLookup(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		for _, hot := range []bool{true, false} {
+			name := fmt.Sprintf("%d/cold", n)
+			if hot {
+				name = fmt.Sprintf("%d/hot", n)
+			}
+			b.Run(name, func(b *testing.B) { benchmarkStoreLookup(b, n, hot) })
+		}
+	}
+}
