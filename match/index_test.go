@@ -1,6 +1,7 @@
 package match
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -214,5 +215,109 @@ func TestNewIndexParallelBuild(t *testing.T) {
 				t.Fatalf("round %d i %d: %v %v", round, i, in, st)
 			}
 		}
+	}
+}
+
+// sliceCassette is a Cassette over a slice, for Load; fail makes its reads
+// fail. reads counts the interactions read whole.
+type sliceCassette struct {
+	ins   []store.Interaction
+	fail  error
+	reads int
+}
+
+func (c *sliceCassette) EachHead(fn func(uint64, *store.Interaction) error) error {
+	for _, in := range c.ins {
+		head := in
+		head.Response = store.Response{}
+		if err := fn(in.Seq, &head); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *sliceCassette) find(seq uint64) (*store.Interaction, error) {
+	if c.fail != nil {
+		return nil, c.fail
+	}
+	for i := range c.ins {
+		if c.ins[i].Seq == seq {
+			return &c.ins[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no seq %d", seq)
+}
+
+func (c *sliceCassette) Interaction(seq uint64) (*store.Interaction, error) {
+	c.reads++
+	return c.find(seq)
+}
+
+func (c *sliceCassette) Request(seq uint64) (*store.Request, error) {
+	in, err := c.find(seq)
+	if err != nil {
+		return nil, err
+	}
+	return &in.Request, nil
+}
+
+// TestLoadMatchesNewIndex: an index that reads its interactions on demand
+// answers every lookup, repeat, exhaustion, Add and closest miss as one
+// over the slice does; a read that fails is Next's and Closest's error.
+func TestLoadMatchesNewIndex(t *testing.T) {
+	list := `{"method":"tools/list","jsonrpc":"2.0","id":%d}`
+	var ins []store.Interaction
+	for i := range 30 {
+		ins = append(ins, ia(uint64(i+1), rq("GET", fmt.Sprintf("https://api.example.com/items?page=%d", i%7), "", ""), 200+i))
+	}
+	ins = append(ins, ia(31, rq("POST", "http://127.0.0.1:38100/mcp", ctJSON, fmt.Sprintf(list, 1)), 200))
+	mem := NewIndex(nil, ins)
+	src := &sliceCassette{ins: ins}
+	lazy, err := Load(nil, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lazy.Len() != mem.Len() {
+		t.Fatalf("Len %d vs %d", lazy.Len(), mem.Len())
+	}
+	reqs := []*store.Request{rq("POST", "http://127.0.0.1:38100/mcp", ctJSON, fmt.Sprintf(list, 9))}
+	for i := range 12 {
+		reqs = append(reqs, rq("GET", fmt.Sprintf("https://api.example.com/items?page=%d", i%8), "", ""))
+	}
+	for round := range 3 {
+		for k, req := range reqs {
+			a, sa, ea := mem.Next(req)
+			b, sb, eb := lazy.Next(req)
+			if ea != nil || eb != nil || sa != sb || (a == nil) != (b == nil) || a != nil && a.Seq != b.Seq {
+				t.Fatalf("round %d request %d: memory %v %v %v, loaded %v %v %v", round, k, a, sa, ea, b, sb, eb)
+			}
+			ca, _ := mem.Closest(req)
+			cb, err := lazy.Closest(req)
+			if err != nil || fmt.Sprint(ca) != fmt.Sprint(cb) {
+				t.Fatalf("Closest: memory %v, loaded %v (%v)", ca, cb, err)
+			}
+		}
+		added := ia(100+uint64(round), rq("GET", "https://api.example.com/items?page=3", "", ""), 299)
+		mem.Add(added)
+		lazy.Add(added)
+	}
+	if tl, err := lazy.ToolLists(); err != nil || len(tl) != 1 || tl[0].Seq != 31 {
+		t.Fatalf("ToolLists: %v %v", tl, err)
+	}
+	if src.reads == 0 {
+		t.Fatal("the loaded index never read from its cassette")
+	}
+
+	src.fail = errors.New("page 7 is damaged")
+	if _, _, err := lazy.Next(rq("GET", "https://api.example.com/items?page=1", "", "")); !errors.Is(err, src.fail) {
+		t.Errorf("Next with a failing read: %v", err)
+	}
+	if _, err := lazy.Closest(rq("GET", "https://api.example.com/items?page=99", "", "")); !errors.Is(err, src.fail) {
+		t.Errorf("Closest with a failing read: %v", err)
+	}
+	// An added interaction is served from memory, whatever the file does.
+	if in, _, err := lazy.Next(rq("GET", "https://api.example.com/items?page=3", "", "")); err != nil || in.Seq < 100 {
+		t.Errorf("added interaction: %v %v", in, err)
 	}
 }
