@@ -129,20 +129,35 @@ func NewIndex(rules *Rules, ins []store.Interaction) *Index {
 func Load(rules *Rules, c Cassette) (*Index, error) {
 	ix := newIndex(rules, 0)
 	ix.src = c
+	// Reading (one goroutine) and keying (spread over the cores) overlap:
+	// one batch is keyed while the next is read. One consumer keeps the
+	// recorded order.
 	const chunk = 4096
+	batches := make(chan []*store.Interaction, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range batches {
+			ix.addAll(b)
+		}
+	}()
 	batch := make([]*store.Interaction, 0, chunk)
 	err := c.EachHead(func(_ uint64, in *store.Interaction) error {
 		batch = append(batch, in)
 		if len(batch) == chunk {
-			ix.addAll(batch)
-			batch = batch[:0]
+			batches <- batch
+			batch = make([]*store.Interaction, 0, chunk)
 		}
 		return nil
 	})
+	if err == nil && len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	<-done
 	if err != nil {
 		return nil, err
 	}
-	ix.addAll(batch)
 	return ix, nil
 }
 
