@@ -31,7 +31,19 @@ type Policy struct {
 	Floor int64         // the limit while the live heap is small
 	Slack int64         // added to twice the live heap: stacks, GC metadata, buffers in flight
 	Every time.Duration // how often the live heap is read
+	// Release gives memory back once the program has been quiet this long:
+	// when no collection has run for Release (no load allocates) and the
+	// heap holds at least releaseMin bytes besides its live objects, the
+	// garbage is collected and every free page returned to the kernel
+	// (debug.FreeOSMemory), once per quiet spell. Without it the runtime
+	// keeps what a burst of load left, up to the limit, until its own
+	// scavenger gets to it. 0: never.
+	Release time.Duration
 }
+
+// releaseMin is the least spare heap (garbage and free pages) worth a
+// forced collection when the program goes quiet.
+const releaseMin = 4 << 20
 
 // Default is the policy of a recording proxy: a 30 MiB floor and 6 MiB of
 // slack, re-read ten times a second. The limit covers all of Go's memory,
@@ -43,7 +55,10 @@ type Policy struct {
 // reference's). At 30 MiB it runs about half as often. The whole process
 // peaks at 43-44 MiB resident at 64 clients in the load harness, its code
 // and the store's mapped pages (~15 MiB) included.
-var Default = Policy{Floor: 30 << 20, Slack: 6 << 20, Every: 100 * time.Millisecond}
+//
+// After a second without a collection, what a burst of load left is given
+// back (Release).
+var Default = Policy{Floor: 30 << 20, Slack: 6 << 20, Every: 100 * time.Millisecond, Release: time.Second}
 
 // Limit is the soft memory limit for a live heap of live bytes.
 func (p Policy) Limit(live uint64) int64 {
@@ -58,25 +73,78 @@ type follower struct {
 	p      Policy
 	sample []metrics.Sample
 	last   int64
+	quiet  quiet
 }
 
+// The metrics a follower reads, in this order.
+var followed = []string{"/gc/heap/live:bytes", "/gc/cycles/total:gc-cycles", "/memory/classes/heap/objects:bytes", "/memory/classes/heap/free:bytes"}
+
 func newFollower(p Policy) *follower {
-	return &follower{p: p, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}, last: -1}
+	f := &follower{p: p, last: -1}
+	for _, name := range followed {
+		f.sample = append(f.sample, metrics.Sample{Name: name})
+	}
+	if p.Release > 0 && p.Every > 0 {
+		f.quiet.after = int((p.Release + p.Every - 1) / p.Every)
+	}
+	return f
+}
+
+func (f *follower) read() (live, cycles, objects, free uint64) {
+	metrics.Read(f.sample)
+	v := make([]uint64, len(f.sample))
+	for i := range f.sample {
+		if f.sample[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = f.sample[i].Value.Uint64()
+		}
+	}
+	return v[0], v[1], v[2], v[3]
 }
 
 // step reads the live heap (as the last collection marked it) and sets the
-// limit if it changed; it returns the limit.
+// limit if it changed, and gives memory back when the program went quiet;
+// it returns the limit.
 func (f *follower) step() int64 {
-	metrics.Read(f.sample)
-	var live uint64
-	if f.sample[0].Value.Kind() == metrics.KindUint64 {
-		live = f.sample[0].Value.Uint64()
-	}
+	live, cycles, objects, free := f.read()
 	if l := f.p.Limit(live); l != f.last {
 		debug.SetMemoryLimit(l)
 		f.last = l
 	}
+	spare := free
+	if objects > live {
+		spare += objects - live
+	}
+	if f.quiet.after > 0 && f.quiet.observe(cycles, spare) {
+		debug.FreeOSMemory()
+		_, cycles, _, _ = f.read()
+		f.quiet.released(cycles)
+	}
 	return f.last
+}
+
+// quiet tells when the program has gone quiet: no collection for after
+// readings in a row, once per quiet spell.
+type quiet struct {
+	after  int
+	seen   int    // readings since the collection count last changed
+	cycles uint64 // the collection count last read
+	done   bool   // released in this quiet spell
+}
+
+// observe takes one reading and reports whether to give memory back now.
+func (q *quiet) observe(cycles, spare uint64) bool {
+	if cycles != q.cycles {
+		q.cycles, q.seen, q.done = cycles, 0, false
+		return false
+	}
+	q.seen++
+	return !q.done && q.seen >= q.after && spare >= releaseMin
+}
+
+// released notes a release and the collection count after it (the release
+// collects too: that one does not end the quiet spell).
+func (q *quiet) released(cycles uint64) {
+	q.cycles, q.done = cycles, true
 }
 
 // Start sets the limit now and keeps it following the live heap until stop

@@ -63,3 +63,62 @@ func TestStartAndStop(t *testing.T) {
 		t.Fatalf("limit after stop = %d, want the previous %d", got, before)
 	}
 }
+
+// TestQuiet: memory is given back once per quiet spell, after `after`
+// readings with no collection, and only when there is enough to give; the
+// release's own collection does not start a new spell.
+func TestQuiet(t *testing.T) {
+	const big, small = releaseMin, releaseMin - 1
+	type reading struct {
+		cycles, spare uint64
+		release       bool
+	}
+	for _, c := range []struct {
+		name  string
+		steps []reading
+	}{
+		{"busy: collections keep coming", []reading{{1, big, false}, {2, big, false}, {3, big, false}, {4, big, false}}},
+		{"quiet for 3 readings: one release", []reading{{5, big, false}, {5, big, false}, {5, big, false}, {5, big, true}, {6, big, false}, {6, big, false}, {6, big, false}, {6, big, false}}},
+		{"quiet but nothing to give", []reading{{5, small, false}, {5, small, false}, {5, small, false}, {5, small, false}}},
+		{"load again, quiet again: released again", []reading{{5, big, false}, {5, big, false}, {5, big, false}, {5, big, true}, {9, big, false}, {9, big, false}, {9, big, false}, {9, big, true}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			q := quiet{after: 3}
+			for i, r := range c.steps {
+				got := q.observe(r.cycles, r.spare)
+				if got != r.release {
+					t.Fatalf("reading %d (%+v): release %v", i, r, got)
+				}
+				if got {
+					q.released(r.cycles + 1) // the release collected once
+				}
+			}
+		})
+	}
+}
+
+// TestFollowerGivesBackWhenQuiet: with garbage left by a burst and no
+// collection since, a step after the quiet time returns it to the kernel.
+func TestFollowerGivesBackWhenQuiet(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	f := newFollower(Policy{Floor: 24 << 20, Slack: 8 << 20, Every: time.Millisecond, Release: 2 * time.Millisecond})
+	f.step()
+	burst := make([][]byte, 32)
+	for i := range burst {
+		burst[i] = make([]byte, 1<<20)
+	}
+	runtime.KeepAlive(burst)
+	burst = nil
+	// Quiet takes two readings without a collection; a collection the
+	// test process runs meanwhile only starts the count again.
+	for i := 0; i < 100 && !f.quiet.done; i++ {
+		f.step()
+	}
+	if !f.quiet.done {
+		t.Fatal("no release after 100 quiet readings")
+	}
+	live, _, objects, free := f.read()
+	if spare := free + objects - min(objects, live); spare >= 32<<20 {
+		t.Errorf("after the release %d bytes are still spare", spare)
+	}
+}
