@@ -73,6 +73,8 @@ type Cassette interface {
 	Interaction(seq uint64) (*store.Interaction, error)
 	// Request returns one interaction's request.
 	Request(seq uint64) (*store.Request, error)
+	// Len is about how many interactions EachHead will give (for sizing).
+	Len() int
 }
 
 type entry struct {
@@ -101,6 +103,7 @@ func newIndex(rules *Rules, n int) *Index {
 		rules:     rules,
 		entries:   make([]entry, 0, n),
 		byKey:     make(map[[32]byte]int32, n),
+		buckets:   make([]bucket, 0, n),
 		byGroup:   make(map[string]int32),
 		byHost:    make(map[string][]int32),
 		strID:     make(map[string]uint16),
@@ -127,12 +130,16 @@ func NewIndex(rules *Rules, ins []store.Interaction) *Index {
 // Load indexes every interaction of c (as NewIndex does) and keeps only
 // the index: Next and Closest read the interactions they need from c.
 func Load(rules *Rules, c Cassette) (*Index, error) {
-	ix := newIndex(rules, 0)
+	// Sized up front: growing the tables as they fill would hold the old
+	// and the new ones at once, a large part of the start-up's peak.
+	ix := newIndex(rules, max(0, min(c.Len(), 1<<26)))
 	ix.src = c
 	// Reading (one goroutine) and keying (spread over the cores) overlap:
 	// one batch is keyed while the next is read. One consumer keeps the
 	// recorded order.
-	const chunk = 4096
+	// Batches are small: the requests read and not yet keyed are most of
+	// what the start-up holds besides the index.
+	const chunk = 1024
 	batches := make(chan []*store.Interaction, 1)
 	done := make(chan struct{})
 	go func() {
@@ -171,7 +178,7 @@ func (ix *Index) addAll(ins []*store.Interaction) {
 			keys[i], sums[i] = ix.rules.normalize(&ins[i].Request).digestAndSummary(true)
 		}
 	}
-	if workers := min(runtime.GOMAXPROCS(0), len(ins)/1024); workers > 1 {
+	if workers := min(runtime.GOMAXPROCS(0), len(ins)/256); workers > 1 {
 		var wg sync.WaitGroup
 		per := (len(ins) + workers - 1) / workers
 		for lo := 0; lo < len(ins); lo += per {

@@ -249,6 +249,8 @@ func (c *sliceCassette) find(seq uint64) (*store.Interaction, error) {
 	return nil, fmt.Errorf("no seq %d", seq)
 }
 
+func (c *sliceCassette) Len() int { return len(c.ins) }
+
 func (c *sliceCassette) Interaction(seq uint64) (*store.Interaction, error) {
 	c.reads++
 	return c.find(seq)

@@ -28,6 +28,7 @@ import (
 type Replay struct {
 	s     *Store
 	name  string
+	count int // interactions when opened
 	cache *replayCache
 
 	// mapped estimates the bytes of the memory map read since the last
@@ -62,20 +63,27 @@ func (s *Store) Replay(name string, o ReplayOptions) (*Replay, error) {
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = DefaultReplayCache
 	}
+	var count int
 	err := s.view(func(tx *bolt.Tx) error {
-		if cassetteBucket(tx, name) == nil {
+		c := cassetteBucket(tx, name)
+		if c == nil {
 			return &notFoundError{name}
 		}
+		count = info(name, c).Interactions
 		return nil
 	})
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	return &Replay{s: s, name: name, cache: newReplayCache(o.CacheBytes)}, nil
+	return &Replay{s: s, name: name, count: count, cache: newReplayCache(o.CacheBytes)}, nil
 }
 
 // Cassette is the name of the cassette read.
 func (r *Replay) Cassette() string { return r.name }
+
+// Len is how many interactions the cassette held when it was opened (its
+// count as the store keeps it: a hint for sizing, EachHead is the truth).
+func (r *Replay) Len() int { return r.count }
 
 // EachHead calls fn with every interaction of the cassette in Seq order,
 // its request and the fields before it decoded (Key, RecordedAt,

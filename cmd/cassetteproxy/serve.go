@@ -215,8 +215,11 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	gcPercent := 200
 	unlimit := func() {}
 	limited := os.Getenv("GOMEMLIMIT") == ""
-	if limited && plan.Records {
-		gcPercent = 400
+	if limited {
+		unlimit = memlimit.Start(memlimit.Default)
+		if plan.Records {
+			gcPercent = 400
+		}
 	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
@@ -294,10 +297,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		// collect it and give the pages back before serving.
 		debug.FreeOSMemory()
 	}
-	if limited {
-		unlimit = memlimit.Start(memlimit.Default)
-		p.unlimit = unlimit
-	}
+	p.unlimit = unlimit
 	if plan.Records {
 		p.rec = st.NewRecorder(store.RecorderOptions{OnError: func(err error) {
 			logger.Error("recordings not committed: the cassette is incomplete", "err", err)
