@@ -99,6 +99,25 @@ func procMiB(t *testing.T, pid int, fields ...string) []float64 {
 	return out
 }
 
+// procCPU is the user and system time a process has used (/proc/PID/stat,
+// in clock ticks of 10 ms).
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command's closing parenthesis; utime and stime
+	// are the 14th and 15th of the line.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
 // TestCassetteGrowth measures what replaying a cassette costs as it grows
 // (CASSETTEPROXY_E2E_GROWTH=1000,10000,100000,1000000; skipped without):
 // for each size it builds a growth cassette, starts `serve --mode replay`
@@ -144,7 +163,8 @@ func measureGrowth(t *testing.T, n int) {
 	ready := time.Since(start)
 	pid := p.cmd.Process.Pid
 	idle := procMiB(t, pid, "VmRSS", "VmHWM", "RssAnon", "RssFile")
-	t.Logf("n=%d: ready after %v; idle VmRSS %.1f MiB (anon %.1f, file %.1f), start-up peak VmHWM %.1f MiB", n, ready.Round(time.Millisecond), idle[0], idle[2], idle[3], idle[1])
+	t.Logf("n=%d: ready after %v (CPU %v); idle VmRSS %.1f MiB (anon %.1f, file %.1f), start-up peak VmHWM %.1f MiB",
+		n, ready.Round(time.Millisecond), procCPU(t, pid), idle[0], idle[2], idle[3], idle[1])
 
 	client := e.client(p)
 	ask := func(i int) error {
