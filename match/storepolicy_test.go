@@ -167,15 +167,15 @@ func TestApplyStorePolicy(t *testing.T) {
 			ix := NewIndex(r, []store.Interaction{in})
 			same := orig.Request.Clone()
 			same.Body = bytes.Replace(same.Body, []byte(`"n1"`), []byte(`"n2"`), 1)
-			if got, st := ix.Next(&same); st != Found || got.Response.NotRecorded == nil {
+			if got, st, _ := ix.Next(&same); st != Found || got.Response.NotRecorded == nil {
 				t.Fatalf("lookup of the recorded request: %v", st)
 			}
 			other := orig.Request.Clone()
 			other.Body = bytes.Replace(other.Body, []byte(`"id": 7`), []byte(`"id": 8`), 1)
-			if _, st := ix.Next(&other); st != NotFound {
+			if _, st, _ := ix.Next(&other); st != NotFound {
 				t.Fatalf("a request with another body matched: %v", st)
 			}
-			c := ix.Closest(&other)
+			c, _ := ix.Closest(&other)
 			if c == nil || !strings.Contains(string(mustJSON(t, c)), "not kept by the store policy") {
 				t.Errorf("closest does not say the body was not kept: %s", mustJSON(t, c))
 			}

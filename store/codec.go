@@ -163,8 +163,9 @@ func decodeValue(value []byte, body func(ref []byte) ([]byte, error)) (Interacti
 	return in, nil
 }
 
-// decodeHead decodes a stored value's key, times, run and request, and
-// not its response: no body stored apart is looked up. The result does
+// decodeHead decodes a stored value's key, times, run and request (its
+// store policy marker included, which follows the response), and leaves
+// the response empty: no body stored apart is looked up. The result does
 // not alias value.
 func decodeHead(value []byte) (Interaction, error) {
 	var in Interaction
@@ -172,11 +173,15 @@ func decodeHead(value []byte) (Interaction, error) {
 	if err != nil {
 		return in, err
 	}
-	r := reader{b: payload}
-	r.head(&in)
+	r := reader{b: payload, skipBodies: true}
+	r.interaction(&in)
+	if r.err == nil && r.off != len(r.b) {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b)-r.off)
+	}
 	if r.err != nil {
 		return Interaction{}, fmt.Errorf("%w: %v", ErrCorrupt, r.err)
 	}
+	in.Response = Response{}
 	return in, nil
 }
 
@@ -457,6 +462,9 @@ type reader struct {
 	off  int
 	err  error
 	body func(ref []byte) ([]byte, error) // resolves flagBodyRef; nil: refused
+	// skipBodies: a body stored apart is not looked up and stays nil, and
+	// so do the events cut from it (decodeHead).
+	skipBodies bool
 }
 
 func (r *reader) fail(what string) {
@@ -575,6 +583,7 @@ func (r *reader) header(what string) http.Header {
 func (r *reader) interaction(in *Interaction) {
 	r.head(in)
 	r.response(&in.Response)
+	r.policy(in)
 	if r.err != nil {
 		*in = Interaction{}
 	}
@@ -615,6 +624,8 @@ func (r *reader) response(p *Response) {
 	p.Upgrade = flags&flagUpgrade != 0
 	if flags&flagBodyRef != 0 && r.err == nil {
 		switch {
+		case r.skipBodies && len(p.Body) == sha256.Size:
+			p.Body = nil // not looked up (decodeHead)
 		case r.body == nil:
 			r.err = errors.New("body stored apart (decode it through the store)")
 		case len(p.Body) != sha256.Size:
@@ -644,6 +655,9 @@ func (r *reader) response(p *Response) {
 				continue
 			}
 			size := r.uvarint("event length")
+			if r.skipBodies && rest == nil {
+				continue // the body was not looked up (decodeHead)
+			}
 			if size > uint64(len(rest)) {
 				r.fail("event length")
 				break
@@ -662,7 +676,6 @@ func (r *reader) response(p *Response) {
 	if flags&flagLength != 0 {
 		p.ContentLength = r.varint("content length")
 	}
-	r.policy(in)
 	if flags&^(flagStreamed|flagIncomplete|flagUpgrade|flagMarker|flagEventsInBody|flagBodyRef|flagMessages|flagLength) != 0 && r.err == nil {
 		r.err = fmt.Errorf("unknown flags %#x", flags)
 	}
