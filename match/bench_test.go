@@ -156,8 +156,7 @@ func storeIndex(b *testing.B, n int) (*Index, []*store.Request) {
 // hot: 8 requests again and again (served from the cache); cold: 8,192
 // requests spread over the cassette (~20 MB of answers, five times the
 // cache), each read from the file unless the cache still holds it.
-func benchmarkStoreLookup(b *testing.B, n int, hot bool) {
-	ix, reqs := storeIndex(b, n)
+func benchmarkStoreLookup(b *testing.B, ix *Index, reqs []*store.Request, hot bool) {
 	if hot {
 		reqs = reqs[:8]
 	}
@@ -174,12 +173,13 @@ func benchmarkStoreLookup(b *testing.B, n int, hot bool) {
 
 func BenchmarkStoreLookup(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
+		ix, reqs := storeIndex(b, n) // one store for both runs
 		for _, hot := range []bool{true, false} {
 			name := fmt.Sprintf("%d/cold", n)
 			if hot {
 				name = fmt.Sprintf("%d/hot", n)
 			}
-			b.Run(name, func(b *testing.B) { benchmarkStoreLookup(b, n, hot) })
+			b.Run(name, func(b *testing.B) { benchmarkStoreLookup(b, ix, reqs, hot) })
 		}
 	}
 }
