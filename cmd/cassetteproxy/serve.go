@@ -210,12 +210,9 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	// collector runs as at 200 alone, and the index of a large one (a few
 	// tens of MiB at 100k interactions) no longer makes the heap three
 	// times its size. GOGC and GOMEMLIMIT, when set, win.
-	// The limit starts once the cassette is read (below): reading a large
-	// one grows the live heap faster than the limit follows it.
 	gcPercent := 200
 	unlimit := func() {}
-	limited := os.Getenv("GOMEMLIMIT") == ""
-	if limited {
+	if os.Getenv("GOMEMLIMIT") == "" {
 		unlimit = memlimit.Start(memlimit.Default)
 		if plan.Records {
 			gcPercent = 400
@@ -246,7 +243,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		ln.Close()
 		return nil, err
 	}
-	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1), unlimit: func() {}, allowHosts: allowHosts.List(), auth: auth}
+	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1), unlimit: unlimit, allowHosts: allowHosts.List(), auth: auth}
 	fail := func(err error) (*runningProxy, error) {
 		ln.Close()
 		if p.rec != nil {
@@ -297,7 +294,6 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		// collect it and give the pages back before serving.
 		debug.FreeOSMemory()
 	}
-	p.unlimit = unlimit
 	if plan.Records {
 		p.rec = st.NewRecorder(store.RecorderOptions{OnError: func(err error) {
 			logger.Error("recordings not committed: the cassette is incomplete", "err", err)
