@@ -38,7 +38,7 @@ func (s Status) String() string {
 //
 // An index holds, per interaction, only what lookups and the closest-miss
 // ranking need (its Seq, its key's chain, its host and path, its method
-// and scheme, and a sketch of its content: about 100 bytes); the
+// and scheme, and a sketch of its content: ~150 bytes); the
 // interactions themselves are either the caller's slice (NewIndex) or read
 // from a Cassette when a lookup returns them (Load).
 type Index struct {
