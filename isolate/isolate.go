@@ -44,13 +44,13 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("unknown --isolate %q: use auto, on or off", s)
 }
 
-// For resolves the default ("") for a proxy mode: auto for replay and
-// strict, which must never reach the world, off for record and live.
-func (m Mode) For(proxyMode string) Mode {
+// For resolves the default (""): auto for a proxy that never dials
+// (replay and strict must never reach the world), off for one that does.
+func (m Mode) For(proxyDials bool) Mode {
 	if m != "" {
 		return m
 	}
-	if proxyMode == "replay" || proxyMode == "strict" {
+	if !proxyDials {
 		return Auto
 	}
 	return Off

@@ -35,9 +35,6 @@ const (
 
 var bodyModeNames = map[string]bodyMode{"auto": bodyAuto, "json": bodyJSONM, "exact": bodyExact, "ignore": bodyIgnore}
 
-// Modes a rule may set; the proxy interprets them.
-var validModes = map[string]bool{"replay": true, "record": true, "live": true, "strict": true}
-
 type rule struct {
 	line          int
 	host, path    string // glob patterns; "" = any
@@ -47,7 +44,7 @@ type rule struct {
 	bodyPaths     []JSONPath
 	body          bodyMode
 	bodySet       bool
-	mode          string
+	mode          Mode
 	store         string     // store policy: "" (unset), store.StoreFull, StoreFields or StoreHash
 	keep          []JSONPath // store: fields — the JSON paths kept
 	// responsePaths are JSON paths of response bodies whose values change
@@ -261,11 +258,9 @@ func parseRule(n *yaml.Node, errAt errAtFunc) (rule, error) {
 			if s, err = scalar(v, k.Value, errAt); err != nil {
 				break
 			}
-			s = strings.ToLower(s)
-			if !validModes[s] {
-				return rule{}, errAt(v.Line, "mode must be replay, record, live or strict, not %q", s)
+			if ru.mode, err = ParseMode(strings.ToLower(s)); err != nil {
+				return rule{}, errAt(v.Line, "%v", err)
 			}
-			ru.mode = s
 		case "store":
 			var s string
 			if s, err = scalar(v, k.Value, errAt); err != nil {
@@ -448,7 +443,7 @@ func (r *Rules) IgnoredResponsePaths(rawURL string) []JSONPath {
 // host is "name" or "name:port" (a Host header or CONNECT target); ports 80
 // and 443 are taken as defaults. path "" (unknown, as at CONNECT time)
 // matches only rules without a path pattern.
-func (r *Rules) ModeFor(host, path string) (string, bool) {
+func (r *Rules) ModeFor(host, path string) (Mode, bool) {
 	if r == nil || len(r.rules) == 0 {
 		return "", false
 	}
@@ -493,11 +488,11 @@ func (r *Rules) AllowHosts() []string {
 
 // Modes lists the modes the rules set, in rule order, each once. The proxy
 // uses it to know, before any request, whether some host may reach upstream.
-func (r *Rules) Modes() []string {
+func (r *Rules) Modes() []Mode {
 	if r == nil {
 		return nil
 	}
-	var out []string
+	var out []Mode
 	for i := range r.rules {
 		if m := r.rules[i].mode; m != "" && !slices.Contains(out, m) {
 			out = append(out, m)

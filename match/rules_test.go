@@ -16,7 +16,7 @@ func TestParseRulesErrors(t *testing.T) {
 		{"unknown top-level key", "rules: []\nredact: {anything: [1]}\nmatchers: []\n", `line 3: unknown key "matchers"`},
 		{"unknown rule key", "rules:\n  - host: a\n    ignore_quer: [x]\n", `line 3: unknown rule key "ignore_quer"`},
 		{"bad body mode", "rules:\n  - body: fuzzy\n", `line 2: body must be auto, json, exact or ignore`},
-		{"bad mode", "rules:\n  - mode: play\n", `line 2: mode must be replay, record, live or strict`},
+		{"bad mode", "rules:\n  - mode: play\n", `line 2: unknown mode "play": use record, replay, strict or live`},
 		{"rules not a list", "rules:\n  host: a\n", `line 2: rules must be a list`},
 		{"rule not a mapping", "rules:\n  - a\n", `line 2: each rule must be a mapping`},
 		{"list of lists", "rules:\n  - ignore_query:\n      - [a]\n", `line 3: ignore_query item must be a single value`},
@@ -130,7 +130,7 @@ rules:
 `)
 	cases := []struct {
 		host, path string
-		mode       string
+		mode       Mode
 		ok         bool
 	}{
 		{"api.openai.com", "/v1/chat/completions", "strict", true},

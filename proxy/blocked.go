@@ -61,12 +61,21 @@ func (s *Server) blockedResponse(req *http.Request, a blockedAnswer) *http.Respo
 	}, body)
 }
 
-// hostNotAllowed is the blocked answer to a request or tunnel for a host
+// notAllowedAnswer is the blocked answer to a request or tunnel for a host
 // outside the allow-list.
-func (s *Server) hostNotAllowed(req *http.Request, method, target string) *http.Response {
-	return s.blockedResponse(req, blockedAnswer{Reason: ReasonHostNotAllowed, Request: blockedRequest{method, target},
+func (s *Server) notAllowedAnswer(method, target string) blockedAnswer {
+	return blockedAnswer{Reason: ReasonHostNotAllowed, Request: blockedRequest{method, target},
 		Message: "this host is not among the allowed hosts (" + strings.Join(s.cfg.AllowHosts.List(), ", ") + "); nothing is sent to it, in any mode",
-		Fix:     "if the agent may call it, add it with --allow-host HOST (or to allow_hosts in the rules file)"})
+		Fix:     "if the agent may call it, add it with --allow-host HOST (or to allow_hosts in the rules file)"}
+}
+
+// connectBlocked is the blocked answer to a CONNECT (connectRule).
+func (s *Server) connectBlocked(reason, host string) blockedAnswer {
+	if reason == ReasonHostNotAllowed {
+		return s.notAllowedAnswer(http.MethodConnect, host)
+	}
+	return blockedAnswer{Reason: reason, Request: blockedRequest{http.MethodConnect, host},
+		Message: "strict mode refuses tunnels to hosts the cassette never saw"}
 }
 
 // allowed reports whether a request's host is on the allow-list (always,

@@ -273,7 +273,7 @@ rules:
 	if got := s.modeForHost("llm.test:443"); got != ModeStrict {
 		t.Errorf("modeForHost(llm.test:443) = %s: path rules do not apply at CONNECT", got)
 	}
-	if _, ok := s.upstreamFor(ModeReplay).(noUpstream); !ok {
+	if _, ok := s.upstreamFor(PolicyFor(ModeReplay)).(noUpstream); !ok {
 		t.Error("a replay-mode request got a transport that can dial")
 	}
 	if !contacts(&Config{Mode: ModeReplay, Rules: rules}) || contacts(&Config{Mode: ModeReplay, Rules: match.DefaultRules()}) {

@@ -96,93 +96,113 @@ func (s *Server) handleOn(req *http.Request, inTunnel bool, conn *trackedConn) (
 	// 2. The request as it is stored and matched: normalized, then redacted,
 	// so its key does not depend on secrets.
 	mode := s.modeFor(req)
-	recReq := s.scrubbedRequest(req, body, mode.Contacts())
+	pol := PolicyFor(mode)
+	recReq := s.scrubbedRequest(req, body, pol.Dials)
 	out.URL, out.Body = recReq.URL, s.observedBody(&recReq)
 
-	// 2a. A host outside --allow-host is refused in every mode, record
-	// included: nothing goes to it, nothing is recorded.
-	if !s.allowed(req) {
-		out.Decision, out.Reason = DecisionBlocked, ReasonHostNotAllowed
-		return s.hostNotAllowed(req, req.Method, out.URL)
-	}
-
-	// 3. Protocol upgrades. Record mode tunnels them (upgradeTrip, which
-	// records a WebSocket's messages); every other mode answers a WebSocket
-	// from the cassette (replayWebSocket) and blocks any other upgrade.
-	if isWebSocket(req.Header) {
-		return s.replayWebSocket(req, &recReq, mode, &out)
-	}
-	if isUpgrade(req.Header) {
-		out.Decision, out.Reason = DecisionBlocked, ReasonUpgrade
-		return s.blockedResponse(req, blockedAnswer{Reason: ReasonUpgrade, Request: blockedRequest{req.Method, out.URL},
-			Message: "protocol upgrades (WebSocket) are tunnelled in record mode but cannot be replayed"})
-	}
-
-	// 4. Record mode forwards everything, answered or not before.
-	if mode == ModeRecord {
-		out.Decision = DecisionRecorded
-		return s.forward(req, inTunnel, mode, body, rest, recReq, &out)
-	}
-
-	// 5. Every other mode answers from the cassette first.
-	in, status, err := s.index.Next(&recReq)
+	// 3. What the mode does in this request's situation (policy.go).
+	sit, in, err := s.situate(req, &recReq, body, pol)
 	if err != nil {
 		return s.cassetteUnreadable(req, err, &out)
 	}
-	switch {
-	case status == match.Found, status == match.Exhausted && mode != ModeStrict:
-		if msg, fix, blocked := s.bodyNotRecorded(in); blocked {
-			out.Decision, out.Reason = DecisionBlocked, ReasonBodyNotRecorded
-			return s.blockedResponse(req, blockedAnswer{Reason: ReasonBodyNotRecorded, Request: blockedRequest{req.Method, out.URL}, Message: msg, Fix: fix})
+	rule := pol.On[sit]
+	switch rule.Action {
+	case Record, RecordAdd:
+		out.Decision = DecisionRecorded
+		return s.forward(req, inTunnel, pol, rule.Action == RecordAdd, body, rest, recReq, &out)
+	case Replay, ReplayExpired:
+		if sit == WebSocket {
+			return s.replayWebSocket(req, &recReq, pol, &out)
 		}
-		if in.Response.Incomplete && mode == ModeStrict && s.cfg.Rules.BlockIncomplete() {
-			out.Decision, out.Reason = DecisionBlocked, ReasonIncomplete
-			return s.blockedResponse(req, blockedAnswer{Reason: ReasonIncomplete, Request: blockedRequest{req.Method, out.URL},
-				Message: incompleteMessage(&in.Response),
-				Fix:     s.recordHint() + "; or replay it as recorded, cut short: incomplete: replay in the rules file"})
-		}
-		if age, expired := s.expired(in); expired {
-			if s.cfg.ExpiredBlock {
-				out.Decision, out.Reason = DecisionBlocked, ReasonExpired
-				return s.blockedResponse(req, blockedAnswer{Reason: ReasonExpired, Request: blockedRequest{req.Method, out.URL},
-					Message: fmt.Sprintf("the recorded answer was recorded at %s, %s ago, over --max-recording-age %s",
-						in.RecordedAt.UTC().Format(time.RFC3339), age.Round(time.Second), s.cfg.MaxRecordingAge),
-					Fix: s.recordHint() + "; or serve old recordings with a warning: --expired warn"})
-			}
-			out.Decision, out.Reason = DecisionReplayed, ReasonExpired
-			resp := s.replayResponse(req, body, in)
+		out.Decision = DecisionReplayed
+		resp := s.replayResponse(req, body, in)
+		if rule.Action == ReplayExpired {
+			out.Reason = ReasonExpired
 			resp.Header = cloneHeader(resp.Header)
 			resp.Header.Set(ExpiredHeader, in.RecordedAt.UTC().Format(time.RFC3339))
 			return resp
 		}
-		out.Decision = DecisionReplayed
-		resp := s.replayResponse(req, body, in)
 		out.Incomplete = in.Response.Incomplete && resp.Body != http.NoBody
 		return resp
-	case status == match.Exhausted:
-		out.Decision, out.Reason = DecisionBlocked, ReasonExhausted
-		return s.blockedResponse(req, blockedAnswer{Reason: ReasonExhausted, Request: blockedRequest{req.Method, out.URL},
-			Message: "every recorded answer to this request was already served; strict mode does not repeat the last one",
-			Closest: s.closest(&recReq),
-			Fix:     "record the run again so the cassette holds as many answers as the client asks for, or use --mode replay to repeat the last"})
 	}
+	out.Decision, out.Reason = DecisionBlocked, rule.Reason
+	return s.blockedResponse(req, s.blockedFor(req, rule.Reason, mode, out.URL, &recReq, in))
+}
 
-	// 6. A miss. Live mode forwards safe requests (GET, HEAD, OPTIONS, and
-	// JSON-RPC reads: see toolHints) and adds them to the cassette;
-	// nothing else ever reaches upstream.
-	safe := s.tools.safe(req, body)
-	if mode == ModeLive && safe {
-		out.Decision = DecisionRecorded
-		return s.forward(req, inTunnel, mode, body, rest, recReq, &out)
+// situate finds a request's Situation. The cassette is looked up only when
+// the mode consults it (record forwards every request alike, so its
+// requests are all a Hit); in is the recorded interaction of a hit. A miss
+// is safe or mutating by its method and, for JSON-RPC, its method name
+// (toolHints).
+func (s *Server) situate(req *http.Request, recReq *store.Request, body []byte, pol *Policy) (Situation, *store.Interaction, error) {
+	switch {
+	case !s.allowed(req):
+		return HostNotAllowed, nil, nil
+	case isWebSocket(req.Header):
+		return WebSocket, nil, nil
+	case isUpgrade(req.Header):
+		return Upgrade, nil, nil
+	case !pol.consults():
+		return Hit, nil, nil
 	}
-	reason, msg := ReasonUnrecorded, "this request was never recorded in the cassette"
-	if !safe {
-		reason, msg = ReasonMutation, "this "+req.Method+" was never recorded, and a mutating request is never forwarded in "+string(mode)+" mode"
+	in, status, err := s.index.Next(recReq)
+	if err != nil {
+		return 0, nil, err
 	}
-	out.Decision, out.Reason = DecisionBlocked, reason
-	return s.blockedResponse(req, blockedAnswer{Reason: reason, Request: blockedRequest{req.Method, out.URL}, Message: msg,
-		Closest: s.closest(&recReq),
-		Fix:     "make the request match the closest recorded one (see differences), add a rule to ignore the differing part (--rules), or " + s.recordHint()})
+	switch {
+	case status == match.Exhausted && pol.On[HitExhausted].Action != Replay:
+		return HitExhausted, in, nil
+	case status == match.Found, status == match.Exhausted: // an exhausted hit served is a hit on the last answer
+		_, _, notKept := s.bodyNotRecorded(in)
+		switch {
+		case notKept:
+			return HitNotKept, in, nil
+		case in.Response.Incomplete && s.cfg.Rules.BlockIncomplete():
+			return HitIncompleteBlock, in, nil
+		case s.isExpired(in) && s.cfg.ExpiredBlock:
+			return HitExpiredBlock, in, nil
+		case s.isExpired(in):
+			return HitExpired, in, nil
+		}
+		return Hit, in, nil
+	case s.tools.safe(req, body):
+		return MissSafe, nil, nil
+	}
+	return MissMutating, nil, nil
+}
+
+// blockedFor is the blocked answer for reason: what happened, the closest
+// recorded request where one helps, and how to fix it.
+func (s *Server) blockedFor(req *http.Request, reason string, mode Mode, url string, recReq *store.Request, in *store.Interaction) blockedAnswer {
+	a := blockedAnswer{Reason: reason, Request: blockedRequest{req.Method, url}}
+	switch reason {
+	case ReasonHostNotAllowed:
+		return s.notAllowedAnswer(req.Method, url)
+	case ReasonUpgrade:
+		a.Message = "protocol upgrades (WebSocket) are tunnelled in record mode but cannot be replayed"
+	case ReasonBodyNotRecorded:
+		a.Message, a.Fix, _ = s.bodyNotRecorded(in)
+	case ReasonExpired:
+		a.Message = fmt.Sprintf("the recorded answer was recorded at %s, %s ago, over --max-recording-age %s",
+			in.RecordedAt.UTC().Format(time.RFC3339), time.Since(in.RecordedAt).Round(time.Second), s.cfg.MaxRecordingAge)
+		a.Fix = s.recordHint() + "; or serve old recordings with a warning: --expired warn"
+	case ReasonIncomplete:
+		a.Message = incompleteMessage(&in.Response)
+		a.Fix = s.recordHint() + "; or replay it as recorded, cut short: incomplete: replay in the rules file"
+	case ReasonExhausted:
+		a.Message = "every recorded answer to this request was already served; strict mode does not repeat the last one"
+		a.Closest = s.closest(recReq)
+		a.Fix = "record the run again so the cassette holds as many answers as the client asks for, or use --mode replay to repeat the last"
+	case ReasonMutation:
+		a.Message = "this " + req.Method + " was never recorded, and a mutating request is never forwarded in " + string(mode) + " mode"
+		a.Closest = s.closest(recReq)
+		a.Fix = "make the request match the closest recorded one (see differences), add a rule to ignore the differing part (--rules), or " + s.recordHint()
+	default: // ReasonUnrecorded
+		a.Message = "this request was never recorded in the cassette"
+		a.Closest = s.closest(recReq)
+		a.Fix = "make the request match the closest recorded one (see differences), add a rule to ignore the differing part (--rules), or " + s.recordHint()
+	}
+	return a
 }
 
 // upstreamContext is the context of the upstream call a request makes.
@@ -217,10 +237,12 @@ func (s *Server) scrubbedRequest(req *http.Request, body []byte, forwarded bool)
 }
 
 // forward sends the request upstream and returns its response with a body
-// that records itself as the client reads it. The upstream request lives as
-// long as the client's: when the client goes, it is cancelled, and the
-// partial recording is kept, marked incomplete.
-func (s *Server) forward(req *http.Request, inTunnel bool, mode Mode, body []byte, rest io.Reader, recReq store.Request, out *Outcome) *http.Response {
+// that records itself as the client reads it (a recording, committed once
+// the body ends). add: the recording also joins what is replayed
+// (RecordAdd). The upstream request lives as long as the client's: when
+// the client goes, it is cancelled, and the partial recording is kept,
+// marked incomplete.
+func (s *Server) forward(req *http.Request, inTunnel bool, pol *Policy, add bool, body []byte, rest io.Reader, recReq store.Request, out *Outcome) *http.Response {
 	// Counted before anything goes out, so Shutdown waits for this
 	// recording; refused once Shutdown has begun.
 	if !s.beginRecording() {
@@ -228,7 +250,6 @@ func (s *Server) forward(req *http.Request, inTunnel bool, mode Mode, body []byt
 		return s.errorResponse(req, http.StatusServiceUnavailable, out.Reason)
 	}
 	ctx, cancel, stopAfter := s.upstreamContext(req, inTunnel)
-	stopRecording := func() { stopAfter(); cancel(); s.inflight.Done() }
 	outReq := req.WithContext(ctx) // a shallow copy: only its Header and Body change, both replaced
 	outReq.RequestURI = ""
 	// A client's Connection: close is about its own connection: the
@@ -253,81 +274,19 @@ func (s *Server) forward(req *http.Request, inTunnel bool, mode Mode, body []byt
 		outReq.ContentLength = int64(len(body))
 	}
 	started := time.Now()
-	resp, err := s.upstreamFor(mode).RoundTrip(outReq)
+	resp, err := s.upstreamFor(pol).RoundTrip(outReq)
 	if err != nil {
-		stopRecording()
+		stopAfter()
+		cancel()
+		s.inflight.Done()
 		out.Decision, out.Reason = DecisionError, "upstream: "+s.redactor.String(err.Error())
 		return s.errorResponse(req, http.StatusBadGateway, out.Reason)
 	}
 	stripHop(resp.Header, false)
-	in := store.Interaction{RecordedAt: started, Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}
-	resp.Body = newCapture(resp.Body, resp, s.cfg.MaxBody, func(c *capture) {
-		in.DurationMs = time.Since(started).Milliseconds()
-		// The body ended or was cut short: release the upstream call (a
-		// body read to its end has already given its connection back to
-		// the transport's pool; one cut short is aborted here, or inside
-		// a tunnel by the Close that ends it).
-		stopAfter()
-		cancel()
-		finish := func() {
-			defer s.inflight.Done()
-			c.fill(&in.Response)
-			if recorded, ok := s.save(in, mode); ok {
-				c.release(&recorded)
-			}
-		}
-		if mode == ModeLive || c.sizeSeen() <= inlineSave {
-			// Live: the next identical request must already find it in
-			// the index. A small body: saving it costs a few microseconds,
-			// less than handing it to a worker would.
-			finish()
-			return
-		}
-		// Redaction, keying and encoding of a larger body cost more than
-		// the response took to stream: a save worker does them, so this
-		// connection's next request is not kept waiting. A full queue
-		// pushes back here.
-		enqueueSave(finish)
-	})
+	r := &recording{s: s, add: add, started: started, stopAfter: stopAfter, cancel: cancel,
+		in: store.Interaction{RecordedAt: started, Request: recReq, Response: recordedResponseHead(resp), RunID: s.cfg.RunID}}
+	resp.Body = newCapture(resp.Body, resp, s.cfg.MaxBody, r.bodyEnded)
 	return resp
-}
-
-// inlineSave is the largest body saved on the client's own goroutine.
-const inlineSave = 4 << 10
-
-// save redacts a finished interaction and hands it to the recorder. In live
-// mode it also joins the index, so the next identical request is replayed.
-// It returns the response as recorded (ok unless a panic cut it short), for
-// the capture to tell whether its buffer is still in use.
-func (s *Server) save(in store.Interaction, mode Mode) (recorded store.Response, ok bool) {
-	// Upstream bytes drive redaction and keying: a bug they trip must cost
-	// this one recording, never the process (goproxy recovers nothing).
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("recording dropped: internal error", "url", in.Request.URL, "panic", fmt.Sprint(p))
-			s.dropRecording(fmt.Errorf("recording of %s dropped: internal error: %v", in.Request.URL, p))
-			recorded, ok = store.Response{}, false
-		}
-	}()
-	redactResponse(s.memo, s.redactor, &in.Response) // the request was scrubbed in handle, before keying
-	in.Key = s.cfg.Rules.Key(&in.Request)
-	if mode == ModeLive {
-		s.tools.learn(&in) // before the store policy: it reads the answer
-	}
-	// The store policy (rules file store:) leaves bodies out after
-	// redaction and keying, and before anything keeps the interaction.
-	s.cfg.Rules.ApplyStorePolicy(&in)
-	if mode == ModeLive {
-		s.index.Add(in)
-	}
-	// The recorded body is never written to afterwards (Record's one
-	// condition): it is the memo's copy, a redacted copy, or the capture's
-	// buffer, which release then leaves to the garbage collector.
-	if err := s.cfg.Recorder.Record(s.cfg.Cassette, in); err != nil {
-		s.log.Error("recording failed", "url", s.redactor.String(in.Request.URL), "err", err)
-		s.dropRecording(err)
-	}
-	return in.Response, true
 }
 
 // replayResponse answers from a recorded interaction. A JSON-RPC answer
@@ -599,14 +558,10 @@ func readBody(rc io.ReadCloser, max int64) (body []byte, rest io.Reader, err err
 // --max-recording-age (--expired warn); its value is the recorded_at.
 const ExpiredHeader = "X-Cassetteproxy-Expired"
 
-// expired reports whether a recorded answer is older than MaxRecordingAge,
-// and its age. An interaction without a recorded time is never expired.
-func (s *Server) expired(in *store.Interaction) (time.Duration, bool) {
-	if s.cfg.MaxRecordingAge <= 0 || in.RecordedAt.IsZero() {
-		return 0, false
-	}
-	age := time.Since(in.RecordedAt)
-	return age, age > s.cfg.MaxRecordingAge
+// isExpired reports whether a recorded answer is older than
+// MaxRecordingAge. An interaction without a recorded time is never expired.
+func (s *Server) isExpired(in *store.Interaction) bool {
+	return s.cfg.MaxRecordingAge > 0 && !in.RecordedAt.IsZero() && time.Since(in.RecordedAt) > s.cfg.MaxRecordingAge
 }
 
 // incompleteMessage says how much of a cut-short answer was recorded.

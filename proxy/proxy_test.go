@@ -39,7 +39,7 @@ func startTestServer(t testing.TB, mode Mode, ins []store.Interaction, tweaks ..
 		t.Fatal(err)
 	}
 	var rec *store.Recorder
-	if mode.Contacts() {
+	if PolicyFor(mode).Dials {
 		st, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -405,7 +405,7 @@ func TestHealthzCounts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var rec *store.Recorder
 			tweak := func(c *Config) {}
-			if tc.mode.Contacts() {
+			if PolicyFor(tc.mode).Dials {
 				st, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{})
 				if err != nil {
 					t.Fatal(err)

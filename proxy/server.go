@@ -14,7 +14,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,28 +26,6 @@ import (
 	"github.com/cassetteproxy/cassetteproxy/redact"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
-
-// Mode is the policy the proxy applies to every request.
-type Mode string
-
-const (
-	ModeRecord Mode = "record"
-	ModeReplay Mode = "replay"
-	ModeStrict Mode = "strict"
-	ModeLive   Mode = "live"
-)
-
-// ParseMode accepts the four mode names.
-func ParseMode(s string) (Mode, error) {
-	switch m := Mode(s); m {
-	case ModeRecord, ModeReplay, ModeStrict, ModeLive:
-		return m, nil
-	}
-	return "", fmt.Errorf("unknown mode %q: use record, replay, strict or live", s)
-}
-
-// Contacts reports whether a mode may ever open an outbound connection.
-func (m Mode) Contacts() bool { return m == ModeRecord || m == ModeLive }
 
 // Config is everything a Server needs; the CLI builds it.
 type Config struct {
@@ -143,14 +120,11 @@ type Plan struct {
 
 // PlanFor computes the Plan of mode with rules (nil rules: no per-host modes).
 func PlanFor(mode Mode, rules *match.Rules) Plan {
-	p := Plan{Records: mode.Contacts(), Replays: mode != ModeRecord}
-	for _, m := range rules.Modes() {
-		if Mode(m).Contacts() {
-			p.Records = true
-		}
-		if Mode(m) != ModeRecord {
-			p.Replays = true
-		}
+	var p Plan
+	for _, m := range append(rules.Modes(), mode) {
+		pol := PolicyFor(m)
+		p.Records = p.Records || pol.Dials
+		p.Replays = p.Replays || pol.Serves()
 	}
 	return p
 }
@@ -172,6 +146,7 @@ type Server struct {
 	gp       *goproxy.ProxyHttpServer
 	srv      *http.Server
 	inflight sync.WaitGroup // recordings begun (see beginRecording) and not yet handed to the recorder
+	saves    saveWorkers    // commit the larger recordings
 
 	// base ends every upstream call when Shutdown cancels it.
 	base       context.Context
@@ -233,31 +208,6 @@ func (s *Server) beginRecording() bool {
 	return true
 }
 
-// The save workers are shared by every Server in the process (monitor runs
-// many, one after another): a finished capture is redacted, keyed and
-// encoded here, off the client's path. They live as long as the process.
-var (
-	saveQueue     chan func()
-	saveQueueOnce sync.Once
-)
-
-func enqueueSave(save func()) {
-	saveQueueOnce.Do(func() {
-		// 64 waiting saves: enough for a burst, and each one holds a
-		// captured body, so the bound is also the queue's memory (at 256
-		// the record harness's peak RSS at c=64 grew by ~10 MiB).
-		saveQueue = make(chan func(), 64)
-		for range runtime.GOMAXPROCS(0) {
-			go func() {
-				for save := range saveQueue {
-					save()
-				}
-			}()
-		}
-	})
-	saveQueue <- save
-}
-
 // MaxHeaderBytes bounds a plain-HTTP request's head (request line and
 // headers); a larger one is answered 431 Request Header Fields Too Large.
 const MaxHeaderBytes = 128 << 10
@@ -279,6 +229,9 @@ var errTunnelHeadTooLarge = errors.New("request head inside the tunnel exceeds t
 func New(cfg Config) (*Server, error) {
 	if cfg.CA == nil || cfg.Rules == nil || cfg.Redactor == nil {
 		return nil, errors.New("proxy: CA, Rules and Redactor are required")
+	}
+	if _, err := ParseMode(string(cfg.Mode)); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	if contacts(&cfg) && cfg.Recorder == nil {
 		return nil, fmt.Errorf("proxy: %s mode (or a rule's mode) needs a recorder", cfg.Mode)
@@ -353,16 +306,12 @@ func New(cfg Config) (*Server, error) {
 		case s.isSelf(host):
 			// A tunnel to the proxy itself (undici tunnels http:// URLs
 			// too): what comes through it is answered by serveSelf.
-		case !cfg.AllowHosts.Allows(host, "443"):
-			ctx.Resp = s.hostNotAllowed(ctx.Req, http.MethodConnect, host)
-			s.report(Outcome{Method: http.MethodConnect, URL: host, Host: host, Decision: DecisionBlocked, Reason: ReasonHostNotAllowed, Status: cfg.BlockedStatus})
-			return goproxy.RejectConnect, host
-		case s.modeForHost(host) == ModeStrict && !s.index.HasHost(host):
-			ctx.Resp = s.blockedResponse(ctx.Req, blockedAnswer{Reason: ReasonHostNotRecorded,
-				Request: blockedRequest{http.MethodConnect, host},
-				Message: "strict mode refuses tunnels to hosts the cassette never saw"})
-			s.report(Outcome{Method: http.MethodConnect, URL: host, Host: host, Decision: DecisionBlocked, Reason: ReasonHostNotRecorded, Status: cfg.BlockedStatus})
-			return goproxy.RejectConnect, host
+		default:
+			if rule := s.connectRule(host); rule.Action == Block {
+				ctx.Resp = s.blockedResponse(ctx.Req, s.connectBlocked(rule.Reason, host))
+				s.report(Outcome{Method: http.MethodConnect, URL: host, Host: host, Decision: DecisionBlocked, Reason: rule.Reason, Status: cfg.BlockedStatus})
+				return goproxy.RejectConnect, host
+			}
 		}
 		// goproxy copies UserData into every request of the tunnel: it is
 		// how a request's answer finds the client connection (holdNextWrite).
@@ -397,7 +346,7 @@ func New(cfg Config) (*Server, error) {
 			}
 			return req, resp
 		}
-		if isUpgrade(req.Header) && s.modeFor(req) == ModeRecord && s.allowed(req) {
+		if isUpgrade(req.Header) && s.allowed(req) && PolicyFor(s.modeFor(req)).On[upgradeSituation(req.Header)].Action == Record {
 			// goproxy tunnels the upgraded connection itself; we only note it.
 			// What follows is no longer HTTP: no head is counted again.
 			ctx.RoundTripper = goproxy.RoundTripperFunc(s.upgradeTrip)
@@ -662,7 +611,7 @@ type health struct {
 // mode the store's count (what was committed, earlier ones included when
 // appending), else the index's (live mode adds to it what it records).
 func (s *Server) liveCount() int {
-	if s.cfg.Mode == ModeRecord && s.cfg.Recorder != nil {
+	if !PolicyFor(s.cfg.Mode).Serves() && s.cfg.Recorder != nil {
 		if n, err := s.cfg.Recorder.Count(s.cfg.Cassette); err == nil {
 			return n
 		}
@@ -684,7 +633,7 @@ func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (resp *http
 		// No compression extension: the tap reads the messages as sent.
 		req.Header.Del("Sec-WebSocket-Extensions")
 	}
-	resp, err = s.upstreamFor(ModeRecord).RoundTrip(req)
+	resp, err = s.upstream.RoundTrip(req)
 	out := Outcome{Method: req.Method, URL: recReq.URL, Host: req.URL.Host, Decision: DecisionTunnelled}
 	if err != nil {
 		out.Decision, out.Reason = DecisionError, s.redactor.String(err.Error())
@@ -698,7 +647,7 @@ func (s *Server) upgradeTrip(req *http.Request, _ *goproxy.ProxyCtx) (resp *http
 	if resp.StatusCode == http.StatusSwitchingProtocols && isWebSocket(resp.Header) {
 		return s.recordWebSocket(resp, in), nil
 	}
-	s.save(in, ModeRecord)
+	s.save(in, false)
 	return resp, nil
 }
 
@@ -711,7 +660,7 @@ func (s *Server) modeFor(req *http.Request) Mode {
 		host = req.Host
 	}
 	if m, ok := s.cfg.Rules.ModeFor(host, req.URL.Path); ok {
-		return Mode(m)
+		return m
 	}
 	return s.cfg.Mode
 }
@@ -720,15 +669,29 @@ func (s *Server) modeFor(req *http.Request) Mode {
 // only rules without a path pattern apply.
 func (s *Server) modeForHost(host string) Mode {
 	if m, ok := s.cfg.Rules.ModeFor(host, ""); ok {
-		return Mode(m)
+		return m
 	}
 	return s.cfg.Mode
 }
 
-// upstreamFor is the transport a request in mode m may use: the real one
-// for record and live, the dial-less one for replay and strict.
-func (s *Server) upstreamFor(m Mode) http.RoundTripper {
-	if m.Contacts() {
+// connectRule is what the mode of a CONNECT target does with the tunnel:
+// HostNotAllowed outside the allow-list, HostUnknown for a host the
+// cassette never saw, else Pass (it is intercepted).
+func (s *Server) connectRule(host string) Rule {
+	pol := PolicyFor(s.modeForHost(host))
+	switch {
+	case !s.cfg.AllowHosts.Allows(host, "443"):
+		return pol.On[HostNotAllowed]
+	case pol.On[HostUnknown].Action != Pass && !s.index.HasHost(host):
+		return pol.On[HostUnknown]
+	}
+	return Rule{Action: Pass}
+}
+
+// upstreamFor is the transport a request under pol may use: the real one
+// where the mode dials, else the dial-less one.
+func (s *Server) upstreamFor(pol *Policy) http.RoundTripper {
+	if pol.Dials {
 		return s.upstream
 	}
 	return noUpstream{}
@@ -1007,6 +970,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-time.After(5 * time.Second):
 		return errors.New("some recordings were still in flight at shutdown")
 	}
+	s.saves.stop()
 	return err
 }
 

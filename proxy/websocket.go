@@ -98,7 +98,7 @@ func (t *wsTap) finish() {
 func (s *Server) recordWebSocket(resp *http.Response, in store.Interaction) *http.Response {
 	up, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok || !s.beginRecording() {
-		s.save(in, ModeRecord) // the upgrade alone, as before
+		s.save(in, false) // the upgrade alone, as before
 		return resp
 	}
 	tap := &wsTap{up: up, start: time.Now(), save: func(msgs []store.Event, broken bool) {
@@ -108,7 +108,7 @@ func (s *Server) recordWebSocket(resp *http.Response, in store.Interaction) *htt
 		}
 		in.Response.Events = msgs
 		in.Response.Incomplete = broken
-		s.save(in, ModeRecord)
+		s.save(in, false)
 	}}
 	tap.client.Max, tap.server.Max = maxWSMessage, maxWSMessage
 	resp.Body = tap
@@ -142,16 +142,17 @@ func looksJSON(b []byte) bool {
 // replayWebSocket answers a WebSocket upgrade from the cassette: the
 // recorded 101 (with the Sec-WebSocket-Accept the live key needs) and a
 // connection that plays the recorded server.
-func (s *Server) replayWebSocket(req *http.Request, recReq *store.Request, mode Mode, out *Outcome) *http.Response {
+func (s *Server) replayWebSocket(req *http.Request, recReq *store.Request, pol *Policy, out *Outcome) *http.Response {
 	in, status, err := s.index.Next(recReq)
 	if err != nil {
 		return s.cassetteUnreadable(req, err, out)
 	}
-	found := status == match.Found || status == match.Exhausted && mode != ModeStrict
+	found := status == match.Found || status == match.Exhausted && pol.On[HitExhausted].Action == Replay
 	if found {
-		if msg, fix, blocked := s.bodyNotRecorded(in); blocked {
-			out.Decision, out.Reason = DecisionBlocked, ReasonBodyNotRecorded
-			return s.blockedResponse(req, blockedAnswer{Reason: ReasonBodyNotRecorded, Request: blockedRequest{req.Method, out.URL}, Message: msg, Fix: fix})
+		if _, _, notKept := s.bodyNotRecorded(in); notKept && pol.On[HitNotKept].Action == Block {
+			reason := pol.On[HitNotKept].Reason
+			out.Decision, out.Reason = DecisionBlocked, reason
+			return s.blockedResponse(req, s.blockedFor(req, reason, pol.Mode, out.URL, recReq, in))
 		}
 	}
 	if !found || !in.Response.Upgrade || in.Response.Status != http.StatusSwitchingProtocols || !hasMessages(in.Response.Events) {

@@ -3,6 +3,7 @@ package runner
 import (
 	"time"
 
+	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
@@ -60,12 +61,12 @@ type Check interface {
 // as read-only.
 type Evidence struct {
 	RunID    string
-	Mode     string   // proxy mode the run used (record, replay, strict, live)
-	Dir      string   // the child's working directory, absolute
-	Argv     []string // the command
-	ExitCode int      // shell-like: 0 ok; 127 not found / 126 not runnable; 128+n killed by signal n
-	Signal   string   // the signal that ended the child, if any ("terminated", "killed", ...)
-	TimedOut bool     // Spec.Timeout was reached and the child was stopped
+	Mode     match.Mode // proxy mode the run used
+	Dir      string     // the child's working directory, absolute
+	Argv     []string   // the command
+	ExitCode int        // shell-like: 0 ok; 127 not found / 126 not runnable; 128+n killed by signal n
+	Signal   string     // the signal that ended the child, if any ("terminated", "killed", ...)
+	TimedOut bool       // Spec.Timeout was reached and the child was stopped
 	Timeout  time.Duration
 	// Interrupted names what stopped the run from outside (a signal
 	// cassetteproxy received and forwarded, or "context canceled").

@@ -91,21 +91,22 @@ func (TimeoutCheck) Check(ev *Evidence) []Failure {
 	return []Failure{{StatusFailed, ClassTimeout, fmt.Sprintf("the command did not finish within its timeout of %s (%s)", ev.Timeout, how)}}
 }
 
-// ProxyCheck judges the requests the proxy blocked. In strict mode any
-// blocked request fails the run (unrecorded_request, or mutation_blocked
-// when that came first). In replay, live and record modes blocked requests
-// do not fail a run that otherwise succeeded, but a run that failed after
-// being refused answers is blocked (it never got the upstream it needed)
-// rather than failed.
+// ProxyCheck judges the requests the proxy blocked, as the mode's policy
+// says (proxy.Policy). Where every block fails the run (strict), the run
+// fails unrecorded_request, mutation_blocked or body_not_recorded, in the
+// order their first blocked requests came.
+// Elsewhere blocked requests do not fail a run that otherwise succeeded,
+// but a run that failed after being refused answers is blocked (it never
+// got the upstream it needed) rather than failed.
 //
-// Some blocks fail a run in every mode, whatever the command did next: a
-// request to a host outside --allow-host (blockFailsRun).
+// Some blocks fail a run in every mode, whatever the command did next
+// (their cells' FailsRun): those get a failure class of their own
+// (ownClass).
 type ProxyCheck struct{}
 
-// blockFailsRun lists the blocked reasons that fail a run by themselves,
-// in every mode and whatever the command did next, with their failure
-// class and what the reason says.
-var blockFailsRun = map[string]struct{ class, what string }{
+// ownClass gives the blocked reasons that fail a run by themselves their
+// failure class and what the reason says.
+var ownClass = map[string]struct{ class, what string }{
 	// Recordings too old to trust (--expired block): what the command did
 	// was judged against nothing.
 	proxy.ReasonExpired: {ClassExpired, "answered from recordings older than --max-recording-age, blocked (--expired block)"},
@@ -118,13 +119,14 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 	if len(ev.Blocked) == 0 {
 		return nil
 	}
+	pol := proxy.PolicyFor(ev.Mode)
 	failing := map[string][]Request{}
 	var unrec, mut, noBody []Request
 	for _, r := range ev.Blocked {
-		switch _, fails := blockFailsRun[r.Reason]; {
-		case fails:
+		switch _, own := ownClass[r.Reason]; {
+		case own && pol.FailsRun(r.Reason):
 			failing[r.Reason] = append(failing[r.Reason], r)
-		case r.Reason == ClassMutationBlocked:
+		case r.Reason == proxy.ReasonMutation:
 			mut = append(mut, r)
 		case r.Reason == ClassBodyNotRecorded:
 			noBody = append(noBody, r)
@@ -134,7 +136,7 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 	}
 	var out []Failure
 	for _, reason := range slices.Sorted(maps.Keys(failing)) {
-		rs, b := failing[reason], blockFailsRun[reason]
+		rs, b := failing[reason], ownClass[reason]
 		out = append(out, Failure{StatusFailed, b.class, fmt.Sprintf("%s %s: %s", count(len(rs), "request"), b.what, listRequests(rs))})
 	}
 	if len(unrec)+len(mut)+len(noBody) == 0 {
@@ -156,17 +158,17 @@ func (ProxyCheck) Check(ev *Evidence) []Failure {
 	}
 	first := func(g group) int {
 		for i, r := range ev.Blocked {
-			if _, fails := blockFailsRun[r.Reason]; !fails && groupOf(r.Reason) == g.class {
+			if _, own := ownClass[r.Reason]; !(own && pol.FailsRun(r.Reason)) && groupOf(r.Reason) == g.class {
 				return i
 			}
 		}
 		return len(ev.Blocked)
 	}
 	slices.SortStableFunc(groups, func(a, b group) int { return first(a) - first(b) })
-	if ev.Mode == "strict" {
+	if pol.BlockFailsRun {
 		for _, g := range groups {
 			if len(g.reqs) > 0 {
-				out = append(out, Failure{StatusFailed, g.class, fmt.Sprintf("%s %s (strict mode): %s", count(len(g.reqs), "request"), g.what, listRequests(g.reqs))})
+				out = append(out, Failure{StatusFailed, g.class, fmt.Sprintf("%s %s (%s mode): %s", count(len(g.reqs), "request"), g.what, ev.Mode, listRequests(g.reqs))})
 			}
 		}
 		return out

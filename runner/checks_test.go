@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 )
 
@@ -17,7 +18,7 @@ func TestProxyCheckBodyNotRecorded(t *testing.T) {
 	mut := Request{Method: "POST", URL: "https://h.test/y", Reason: proxy.ReasonMutation}
 	for _, tc := range []struct {
 		name    string
-		mode    string
+		mode    match.Mode
 		exit    int
 		blocked []Request
 		want    []string // status/class of each failure, in order

@@ -125,7 +125,7 @@ func TestDefaultChecksJudgeEvents(t *testing.T) {
 // TestHostNotAllowedFailsTheRun: a request blocked host_not_allowed fails
 // a run that otherwise succeeded, in every mode; other blocks do not.
 func TestHostNotAllowedFailsTheRun(t *testing.T) {
-	for _, mode := range []string{"record", "live", "replay", "strict"} {
+	for _, mode := range match.Modes {
 		ev := &Evidence{Mode: mode, Blocked: []Request{
 			{Method: "GET", URL: "https://evil.test/x", Reason: proxy.ReasonHostNotAllowed},
 			{Method: "GET", URL: "https://ok.test/y", Reason: proxy.ReasonUnrecorded}}}

@@ -80,10 +80,10 @@ type Spec struct {
 	// as they are.
 	Redact Redactor
 
-	Mode      string   // the proxy's mode: decides how misses count
-	Artifacts []string // paths or globs, relative to Dir; each must match a non-empty file
-	InputFile string   // hashed into input_sha256 when set (relative to Dir)
-	Checks    []Check  // run after DefaultChecks
+	Mode      match.Mode // the proxy's mode: decides how blocks count (proxy.Policy)
+	Artifacts []string   // paths or globs, relative to Dir; each must match a non-empty file
+	InputFile string     // hashed into input_sha256 when set (relative to Dir)
+	Checks    []Check    // run after DefaultChecks
 	// SideEffects the run must make (run --side-effect), checked after
 	// DefaultChecks and kept in the record.
 	SideEffects []store.SideEffect
@@ -246,7 +246,7 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 		rec.Command = spec.Redact.Args(spec.Argv)
 	}
 	rec.Dir = dir
-	rec.Mode = spec.Mode
+	rec.Mode = string(spec.Mode)
 	rec.Isolated = spec.Isolate != nil
 	rec.TimeoutSeconds = spec.Timeout.Seconds()
 	rec.ArtifactRefs = patterns

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -176,7 +177,7 @@ func TestRunVerdicts(t *testing.T) {
 			if tc.isolated {
 				spec.Isolate = isolation(t)
 			}
-			spec.Mode, spec.Artifacts, spec.Timeout, spec.Checks = tc.mode, tc.artifacts, tc.timeout, tc.checks
+			spec.Mode, spec.Artifacts, spec.Timeout, spec.Checks = match.Mode(tc.mode), tc.artifacts, tc.timeout, tc.checks
 			spec.KillGrace = 200 * time.Millisecond
 			spec.Observer = NewObserver()
 			if tc.lost > 0 {

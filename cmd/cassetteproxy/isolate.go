@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cassetteproxy/cassetteproxy/isolate"
+	"github.com/cassetteproxy/cassetteproxy/proxy"
 )
 
 // isolateFlag is --isolate, on run, replay and monitor.
@@ -17,12 +18,12 @@ func isolateFlag() cli.Flag {
 // isolation decides whether a command run in proxyMode is isolated:
 // --isolate on where it is impossible is an error; auto says once why it
 // is not, and runs without.
-func isolation(c *cli.Context, proxyMode string) (bool, error) {
+func isolation(c *cli.Context, proxyMode proxy.Mode) (bool, error) {
 	m, err := isolate.ParseMode(c.String("isolate"))
 	if err != nil {
 		return false, err
 	}
-	m = m.For(proxyMode)
+	m = m.For(proxy.PolicyFor(proxyMode).Dials)
 	if m == isolate.Off {
 		return false, nil
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
 	"github.com/cassetteproxy/cassetteproxy/isolate"
+	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -73,9 +74,9 @@ func replayAction(c *cli.Context) error {
 	}
 	prewarmIsolation(c)
 	dir := pos[0]
-	mode := c.String("mode")
-	if mode != "" {
-		if err := fixtures.CheckReplayMode(mode); err != nil {
+	var mode match.Mode
+	if s := c.String("mode"); s != "" {
+		if mode, err = fixtures.ParseReplayMode(s); err != nil {
 			return err
 		}
 	}

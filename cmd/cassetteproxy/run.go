@@ -109,10 +109,11 @@ func runAction(c *cli.Context) error {
 		}
 	}
 
-	if _, err := proxy.ParseMode(c.String("mode")); err != nil {
+	mode, err := proxy.ParseMode(c.String("mode"))
+	if err != nil {
 		return err
 	}
-	isolated, err := isolation(c, c.String("mode"))
+	isolated, err := isolation(c, mode)
 	if err != nil {
 		return err
 	}
@@ -173,7 +174,7 @@ func runAction(c *cli.Context) error {
 		KillGrace:    grace,
 		ProcessGroup: !isTerminal(os.Stdin),
 		Signals:      sigs,
-		Mode:         c.String("mode"),
+		Mode:         mode,
 		Artifacts:    absPaths(c.StringSlice("artifact")),
 		SideEffects:  sideEffects,
 		InputFile:    input,
