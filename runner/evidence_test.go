@@ -150,6 +150,25 @@ func TestHostNotAllowedFailsTheRun(t *testing.T) {
 
 // TestObserverEvents: events are refused before the run is open and after
 // it closed, numbered in order, committed before they count, and bounded.
+// TestBlocksFailAsThePolicySays: a run that otherwise succeeded fails on
+// one blocked request exactly when the mode's policy says that block fails
+// the run, for every blocking cell of every mode.
+func TestBlocksFailAsThePolicySays(t *testing.T) {
+	for _, mode := range match.Modes {
+		pol := proxy.PolicyFor(mode)
+		for _, r := range pol.On {
+			if r.Action != proxy.Block {
+				continue
+			}
+			ev := &Evidence{Mode: mode, Blocked: []Request{{Method: "GET", URL: "https://tool.test/x", Reason: r.Reason}}}
+			fails := ProxyCheck{}.Check(ev)
+			if failed := len(fails) > 0 && fails[0].Status == StatusFailed; failed != pol.FailsRun(r.Reason) {
+				t.Errorf("%s, blocked %s: failures %+v, want the run failed: %v", mode, r.Reason, fails, pol.FailsRun(r.Reason))
+			}
+		}
+	}
+}
+
 func TestObserverEvents(t *testing.T) {
 	obs := NewObserver()
 	if _, err := obs.Event(store.RunEvent{Kind: "note", Name: "early"}); !errors.Is(err, proxy.ErrNoRunOpen) {
