@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cassetteproxy/cassetteproxy/internal/yamlerr"
 )
 
 // Rules decide what of a request goes into its match key. The zero value
@@ -65,27 +65,8 @@ func (r *Rules) Len() int {
 	return len(r.rules)
 }
 
-// RulesError is a rules file that could not be used. Error() reads
-// "rules.yaml:7: invalid JSON path ...", or "line 7: ..." without a file.
-type RulesError struct {
-	File string // "" for ParseRules
-	Line int    // 0 when unknown
-	Msg  string
-}
-
-func (e *RulesError) Error() string {
-	switch {
-	case e.File != "" && e.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	case e.File != "":
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	case e.Line > 0:
-		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
-	}
-	return e.Msg
-}
-
-// LoadRules reads and parses a rules file; errors name the file and line.
+// LoadRules reads and parses a rules file; errors (*yamlerr.Error) name
+// the file and line.
 func LoadRules(path string) (*Rules, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -93,7 +74,7 @@ func LoadRules(path string) (*Rules, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, &RulesError{File: path, Msg: fmt.Sprintf("cannot read rules: %v", err)}
+		return nil, yamlerr.At(path, 0, "cannot read rules: %v", err)
 	}
 	return parseRules(data, path)
 }
@@ -110,25 +91,19 @@ func ParseRulesFile(path string, data []byte) (*Rules, error) {
 	return parseRules(data, path)
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 func parseRules(data []byte, file string) (*Rules, error) {
 	errAt := func(line int, format string, args ...any) error {
-		return &RulesError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)}
+		return yamlerr.At(file, line, format, args...)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			if at := yamlProblemLine(data); at > line {
-				// The parser names the line where the enclosing block
-				// starts; the line that broke it helps more.
-				return nil, errAt(at, "%s (in the block starting at line %d)", m[2], line)
-			}
-			return nil, errAt(line, "%s", m[2])
+		e := yamlerr.Syntax(file, err)
+		if at := yamlProblemLine(data); e.Line > 0 && at > e.Line {
+			// The parser names the line where the enclosing block
+			// starts; the line that broke it helps more.
+			e.Msg, e.Line = fmt.Sprintf("%s (in the block starting at line %d)", e.Msg, e.Line), at
 		}
-		return nil, errAt(0, "%s", strings.TrimPrefix(msg, "yaml: "))
+		return nil, e
 	}
 	rs := &Rules{}
 	if doc.Kind == 0 || len(doc.Content) == 0 {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cassetteproxy/cassetteproxy/internal/yamlerr"
 )
 
 func TestParseRulesErrors(t *testing.T) {
@@ -44,7 +46,7 @@ func TestParseRulesErrors(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), tc.want) {
 				t.Fatalf("error %q, want prefix %q", err, tc.want)
 			}
-			var re *RulesError
+			var re *yamlerr.Error
 			if !errors.As(err, &re) || re.Line == 0 {
 				t.Fatalf("error %#v has no line", err)
 			}

@@ -19,11 +19,11 @@ import (
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
-// isHopHeader reports the (canonical) names of headers that belong to one
-// connection and are never forwarded or recorded (RFC 9110 §7.6.1), plus
-// the proxy's own. A switch, not a list: it runs over every header of
+// IsHopHeader reports the (canonical) names of headers that belong to one
+// connection and are never forwarded, recorded or imported (RFC 9110
+// §7.6.1), plus the proxy's own. A switch, not a list: it runs over every header of
 // every request and response.
-func isHopHeader(name string) bool {
+func IsHopHeader(name string) bool {
 	switch name {
 	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
 		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
@@ -45,7 +45,7 @@ func stripHop(h http.Header, keepUpgrade bool) {
 		}
 	}
 	for name := range h { // canonical already: delete as Header.Del would
-		if isHopHeader(name) && !(keepUpgrade && (name == "Connection" || name == "Upgrade")) {
+		if IsHopHeader(name) && !(keepUpgrade && (name == "Connection" || name == "Upgrade")) {
 			delete(h, name)
 		}
 	}
@@ -56,11 +56,11 @@ func stripHop(h http.Header, keepUpgrade bool) {
 // (the proxy has the body already; 100-continue is between it and the
 // client).
 func isRecordedRequestDrop(name string) bool {
-	return isHopHeader(name) || name == "Content-Length" || name == "Expect"
+	return IsHopHeader(name) || name == "Content-Length" || name == "Expect"
 }
 
 // hasHeader reports whether any of h's (canonical) names satisfies is
-// (isHopHeader, isRecordedRequestDrop: Connection counts for both, so the
+// (IsHopHeader, isRecordedRequestDrop: Connection counts for both, so the
 // headers it names are covered too).
 func hasHeader(h http.Header, is func(name string) bool) bool {
 	for name := range h {
@@ -125,7 +125,7 @@ func withoutHop(h http.Header, extra ...string) http.Header {
 	sv := make([]string, nv) // one backing array for every value, as Clone does
 	out := make(http.Header, len(h))
 	for k, vv := range h {
-		if isHopHeader(k) || slices.Contains(extra, k) || slices.Contains(named, k) {
+		if IsHopHeader(k) || slices.Contains(extra, k) || slices.Contains(named, k) {
 			continue
 		}
 		if vv == nil {
@@ -190,7 +190,7 @@ func recordedResponseHead(resp *http.Response) store.Response {
 	// nothing appends to or writes into the live ones, and redaction copies
 	// a slice before it changes it.
 	var h http.Header
-	if hasHeader(resp.Header, isHopHeader) {
+	if hasHeader(resp.Header, IsHopHeader) {
 		h = withoutHop(resp.Header)
 	} else {
 		h = maps.Clone(resp.Header)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/yamlerr"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/redact"
 )
@@ -21,11 +22,8 @@ func LoadRulesFile(path string) (*match.Rules, redact.Config, error) {
 		return nil, redact.Config{}, err
 	}
 	cfg, err := redact.ParseConfig(data)
-	if ce, ok := err.(*redact.ConfigError); ok {
-		ce.File = path
-	}
 	if err != nil {
-		return nil, redact.Config{}, err
+		return nil, redact.Config{}, yamlerr.InFile(err, path)
 	}
 	return rules, cfg, nil
 }

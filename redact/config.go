@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cassetteproxy/cassetteproxy/internal/yamlerr"
 )
 
 // Config adds to the defaults. The zero Config is the defaults alone.
@@ -30,46 +32,21 @@ type Config struct {
 	Allow     []string `yaml:"allow"`      // header, query and field names the default name rules must keep
 }
 
-// ConfigError is a redact: section that could not be used. Error() reads
-// "rules.yaml:7: redact.patterns: ..." or "line 7: ..." without a file.
-type ConfigError struct {
-	File string // "" for ParseConfig
-	Line int    // 0 when unknown
-	Msg  string
-}
-
-func (e *ConfigError) Error() string {
-	switch {
-	case e.File != "" && e.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	case e.File != "":
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	case e.Line > 0:
-		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
-	}
-	return e.Msg
-}
-
 // LoadConfig reads a rules file and parses its redact: section; errors
 // name the file and the line ("rules.yaml:7: ...").
 func LoadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, &ConfigError{File: path, Msg: fmt.Sprintf("cannot read rules: %v", err)}
+		return Config{}, yamlerr.At(path, 0, "cannot read rules: %v", err)
 	}
 	cfg, err := ParseConfig(data)
-	if ce, ok := err.(*ConfigError); ok {
-		ce.File = path
-	}
-	return cfg, err
+	return cfg, yamlerr.InFile(err, path)
 }
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // ParseConfig reads the redact: section of the rules YAML file. Other
 // top-level keys (rules:, owned by package match) are ignored; an unknown
 // key inside redact:, a bad regular expression or a bad JSON path is an
-// error of type *ConfigError that carries its line.
+// error of type *yamlerr.Error that carries its line.
 //
 //	redact:
 //	  headers: [X-Internal-Auth]
@@ -79,17 +56,12 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 //	  allow: [key]
 func ParseConfig(data []byte) (Config, error) {
 	errAt := func(line int, format string, args ...any) error {
-		return &ConfigError{Line: line, Msg: fmt.Sprintf(format, args...)}
+		return yamlerr.At("", line, format, args...)
 	}
 	var cfg Config
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			return Config{}, errAt(line, "%s", m[2])
-		}
-		return Config{}, errAt(0, "%s", strings.TrimPrefix(msg, "yaml: "))
+		return Config{}, yamlerr.Syntax("", err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return cfg, nil

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/cassetteproxy/cassetteproxy/internal/yamlerr"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -64,7 +66,7 @@ func TestParseConfigErrorsNameTheLine(t *testing.T) {
 		{"redact:\n  fields: [a\n", 0, ""}, // a YAML syntax error: any line
 	} {
 		_, err := ParseConfig([]byte(c.yaml))
-		ce, ok := err.(*ConfigError)
+		ce, ok := err.(*yamlerr.Error)
 		if !ok {
 			t.Errorf("%q: error %T %v", c.yaml, err, err)
 			continue

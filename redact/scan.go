@@ -726,17 +726,6 @@ func escapeBefore(s []byte, lo, p int) int {
 	return 0
 }
 
-// oddBackslashes reports whether the run of backslashes ending at p (s[p]
-// is one) is odd, that is whether s[p] escapes the byte after it.
-func oddBackslashes(s []byte, lo, p int) bool {
-	n := 0
-	for p >= lo && s[p] == '\\' {
-		n++
-		p--
-	}
-	return n%2 == 1
-}
-
 func hasPrefixAt(s []byte, i, hi int, p string) bool {
 	return hi-i >= len(p) && string(s[i:i+len(p)]) == p
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/cassetteproxy/cassetteproxy/match"
+	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
@@ -18,22 +19,22 @@ const (
 )
 
 // Failure classes this package assigns. Checks added by other packages may
-// use their own.
+// use their own. The classes of blocked requests are the proxy's reasons.
 const (
 	ClassNonzeroExit       = "nonzero_exit"
 	ClassTimeout           = "timeout"
-	ClassUnrecordedRequest = "unrecorded_request"
-	ClassMutationBlocked   = "mutation_blocked"
+	ClassUnrecordedRequest = proxy.ReasonUnrecorded
+	ClassMutationBlocked   = proxy.ReasonMutation
 	// A recorded answer whose body was not kept (the rules file's store
 	// policy, or over --max-body) was asked for: it was blocked.
-	ClassBodyNotRecorded = "body_not_recorded"
+	ClassBodyNotRecorded = proxy.ReasonBodyNotRecorded
 	ClassMissingArtifact = "missing_artifact_ref"
 	ClassEmptyOutput     = "empty_output"
 	ClassRunAbandoned    = "run_abandoned"
-	ClassExpired         = "expired"
+	ClassExpired         = proxy.ReasonExpired
 	ClassIsolationFailed = "isolation_failed"
 	// A host outside the allow-list (--allow-host) was asked for.
-	ClassHostNotAllowed = "host_not_allowed"
+	ClassHostNotAllowed = proxy.ReasonHostNotAllowed
 	// A side effect the run had to make (or claimed) has too few, or too
 	// many, matching answered requests.
 	ClassSideEffectUnconfirmed = "side_effect_unconfirmed"

@@ -9,13 +9,10 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	"os"
 	"time"
-
-	"github.com/elazarl/goproxy"
 
 	"github.com/cassetteproxy/cassetteproxy/bench/internal/benchutil"
 )
@@ -33,14 +30,9 @@ func main() {
 }
 
 func run(listen, ready, caOut, upstreamCA string) error {
-	ca, err := benchutil.NewCA("bench forward ref CA")
+	gp, err := benchutil.RefProxy("bench forward ref CA", caOut)
 	if err != nil {
 		return err
-	}
-	if caOut != "" {
-		if err := benchutil.WriteFileAtomic(caOut, ca.CertPEM); err != nil {
-			return err
-		}
 	}
 	roots, err := x509.SystemCertPool()
 	if err != nil {
@@ -53,9 +45,6 @@ func run(listen, ready, caOut, upstreamCA string) error {
 		}
 		roots.AppendCertsFromPEM(pem)
 	}
-	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = log.New(nilWriter{}, "", 0)
-	gp.CertStore = &benchutil.LeafCache{}
 	// The same transport settings cassetteproxy uses, so the comparison is
 	// about the proxy and not about connection reuse.
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
@@ -68,17 +57,5 @@ func run(listen, ready, caOut, upstreamCA string) error {
 		MaxIdleConnsPerHost: 64,
 		DisableCompression:  true,
 	}
-	mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(&ca.TLS)}
-	gp.OnRequest().HandleConnectFunc(func(host string, _ *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		return mitm, host
-	})
-	ln, err := benchutil.Listen(listen, ready)
-	if err != nil {
-		return err
-	}
-	return (&http.Server{Handler: gp, ReadHeaderTimeout: 30 * time.Second}).Serve(ln)
+	return benchutil.Serve(gp, listen, ready)
 }
-
-type nilWriter struct{}
-
-func (nilWriter) Write(p []byte) (int, error) { return len(p), nil }

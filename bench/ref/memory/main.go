@@ -10,11 +10,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/elazarl/goproxy"
 
@@ -34,14 +32,9 @@ func main() {
 }
 
 func run(listen, ready, caOut, dir string) error {
-	ca, err := benchutil.NewCA("bench memory ref CA")
+	gp, err := benchutil.RefProxy("bench memory ref CA", caOut)
 	if err != nil {
 		return err
-	}
-	if caOut != "" {
-		if err := benchutil.WriteFileAtomic(caOut, ca.CertPEM); err != nil {
-			return err
-		}
 	}
 	answers := map[string][]byte{}
 	files, err := filepath.Glob(filepath.Join(dir, "*"))
@@ -55,13 +48,6 @@ func run(listen, ready, caOut, dir string) error {
 		}
 		answers["/"+filepath.Base(f)] = b
 	}
-	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = log.New(io.Discard, "", 0)
-	gp.CertStore = &benchutil.LeafCache{}
-	mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(&ca.TLS)}
-	gp.OnRequest().HandleConnectFunc(func(host string, _ *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		return mitm, host
-	})
 	gp.OnRequest().DoFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		body, ok := answers[req.URL.Path]
 		status := http.StatusOK
@@ -77,9 +63,5 @@ func run(listen, ready, caOut, dir string) error {
 			Request:       req,
 		}
 	})
-	ln, err := benchutil.Listen(listen, ready)
-	if err != nil {
-		return err
-	}
-	return (&http.Server{Handler: gp, ReadHeaderTimeout: 30 * time.Second}).Serve(ln)
+	return benchutil.Serve(gp, listen, ready)
 }
