@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
+	"github.com/cassetteproxy/cassetteproxy/proxy"
 )
 
 func driftCommand() *cli.Command {
@@ -48,7 +49,7 @@ func driftAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	roots, err := upstreamRoots(c.StringSlice("upstream-ca"))
+	roots, err := proxy.LoadRoots(c.StringSlice("upstream-ca"))
 	if err != nil {
 		return err
 	}

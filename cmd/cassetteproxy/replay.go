@@ -159,7 +159,7 @@ func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
 	if err != nil {
 		return nil, err
 	}
-	roots, err := upstreamRoots(c.StringSlice("upstream-ca"))
+	roots, err := proxy.LoadRoots(c.StringSlice("upstream-ca"))
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,6 @@
 package main
 
 import (
-	"github.com/cassetteproxy/cassetteproxy/internal/fsutil"
-	"github.com/cassetteproxy/cassetteproxy/internal/memlimit"
-
-	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,14 +9,12 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/fsutil"
 	"github.com/cassetteproxy/cassetteproxy/internal/textlog"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
@@ -69,7 +62,7 @@ func serveCommand() *cli.Command {
 			select {
 			case sig := <-sigs:
 				p.log.Info("stopping", "signal", sig.String())
-			case err := <-p.served:
+			case err := <-p.Served():
 				if err != nil {
 					p.stop()
 					return fmt.Errorf("serve on %s: %w", p.addr, err)
@@ -102,25 +95,20 @@ func firstLine(s string) string {
 	return first
 }
 
-// runningProxy is a started proxy with everything it holds open.
+// runningProxy is a started proxy (proxy.Running) with what the CLI opened
+// for it.
 type runningProxy struct {
+	*proxy.Running
 	addr       string
 	srv        *proxy.Server
 	st         *store.Store
-	rec        *store.Recorder
 	ca         *proxy.CA
 	redactor   *redact.Redactor // the proxy's own, for what run keeps besides interactions
 	allowHosts []string         // --allow-host and the rules file's allow_hosts: the run record's tool_allowlist
 	logs       *lineBuffer      // request log lines, batched until stop
 	log        *slog.Logger
-	served     chan error
 	unlimit    func() // stops the memory limit that follows the live heap, if one runs
-
 	auth       string // --proxy-auth USER:PASS, "" when none
-	drainOnce  sync.Once
-	drainErr   error
-	lost       int    // recordings answered but not committed (known once drained)
-	lossReason string // the last reason one was lost
 }
 
 // startProxy opens the store, loads the cassette, listens, and serves in the
@@ -159,7 +147,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	if err != nil {
 		return nil, err
 	}
-	roots, err := upstreamRoots(c.StringSlice("upstream-ca"))
+	roots, err := proxy.LoadRoots(c.StringSlice("upstream-ca"))
 	if err != nil {
 		return nil, err
 	}
@@ -194,33 +182,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	// replay/strict ones: the cassette is then both loaded and written, so
 	// a record-mode run with such rules appends instead of starting fresh.
 	plan := proxy.PlanFor(mode, rules)
-	// Garbage collection. Answering from memory allocates little per
-	// request and keeps a small heap, so at Go's default (GOGC=100)
-	// collections come often and cost ~10% of a 1 KB replay's CPU; at 200
-	// that halves, for a few MiB more. Recording also holds connection
-	// buffers and captured bodies that come and go: left to GOGC alone it
-	// keeps twice its live heap plus freed pages not yet given back (peak
-	// RSS at 64 clients ~52 MiB), so it runs under a soft memory limit
-	// that follows the live heap instead (internal/memlimit), and GOGC is
-	// set high enough (400) never to collect before that limit does: the
-	// limit counts all of Go's memory, so at GOGC=200 under a 24 MiB floor
-	// the heap had only 5-8 MiB to grow in and the collector ran 25-50
-	// times a second under load (see memlimit.Default). A replaying proxy
-	// runs under the same limit at GOGC=200: with a small cassette the
-	// collector runs as at 200 alone, and the index of a large one (a few
-	// tens of MiB at 100k interactions) no longer makes the heap three
-	// times its size. GOGC and GOMEMLIMIT, when set, win.
-	gcPercent := 200
-	unlimit := func() {}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		unlimit = memlimit.Start(memlimit.Default)
-		if plan.Records {
-			gcPercent = 400
-		}
-	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
-	}
+	unlimit := proxy.TuneMemory(plan.Records, os.Getenv("GOGC") != "", os.Getenv("GOMEMLIMIT") != "")
 	defer func() {
 		if err != nil {
 			unlimit()
@@ -243,12 +205,8 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		ln.Close()
 		return nil, err
 	}
-	p := &runningProxy{st: st, ca: ca, log: logger, logs: logs, served: make(chan error, 1), unlimit: unlimit, allowHosts: allowHosts.List(), auth: auth}
 	fail := func(err error) (*runningProxy, error) {
 		ln.Close()
-		if p.rec != nil {
-			p.rec.Close()
-		}
 		st.Close()
 		return nil, err
 	}
@@ -264,77 +222,40 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	if err != nil {
 		return fail(fmt.Errorf("rules %s: %w", c.String("rules"), err))
 	}
-	p.redactor = redactor
-
-	// A replaying proxy keeps the cassette's index in memory and reads each
-	// recorded answer from the store when a request matches it.
-	var index *match.Index
-	fresh := false // start the cassette afresh, as the last step before serving
-	switch {
-	case !plan.Replays: // nothing read from the cassette: record it afresh, or add to it with --append
-		if fresh = !c.Bool("append"); !fresh {
-			if err = st.CreateCassette(cassette); err != nil {
-				return fail(err)
-			}
-		}
-	case mode == proxy.ModeRecord: // rules replay some hosts: load what there is, creating it if new
-		if err = st.CreateCassette(cassette); err == nil {
-			index, err = indexCassette(st, cassette, rules)
-		}
-		if err != nil {
-			return fail(err)
-		}
-	default: // the global mode replays: the cassette must exist
-		if index, err = loadCassette(st, dbPath, cassette, rules); err != nil {
-			return fail(err)
-		}
-	}
-	if index != nil {
-		// Reading the cassette left garbage (its requests, decoded once):
-		// collect it and give the pages back before serving.
-		debug.FreeOSMemory()
-	}
-	if plan.Records {
-		p.rec = st.NewRecorder(store.RecorderOptions{OnError: func(err error) {
-			logger.Error("recordings not committed: the cassette is incomplete", "err", err)
-		}})
-	}
-
-	p.addr = ln.Addr().String()
-	p.srv, err = proxy.New(proxy.Config{
-		Mode:            mode,
-		Cassette:        cassette,
-		Index:           index,
-		Recorder:        p.rec,
-		Rules:           rules,
-		Redactor:        redactor,
-		CA:              ca,
-		UpstreamRoots:   roots,
-		BlockedStatus:   status,
-		MaxBody:         c.Int64("max-body"),
-		ReplayTiming:    replayTiming,
-		MaxRecordingAge: maxAge,
-		ExpiredBlock:    expiredBlock,
-		Logger:          logger,
-		RunID:           runID,
-		Observe:         observe,
-		Events:          events,
-		AllowHosts:      allowHosts,
-		BodyTimeout:     bodyTimeout,
-		ProxyAuth:       auth,
-	})
+	start, err := proxy.PrepareCassette(st, cassette, rules, plan, mode, c.Bool("append"))
 	if err != nil {
 		return fail(err)
 	}
-	// Only now, with everything else in place, does a record-mode start
-	// empty the cassette: any earlier failure leaves it as it was.
-	if fresh {
-		if err := st.ResetCassette(cassette); err != nil {
-			return fail(err)
-		}
+	running, err := proxy.Start(proxy.Launch{
+		Listener: ln, RecordTo: st, Cassette: start,
+		OnRecordError: func(err error) { logger.Error("recordings not committed: the cassette is incomplete", "err", err) },
+		Config: proxy.Config{
+			Mode:            mode,
+			Cassette:        cassette,
+			Rules:           rules,
+			Redactor:        redactor,
+			CA:              ca,
+			UpstreamRoots:   roots,
+			BlockedStatus:   status,
+			MaxBody:         c.Int64("max-body"),
+			ReplayTiming:    replayTiming,
+			MaxRecordingAge: maxAge,
+			ExpiredBlock:    expiredBlock,
+			Logger:          logger,
+			RunID:           runID,
+			Observe:         observe,
+			Events:          events,
+			AllowHosts:      allowHosts,
+			BodyTimeout:     bodyTimeout,
+			ProxyAuth:       auth,
+		}})
+	if err != nil {
+		st.Close()
+		return nil, err
 	}
-	go func() { p.served <- p.srv.Serve(ln) }()
-	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", index.Len(), "db", dbPath, "ca", ca.CertPath)
+	p := &runningProxy{Running: running, addr: running.Addr, srv: running.Server, st: st, ca: ca, redactor: redactor,
+		allowHosts: allowHosts.List(), logs: logs, log: logger, unlimit: unlimit, auth: auth}
+	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", start.Index.Len(), "db", dbPath, "ca", ca.CertPath)
 	if rf := c.String("ready-file"); rf != "" {
 		if err := fsutil.WriteFileAtomic(rf, []byte(p.addr+"\n"), 0o644); err != nil {
 			p.stop()
@@ -344,32 +265,19 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	return p, nil
 }
 
-// drain stops the proxy in the order that loses nothing (connections
-// closed, in-flight recordings handed over, the recorder flushed) and
-// returns how many recordings could not be committed, with the last
-// reason. The store stays open (run closes its record after this). It is
-// idempotent.
+// drain is Running.Drain without its error (stop reports it): how many
+// recordings could not be committed, and the last reason.
 func (p *runningProxy) drain() (int, string) {
-	p.drainOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		p.drainErr = p.srv.Shutdown(ctx)
-		if p.rec != nil {
-			// Its errors are the failed commits: each was logged as it
-			// happened (OnError) and is counted in RecordingLoss.
-			_ = p.rec.Close()
-		}
-		p.lost, p.lossReason = p.srv.RecordingLoss()
-	})
-	return p.lost, p.lossReason
+	lost, reason, _ := p.Drain()
+	return lost, reason
 }
 
 // stop drains the proxy, then closes the store.
 func (p *runningProxy) stop() error {
-	p.drain()
+	_, _, drainErr := p.Drain()
 	var errs []error
-	if p.drainErr != nil {
-		errs = append(errs, p.drainErr)
+	if drainErr != nil {
+		errs = append(errs, drainErr)
 	}
 	if err := p.st.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
@@ -379,40 +287,6 @@ func (p *runningProxy) stop() error {
 	return errors.Join(errs...)
 }
 
-// indexCassette indexes a cassette for replay, reading on demand.
-func indexCassette(st *store.Store, name string, rules *match.Rules) (*match.Index, error) {
-	r, err := st.Replay(name, store.ReplayOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return match.Load(rules, r)
-}
-
-// loadCassette indexes a cassette for replay, or says which exist and how
-// to record the missing one.
-func loadCassette(st *store.Store, dbPath, name string, rules *match.Rules) (*match.Index, error) {
-	ok, err := st.HasCassette(name)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		infos, err := st.ListCassettes()
-		if err != nil {
-			return nil, err
-		}
-		names := make([]string, 0, len(infos))
-		for _, in := range infos {
-			names = append(names, in.Name)
-		}
-		have := "it has none"
-		if len(names) > 0 {
-			have = "it has: " + strings.Join(names, ", ")
-		}
-		return nil, fmt.Errorf("cassette %q not found in %s (%s); record it with: cassetteproxy serve --mode record --cassette %s", name, dbPath, have, name)
-	}
-	return indexCassette(st, name, rules)
-}
-
 // loadRules reads --rules FILE; without one, the default rules and no
 // extra redaction.
 func loadRules(path string) (*match.Rules, redact.Config, error) {
@@ -420,26 +294,6 @@ func loadRules(path string) (*match.Rules, redact.Config, error) {
 		return match.DefaultRules(), redact.Config{}, nil
 	}
 	return proxy.LoadRulesFile(path)
-}
-
-func upstreamRoots(files []string) (*x509.CertPool, error) {
-	if len(files) == 0 {
-		return nil, nil
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	for _, f := range files {
-		pem, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read --upstream-ca: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--upstream-ca %s: no PEM certificate in it", f)
-		}
-	}
-	return pool, nil
 }
 
 // isLoopback reports whether a listener accepts loopback connections only.
