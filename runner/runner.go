@@ -218,7 +218,7 @@ func Run(ctx context.Context, spec Spec) (Result, error) {
 		rec.Attempt = 1
 	}
 	if spec.InputFile != "" {
-		sum, err := fileSHA256(abs(dir, spec.InputFile))
+		sum, err := FileSHA256(abs(dir, spec.InputFile))
 		if err != nil {
 			return Result{}, fmt.Errorf("--input: %w", err)
 		}
@@ -560,7 +560,8 @@ func abs(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex SHA-256 of a file's content.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

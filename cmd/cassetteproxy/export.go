@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -11,7 +12,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
+	"github.com/cassetteproxy/cassetteproxy/internal/fsutil"
 	"github.com/cassetteproxy/cassetteproxy/redact"
+	"github.com/cassetteproxy/cassetteproxy/runner"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
@@ -119,21 +122,11 @@ func writeHAR(path, comment string, each fixtures.Each) (int, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return 0, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(tmp.Name()) // gone once renamed
-	n, err := fixtures.WriteHAR(tmp, buildVersion(), comment, each)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
+	n := 0
+	err := fsutil.WriteAtomic(path, 0o644, func(w io.Writer) (err error) {
+		n, err = fixtures.WriteHAR(w, buildVersion(), comment, each)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
@@ -184,7 +177,7 @@ func portable(c *cli.Context, st *store.Store, run *store.Run, dir string, in *f
 	files := []string{}
 	if run.InputFile != "" {
 		files = append(files, run.InputFile)
-		if sum, err := fixtures.FileSHA256(run.InputFile); err == nil && run.InputSHA256 != "" && sum != run.InputSHA256 {
+		if sum, err := runner.FileSHA256(run.InputFile); err == nil && run.InputSHA256 != "" && sum != run.InputSHA256 {
 			fmt.Fprintf(c.App.ErrWriter, "cassetteproxy: note: %s changed since run %s: the fixture gets its content as it is now\n", run.InputFile, run.RunID)
 		}
 	}

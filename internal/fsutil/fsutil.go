@@ -3,6 +3,7 @@
 package fsutil
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -12,6 +13,15 @@ import (
 // collector reading metrics) never sees half a file. The temporary file is
 // created with mode already set, and removed on any failure.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return WriteAtomic(path, mode, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteAtomic is WriteFileAtomic for content written as it is made: write
+// writes it all, and only a write that succeeds replaces path.
+func WriteAtomic(path string, mode os.FileMode, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -19,7 +29,7 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	name := tmp.Name()
 	err = tmp.Chmod(mode)
 	if err == nil {
-		_, err = tmp.Write(data)
+		err = write(tmp)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
