@@ -126,8 +126,14 @@ func block(reason string) Rule { return Rule{Action: Block, Reason: reason} }
 
 // policies is the mode policy, whole: what every mode does in every
 // situation. handle, the CONNECT handler, the upstream transport, the
-// runner's verdict and the documentation (README "Modes") follow it;
-// TestPolicyTable walks it with real requests.
+// runner's verdict and the documentation (docs/internals.md, README
+// "Modes") follow it; TestPolicyTable walks it with real requests.
+//
+// Reading it: strict mode, a POST repeated to a host the cassette never
+// saw. Over HTTPS its CONNECT is HostUnknown: blocked host_not_recorded.
+// Over plain HTTP each POST is a MissMutating: blocked mutation_blocked,
+// every time (nothing is recorded, so a repeat is a miss again). Strict
+// has BlockFailsRun, so either way the run fails.
 var policies = [...]Policy{
 	{Mode: ModeRecord, Dials: true, On: [numSituations]Rule{
 		Hit: record, HitExhausted: record, HitIncompleteBlock: record, HitExpired: record, HitExpiredBlock: record, HitNotKept: record,
