@@ -39,7 +39,8 @@ const (
 	// HitExpiredBlock: the same, with --expired block.
 	HitExpiredBlock
 	// HitNotKept: recorded, but its response body was not kept (over
-	// --max-body when recorded).
+	// --max-body when recorded, or the rules file's store: hash or fields;
+	// see bodyNotRecorded).
 	HitNotKept
 	// MissSafe: never recorded; GET, HEAD, OPTIONS, or a JSON-RPC read
 	// (see toolHints).
