@@ -11,7 +11,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -80,11 +79,14 @@ func captureBufferPool(n int) *sync.Pool {
 }
 
 // release returns the capture's recycled buffer once the recording has
-// been handed over, unless what was recorded still uses it: a body that
-// redaction left as it came (it is the buffer), or events cut from it. Then
-// the buffer is simply left to the garbage collector. Nothing reads the
-// buffer after release: the client got its bytes before the capture
-// finished, and the store copied what it keeps.
+// been handed over, unless what was recorded still uses it: events cut from
+// it, or a body that is the buffer. The recorded body is either the body
+// fill handed out (the buffer, from its first byte) or a fresh one (a
+// redacted copy, the redaction memo's copy, a decoded body): redaction
+// returns the body it was given or a new one, never a part of it. A buffer
+// still in use is left to the garbage collector. Nothing reads the buffer
+// after release: the client got its bytes before the capture finished, and
+// the store copied what it keeps.
 func (c *capture) release(recorded *store.Response) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -92,21 +94,12 @@ func (c *capture) release(recorded *store.Response) {
 		return
 	}
 	buf := (*c.pooled)[:cap(*c.pooled)]
-	if len(recorded.Events) > 0 || overlaps(buf, recorded.Body) {
+	if len(recorded.Events) > 0 || len(recorded.Body) > 0 && len(buf) > 0 && &recorded.Body[0] == &buf[0] {
 		return
 	}
 	c.mem = nil
 	captureBufferPool(cap(*c.pooled)).Put(c.pooled)
 	c.pooled = nil
-}
-
-// overlaps reports whether b lies inside buf's memory.
-func overlaps(buf, b []byte) bool {
-	if len(buf) == 0 || len(b) == 0 {
-		return false
-	}
-	lo, p := uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&b[0]))
-	return p >= lo && p < lo+uintptr(len(buf))
 }
 
 // readMark is where one upstream read ended in the body, and when it arrived.

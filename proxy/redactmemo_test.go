@@ -99,7 +99,7 @@ func TestRedactMemoRecordsItsOwnCopy(t *testing.T) {
 				if sight == 1 {
 					continue // not kept: most bodies are seen once
 				}
-				if overlaps(in, got.Body) {
+				if &in[0] == &got.Body[0] {
 					t.Fatalf("sight %d: the recording is the caller's buffer", sight)
 				}
 				if kept != nil && &kept[0] != &got.Body[0] {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -420,12 +418,20 @@ func (r *Redactor) text(s string, fp bool) string {
 }
 
 // scrubString scrubs s as a URL or as text and returns s itself when it is
-// clean. s is read in place, without a copy: the scanners never write to
-// their source (writer.src), and the result of a dirty scrub is the
-// writer's own fresh buffer, handed over as a string and never touched
-// again.
+// clean. The scanners read bytes: s is copied into a recycled buffer, so a
+// clean string costs a copy and no allocation.
 func (r *Redactor) scrubString(s string, fp, asURL bool) string {
-	w := r.newWriter(bytesOf(s), fp)
+	buf := byteCopies.Get().(*[]byte)
+	defer returnBytes(buf)
+	return r.scrubStringIn(buf, s, fp, asURL)
+}
+
+// scrubStringIn is scrubString with the buffer given, for a caller that
+// scrubs many strings (a header's values).
+func (r *Redactor) scrubStringIn(buf *[]byte, s string, fp, asURL bool) string {
+	*buf = append((*buf)[:0], s...)
+	w := r.newWriter((*buf)[:len(s):len(s)], fp)
+	w.out = (*buf)[len(s):len(s)] // what follows the copy, for the result
 	if asURL {
 		r.scrubURL(w)
 	} else {
@@ -435,8 +441,17 @@ func (r *Redactor) scrubString(s string, fp, asURL bool) string {
 	if !w.changed() {
 		return s
 	}
-	out := w.bytes()
-	return unsafe.String(unsafe.SliceData(out), len(out))
+	return string(w.bytes())
+}
+
+// byteCopies hold copies of strings for the scanners, which read bytes.
+var byteCopies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// returnBytes gives a buffer of byteCopies back.
+func returnBytes(b *[]byte) {
+	if cap(*b) <= 64<<10 { // a copy of a large text is not kept
+		byteCopies.Put(b)
+	}
 }
 
 func (r *Redactor) request(req *store.Request, fp, sharedHeader bool) {
@@ -488,6 +503,11 @@ var commonHeaders = []string{
 // scrubHeader scrubs h in place and returns it, or with shared set leaves
 // h as it is and returns a scrubbed copy when anything needed scrubbing.
 func (r *Redactor) scrubHeader(h http.Header, fp, shared bool) http.Header {
+	if len(h) == 0 {
+		return h
+	}
+	buf := byteCopies.Get().(*[]byte)
+	defer returnBytes(buf)
 	out, copied := h, false
 	for name, vals := range h {
 		secret, ok := r.known[name]
@@ -500,11 +520,11 @@ func (r *Redactor) scrubHeader(h http.Header, fp, shared bool) http.Header {
 			switch {
 			case v == "":
 			case secret:
-				nv = r.secretHeaderValue(v, fp)
+				nv = r.secretHeaderValue(buf, v, fp)
 			default:
-				nv = r.scrubString(v, fp, looksLikeURL(v)) // a URL: Location, Referer, Link
-				if !ok && r.mayName(bytesOf(name)) {
-					nv = r.nameRuleHeader(name, nv, fp)
+				nv = r.scrubStringIn(buf, v, fp, looksLikeURL(v)) // a URL: Location, Referer, Link
+				if !ok && r.mayName([]byte(name)) {
+					nv = r.nameRuleHeader(buf, name, nv, fp)
 				}
 			}
 			if nv != v && scrubbed == nil {
@@ -526,20 +546,21 @@ func (r *Redactor) scrubHeader(h http.Header, fp, shared bool) http.Header {
 
 // nameRuleHeader checks a header's value against the name rules its name
 // calls for (X-Adafruit-Key: …).
-func (r *Redactor) nameRuleHeader(name, v string, fp bool) string {
-	sp, ok := r.nameValue(bytesOf(name), bytesOf(v), 0, len(v))
+func (r *Redactor) nameRuleHeader(buf *[]byte, name, v string, fp bool) string {
+	*buf = append((*buf)[:0], v...) // the scanners read bytes
+	vb := *buf
+	sp, ok := r.nameValue([]byte(name), vb, 0, len(v))
 	if !ok {
 		return v
 	}
-	out := []byte(v[:sp.start])
-	out = r.appendMarker(out, sp.kind, bytesOf(v[sp.start:sp.end]), false, fp)
+	out := r.appendMarker([]byte(v[:sp.start]), sp.kind, vb[sp.start:sp.end], false, fp)
 	out = append(out, v[sp.end:]...)
 	return string(out)
 }
 
 // secretHeaderValue redacts a whole header value, keeping an auth scheme
 // word: "Bearer [REDACTED:bearer]", "Basic [REDACTED:header]".
-func (r *Redactor) secretHeaderValue(v string, fp bool) string {
+func (r *Redactor) secretHeaderValue(buf *[]byte, v string, fp bool) string {
 	kind, cred := "header", v
 	if sp := strings.IndexAny(v, " \t"); sp > 0 {
 		if k, ok := authScheme(v[:sp]); ok {
@@ -548,17 +569,15 @@ func (r *Redactor) secretHeaderValue(v string, fp bool) string {
 			}
 		}
 	}
-	cb := bytesOf(cred) // read only
+	*buf = append((*buf)[:0], cred...) // the scanners read bytes
+	cb := *buf
 	if isMarker(cb) {
 		return v
 	}
-	out := append(make([]byte, 0, len(v)-len(cred)+len(markerOpenEnc)+len(kind)+16), v[:len(v)-len(cred)]...)
-	out = r.appendMarker(out, kind, cb, false, fp)
-	return unsafe.String(unsafe.SliceData(out), len(out))
+	var head [128]byte
+	out := append(head[:0], v[:len(v)-len(cred)]...)
+	return string(r.appendMarker(out, kind, cb, false, fp))
 }
-
-// bytesOf is s as a byte slice without a copy, for reading only.
-func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // authScheme looks an auth scheme word up in authSchemes, case-insensitively
 // as strings.ToLower compares, without allocating for an ASCII word.
@@ -585,11 +604,19 @@ func authScheme[T string | []byte](word T) (string, bool) {
 	return k, ok
 }
 
+// le64 is binary.LittleEndian.Uint64 of a string's eight bytes; the
+// compiler makes it one load.
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
 func looksLikeURL(s string) bool {
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		// no byte below 0x21 in these eight (the usual case): skip them
-		x := binary.LittleEndian.Uint64(bytesOf(s[i : i+8]))
+		x := le64(s[i : i+8])
 		if (x-0x2121212121212121)&^x&0x8080808080808080 != 0 {
 			break
 		}

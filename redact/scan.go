@@ -95,7 +95,9 @@ func (w *writer) write(sp span, lit []byte) {
 		sp.start, sp.quote = w.last, 0 // the rest of a secret a pending span began
 	}
 	if !w.dirty {
-		w.out = make([]byte, 0, len(w.src)+64)
+		if cap(w.out) < len(w.src)+64 { // else a buffer the caller lent
+			w.out = make([]byte, 0, len(w.src)+64)
+		}
 		w.dirty = true
 	}
 	w.out = append(w.out, w.src[w.last:sp.start]...)
