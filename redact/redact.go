@@ -739,12 +739,26 @@ func (r *Redactor) scrubPairs(w *writer, lo, hi int, kind string) {
 				r.scanEncoded(w, eq+1, sp.start)
 				w.replace(sp)
 				r.scanEncoded(w, sp.end, e)
+			} else if k := r.decodedNameValue(name, s[eq+1:e]); k != "" {
+				// The value matches only decoded (a ':' sent as %3A): all of it goes.
+				w.replace(span{start: eq + 1, end: e, kind: k})
 			} else {
 				r.scanEncoded(w, eq+1, e)
 			}
 		}
 		p = e + 1
 	}
+}
+
+// decodedNameValue is the kind of the name rule that takes the
+// percent-encoded value v once decoded, or "".
+func (r *Redactor) decodedNameValue(name, v []byte) string {
+	dec := decodeComponent(v)
+	if bytes.Equal(dec, v) {
+		return "" // nothing encoded: nameValue already saw it
+	}
+	sp, _ := r.nameValue(name, dec, 0, len(dec))
+	return sp.kind
 }
 
 // decodeComponent percent-decodes a query component as url.QueryUnescape
