@@ -1973,6 +1973,9 @@ type Rule struct {
 	Keywords []string // gitleaks' keywords: it looks at a text only when one of them is in it
 	Entropy  float64  // a secret must have more (0: no test)
 	Extra    bool     // a format beyond gitleaks' rules (gitleaks itself does not know it)
+	// Allowlist, as gitleaks states it: regexes a secret (AllowSecret) or
+	// the whole match (AllowMatch) may match, words a secret may hold.
+	AllowSecret, AllowMatch, StopWords []string
 }
 
 // Rules lists the format rules, and the gitleaks rules left out because
@@ -1982,12 +1985,12 @@ func Rules() (rules []Rule, fileOnly []string, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	kw, extra := map[string][]string{}, map[string]bool{}
+	kw, extra, def := map[string][]string{}, map[string]bool{}, map[string]gitleaksRule{}
 	for _, d := range gitleaksRules {
-		kw[d.ID] = d.Keywords
+		kw[d.ID], def[d.ID] = d.Keywords, d
 	}
 	for _, d := range extraRules {
-		kw[d.ID], extra[d.ID] = d.Keywords, true
+		kw[d.ID], extra[d.ID], def[d.ID] = d.Keywords, true, d
 	}
 	for _, t := range rs.tokens {
 		rules = append(rules, Rule{ID: t.id, Shape: "token", Regex: t.re.String(), Keywords: kw[t.id], Entropy: t.entropy, Extra: extra[t.id]})
@@ -1997,6 +2000,10 @@ func Rules() (rules []Rule, fileOnly []string, err error) {
 	}
 	for _, g := range rs.gated {
 		rules = append(rules, Rule{ID: g.id, Shape: "gated", Regex: g.full.String(), Keywords: kw[g.id], Entropy: g.entropy, Extra: extra[g.id]})
+	}
+	for i := range rules {
+		d := def[rules[i].ID]
+		rules[i].AllowSecret, rules[i].AllowMatch, rules[i].StopWords = d.AllowSecret, d.AllowMatch, d.StopWords
 	}
 	return rules, append([]string(nil), rs.skipped...), nil
 }
