@@ -56,7 +56,9 @@ type capture struct {
 // few thousand recordings a second, a fresh 50 KB buffer each was most of
 // the record path's garbage, and at ~20k a second a fresh 1 KB one was the
 // largest single piece of it. Two sizes, so a small body never holds a
-// 64 KiB buffer.
+// 64 KiB buffer. What they buy: BenchmarkServeRecord HTTP 50 KB 127 → 101
+// µs CPU and 75 → 19 KB allocated a request (64 KiB class);
+// BenchmarkHandleRecord/1K ~2% fewer instructions, 10.8 → 9.8 KB (4 KiB).
 const (
 	minPooledBody   = 512
 	smallPooledBody = 4 << 10

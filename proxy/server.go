@@ -788,7 +788,8 @@ func (c *trackedConn) releaseHold(gen uint64) {
 // for an answer whose body is in memory nothing can block between the two,
 // so they may share one. Never arm it when the body may wait on anything
 // but this connection's own reads (an upstream, a paced stream): the head
-// would wait with it; holdNextWriteFor bounds the wait for those.
+// would wait with it; holdNextWriteFor bounds the wait for those. What it
+// buys (bench/run.sh, replay HTTPS 1 KB): 28 → 18–20 µs CPU a request.
 func (c *trackedConn) holdNextWrite() (gen uint64) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

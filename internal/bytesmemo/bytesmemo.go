@@ -4,7 +4,8 @@
 // hash of a sample of the bytes (their length, both ends and a few stretches
 // between) and confirmed by comparing every byte, so a hit is exact and a
 // collision is only a miss. A Memo is bounded in entries and in bytes, and
-// safe for concurrent use.
+// safe for concurrent use. What it buys (the redaction memo, repeated 50 KB
+// answers, bench/run.sh record HTTP 50 KB): 415 → 130 µs CPU a request.
 package bytesmemo
 
 import (
