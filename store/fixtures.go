@@ -69,6 +69,36 @@ func (h *FixtureHistory) ProvenFor(class string) bool {
 	return class != "" && h.Protects == class && h.Proven()
 }
 
+// Add counts one replay of fixture id, which protects the failure class
+// protects ("" when it names none: it can then never be proven). Every
+// Records implementation applies a replay with it.
+func (h *FixtureHistory) Add(id, protects string, ev FixtureEvent) {
+	h.FixtureID = id
+	h.Replays++
+	if h.Protects != protects {
+		h.Protects, h.ProofFailure, h.ProofPass = protects, nil, nil
+	}
+	e := ev
+	h.Last = &e
+	if !noVerdict(ev.Status) {
+		h.LastVerdict = &e
+		if ev.Status == "passed" {
+			h.Passes++
+			if h.ProofFailure != nil && h.ProofPass == nil {
+				h.ProofPass = &e
+			}
+		} else {
+			h.Failures++
+			if h.FirstFailure == nil {
+				h.FirstFailure = &e
+			}
+			if protects != "" && ev.FailureClass == protects && h.ProofFailure == nil {
+				h.ProofFailure = &e
+			}
+		}
+	}
+}
+
 // Verdict statuses that are no verdict about the code: they neither prove
 // nor refresh a fixture.
 func noVerdict(status string) bool {
@@ -96,30 +126,7 @@ func (s *Store) RecordFixtureReplay(id, protects string, ev FixtureEvent) (Fixtu
 				return fmt.Errorf("fixture %s: %w", id, err)
 			}
 		}
-		h.FixtureID = id
-		h.Replays++
-		if h.Protects != protects {
-			h.Protects, h.ProofFailure, h.ProofPass = protects, nil, nil
-		}
-		e := ev
-		h.Last = &e
-		if !noVerdict(ev.Status) {
-			h.LastVerdict = &e
-			if ev.Status == "passed" {
-				h.Passes++
-				if h.ProofFailure != nil && h.ProofPass == nil {
-					h.ProofPass = &e
-				}
-			} else {
-				h.Failures++
-				if h.FirstFailure == nil {
-					h.FirstFailure = &e
-				}
-				if protects != "" && ev.FailureClass == protects && h.ProofFailure == nil {
-					h.ProofFailure = &e
-				}
-			}
-		}
+		h.Add(id, protects, ev)
 		val, err := encodeFixture(&h)
 		if err != nil {
 			return err

@@ -34,7 +34,8 @@ const RunStatusRunning = "running"
 // updated while the child works, and closed with a verdict.
 type Run struct {
 	RunID          string     `json:"run_id"`
-	RunType        string     `json:"run_type"` // production or replay
+	RunType        string     `json:"run_type"`       // production or replay
+	Host           string     `json:"host,omitempty"` // the machine it ran on (a fleet sharing one run records database tells them apart)
 	FixtureID      string     `json:"fixture_id,omitempty"`
 	TaskID         string     `json:"task_id,omitempty"`
 	Attempt        int        `json:"attempt"`
