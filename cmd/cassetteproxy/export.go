@@ -59,6 +59,13 @@ func exportAction(c *cli.Context) error {
 	default:
 		return fmt.Errorf("unknown --tier %q: use critical, hourly or daily", t)
 	}
+	var shared *records
+	if runsDB(c) != "" && format == "fixture" {
+		if shared, err = openRecords(c, nil); err != nil {
+			return err
+		}
+		defer shared.close()
+	}
 	return withStore(c, true, func(st *store.Store) error {
 		// One interaction at a time: memory holds one, however large the
 		// cassette.
@@ -81,7 +88,11 @@ func exportAction(c *cli.Context) error {
 		if _, err := os.Stat(filepath.Join(out, fixtures.InputFile)); err == nil && !c.Bool("force") {
 			return fmt.Errorf("%s already holds a fixture: pass --force to overwrite it, or pick another --out", out)
 		}
-		run, err := sourceRun(st, name, c.String("run"))
+		var recs store.Records = st
+		if shared != nil {
+			recs = shared
+		}
+		run, err := sourceRun(recs, hostName(), name, c.String("run"))
 		if err != nil {
 			return err
 		}
@@ -133,9 +144,11 @@ func writeHAR(path, comment string, each fixtures.Each) (int, error) {
 	return n, nil
 }
 
-// sourceRun is the named run, or the latest run made on the cassette, or
-// nil when there is none.
-func sourceRun(st *store.Store, cassette, id string) (*store.Run, error) {
+// sourceRun is the named run, or the latest run made on the cassette on
+// this host (run records shared by a fleet hold other hosts' runs on
+// cassettes of the same name, which are not in this store), or nil when
+// there is none.
+func sourceRun(st store.Records, host, cassette, id string) (*store.Run, error) {
 	if id != "" {
 		r, err := st.GetRun(id)
 		if err != nil {
@@ -148,7 +161,7 @@ func sourceRun(st *store.Store, cassette, id string) (*store.Run, error) {
 		return nil, err
 	}
 	for i := len(runs) - 1; i >= 0; i-- {
-		if runs[i].Cassette == cassette && runs[i].RunType != "replay" {
+		if r := runs[i]; r.Cassette == cassette && r.RunType != "replay" && (r.Host == "" || r.Host == host) {
 			r, err := st.GetRun(runs[i].RunID) // with its events
 			if err != nil {
 				return nil, err

@@ -55,6 +55,7 @@ func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "db", Usage: "the store `FILE` [$CASSETTEPROXY_DB]", Value: "./cassettes.db"},
 		&cli.StringFlag{Name: "home", Usage: "`DIR` for the CA key and certificate [$CASSETTEPROXY_HOME]", Value: defaultHome()},
+		&cli.StringFlag{Name: "runs-db", Usage: "keep run records and fixture histories in PostgreSQL at `URL` (postgres://...) instead of --db [$CASSETTEPROXY_RUNS_DB]"},
 		&cli.StringFlag{Name: "log-format", Usage: "text or json [$CASSETTEPROXY_LOG_FORMAT]", Value: "text"},
 	}
 }
@@ -69,7 +70,7 @@ func defaultHome() string {
 // globalEnv names each global flag's environment variable. They are read
 // here rather than through the flags' EnvVars, which would let the
 // variable shadow a flag typed on the other side of the command name.
-var globalEnv = map[string]string{"db": "CASSETTEPROXY_DB", "home": "CASSETTEPROXY_HOME", "log-format": "CASSETTEPROXY_LOG_FORMAT"}
+var globalEnv = map[string]string{"db": "CASSETTEPROXY_DB", "home": "CASSETTEPROXY_HOME", "log-format": "CASSETTEPROXY_LOG_FORMAT", "runs-db": runsDBEnv}
 
 // globalPaths are the global flags that name files or folders.
 var globalPaths = map[string]bool{"db": true, "home": true}

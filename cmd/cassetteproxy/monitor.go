@@ -125,7 +125,7 @@ func monitorAction(c *cli.Context) error {
 			fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: warning: "+warn)
 		}
 		if err == nil {
-			if terr := traceReplay(otlp, re.Store.GetRun, f, v); terr != nil {
+			if terr := traceReplay(otlp, re.Records().GetRun, f, v); terr != nil {
 				fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: warning: "+terr.Error())
 			}
 		}
@@ -133,7 +133,7 @@ func monitorAction(c *cli.Context) error {
 	}
 	results := fixtures.ReplayFixtures(ctx, sel, c.Int("jobs"), replay, progressLine(c.App.ErrWriter, len(sel), isTerminal(os.Stderr)))
 	rep, err := fixtures.Classify(results, fixtures.ClassifyOptions{Root: root, Tier: c.String("tier"), Shard: shard, MaxAge: maxAge,
-		AllowStale: c.Bool("allow-stale"), Histories: re.Store.FixtureHistories, Runs: re.Store.ListRuns})
+		AllowStale: c.Bool("allow-stale"), Histories: re.Records().FixtureHistories, Runs: re.Records().ListRuns}) // every host's, with --runs-db
 	if otlp != nil {
 		closeTelemetry(c, otlp)
 		if rep != nil {

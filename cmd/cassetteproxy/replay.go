@@ -107,7 +107,7 @@ func replayAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := traceReplay(otlp, re.Store.GetRun, f, v); err != nil {
+	if err := traceReplay(otlp, re.Records().GetRun, f, v); err != nil {
 		fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: warning: "+err.Error())
 	}
 	if err := printJSON(c, v); err != nil {
@@ -126,20 +126,39 @@ func replayAction(c *cli.Context) error {
 	return nil
 }
 
-// openReplayer opens the store and builds the fixture replayer on it from
-// the global flags, the command's flags and the process environment. The
-// returned func closes the store.
+// openReplayer opens the store (and --runs-db) and builds the fixture
+// replayer on it from the global flags, the command's flags and the
+// process environment. The returned func closes them.
 func openReplayer(c *cli.Context) (*fixtures.Replayer, func(), error) {
+	var shared *records
+	if runsDB(c) != "" {
+		var err error
+		if shared, err = openRecords(c, nil); err != nil {
+			return nil, nil, err
+		}
+	}
 	st, err := store.Open(globalString(c, "db"), store.Options{})
 	if err != nil {
+		if shared != nil {
+			shared.close()
+		}
 		return nil, nil, err
+	}
+	closeAll := func() {
+		st.Close()
+		if shared != nil {
+			shared.close()
+		}
 	}
 	re, err := newReplayer(c, st)
 	if err != nil {
-		st.Close()
+		closeAll()
 		return nil, nil, err
 	}
-	return re, func() { st.Close() }, nil
+	if shared != nil {
+		re.Runs = shared
+	}
+	return re, closeAll, nil
 }
 
 func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
@@ -181,7 +200,7 @@ func newReplayer(c *cli.Context, st *store.Store) (*fixtures.Replayer, error) {
 	if c.Command.Name == "monitor" {
 		log = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	return &fixtures.Replayer{Store: st, CA: ca, CABundle: bundle, Secret: secret, Logger: log,
+	return &fixtures.Replayer{Store: st, Host: hostName(), CA: ca, CABundle: bundle, Secret: secret, Logger: log,
 		CodeVersion: c.String("code-version"), Environ: os.Environ(), UpstreamRoots: roots, SecretValues: values,
 		MaxRecordingAge: maxAge, ExpiredBlock: expiredBlock,
 		Isolate: iso, Say: func(s string) { fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: "+s) }}, nil

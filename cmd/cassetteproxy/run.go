@@ -123,6 +123,16 @@ func runAction(c *cli.Context) error {
 	}
 	defer closeTelemetry(c, otlp)
 
+	// A run records database that cannot be reached fails before anything
+	// starts.
+	var shared *records
+	if runsDB(c) != "" {
+		if shared, err = openRecords(c, nil); err != nil {
+			return err
+		}
+		defer shared.close()
+	}
+
 	// Signals first: one arriving while the proxy starts is forwarded to
 	// the child as soon as it exists, and never leaves a record open.
 	sigs := make(chan os.Signal, 4)
@@ -164,9 +174,13 @@ func runAction(c *cli.Context) error {
 		recordedEnv[kv[0]] = p.redactor.EnvValue(kv[0], kv[1])
 	}
 
+	var recs runner.RecordStore = p.st
+	if shared != nil {
+		recs = shared
+	}
 	res, runErr := runner.Run(context.Background(), runner.Spec{
 		Argv:         argv,
-		Env:          runner.ChildEnv(os.Environ(), vars),
+		Env:          runner.ChildEnv(withoutRunsDB(os.Environ()), vars),
 		Stdin:        os.Stdin,
 		Stdout:       os.Stdout,
 		Stderr:       os.Stderr,
@@ -178,7 +192,7 @@ func runAction(c *cli.Context) error {
 		Artifacts:    absPaths(c.StringSlice("artifact")),
 		SideEffects:  sideEffects,
 		InputFile:    input,
-		Store:        p.st,
+		Store:        recs,
 		Observer:     obs,
 		Redact:       p.redactor,
 		Isolate:      iso,
@@ -186,6 +200,7 @@ func runAction(c *cli.Context) error {
 		Record: store.Run{
 			RunID:         runID,
 			RunType:       runner.RunTypeProduction,
+			Host:          hostName(),
 			TaskID:        c.String("task-id"),
 			Attempt:       c.Int("attempt"),
 			AgentName:     c.String("agent-name"),

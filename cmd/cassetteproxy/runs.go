@@ -61,7 +61,7 @@ func runsLs(c *cli.Context) error {
 		return err
 	}
 	status := c.String("status")
-	return withStore(c, true, func(st *store.Store) error {
+	return withRecords(c, true, func(st *records) error {
 		runs, err := st.ListRuns()
 		if err != nil {
 			return err
@@ -80,10 +80,10 @@ func runsLs(c *cli.Context) error {
 			return printJSON(c, out)
 		}
 		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTYPE\tCASSETTE\tSTATUS\tFAILURE\tSTARTED\tDURATION")
+		fmt.Fprintln(tw, "ID\tTYPE\tCASSETTE\tSTATUS\tFAILURE\tSTARTED\tDURATION\tHOST")
 		for _, r := range out {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.RunType, dash(r.Cassette), r.Status, dash(r.FailureClass),
-				r.StartedAt.Local().Format(time.RFC3339), runDuration(r))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.RunType, dash(r.Cassette), r.Status, dash(r.FailureClass),
+				r.StartedAt.Local().Format(time.RFC3339), runDuration(r), dash(r.Host))
 		}
 		return tw.Flush()
 	})
@@ -94,10 +94,10 @@ func runsShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return withStore(c, true, func(st *store.Store) error {
+	return withRecords(c, true, func(st *records) error {
 		r, err := st.GetRun(id)
 		if errors.Is(err, store.ErrNoRun) {
-			return fmt.Errorf("run %q not found in %s (list them with: cassetteproxy runs ls)", id, st.Path())
+			return fmt.Errorf("run %q not found in %s (list them with: cassetteproxy runs ls)", id, st.where)
 		}
 		if err != nil {
 			return err
@@ -116,6 +116,7 @@ func runsShow(c *cli.Context) error {
 		}
 		field("run_id", r.RunID)
 		field("run_type", r.RunType)
+		field("host", r.Host)
 		field("status", r.Status)
 		field("failure_class", r.FailureClass)
 		field("failure_reason", r.FailureReason)
@@ -212,7 +213,7 @@ func runsSweep(c *cli.Context) error {
 	if err != nil || grace < 0 {
 		return fmt.Errorf("--grace %q: not a duration of zero or more (e.g. 5m)", c.String("grace"))
 	}
-	return withStore(c, false, func(st *store.Store) error {
+	return withRecords(c, false, func(st *records) error {
 		closed, err := runner.Sweep(st, time.Now(), grace)
 		if err != nil {
 			return err
@@ -228,6 +229,26 @@ func runsSweep(c *cli.Context) error {
 		}
 		fmt.Fprintf(c.App.Writer, "swept %d abandoned run(s)\n", len(closed))
 		return nil
+	})
+}
+
+// withRecords runs fn on the run records: --runs-db's database (the store
+// file is not opened), else the store's.
+func withRecords(c *cli.Context, readOnly bool, fn func(*records) error) error {
+	if runsDB(c) != "" {
+		rs, err := openRecords(c, nil)
+		if err != nil {
+			return err
+		}
+		defer rs.close()
+		return fn(rs)
+	}
+	return withStore(c, readOnly, func(st *store.Store) error {
+		rs, err := openRecords(c, st)
+		if err != nil {
+			return err
+		}
+		return fn(rs)
 	})
 }
 

@@ -31,6 +31,9 @@ func secretValues(c *cli.Context, env []string) ([]string, error) {
 			vals = append(vals, v)
 		}
 	}
+	if pw := runsDBPassword(c); pw != "" {
+		vals = append(vals, pw)
+	}
 	for _, name := range c.StringSlice("secret-env") {
 		v, ok := os.LookupEnv(name)
 		if !ok {
