@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -214,9 +215,15 @@ func (s *Store) wrap(err error) error {
 		// pgx tells every address it tried, one a line: the last reason is enough.
 		inner := ce.Unwrap()
 		for {
+			if j, ok := inner.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+				errs := j.Unwrap()
+				inner = errs[len(errs)-1]
+				continue
+			}
+			var op *net.OpError
 			next := errors.Unwrap(inner)
-			if next == nil {
-				break
+			if next == nil || errors.As(inner, &op) && inner == error(op) {
+				break // a dial error names the address: keep it whole
 			}
 			inner = next
 		}
