@@ -150,7 +150,7 @@ func noPassword(t *testing.T, dirs []string, texts ...string) {
 	}
 }
 
-func TestFleetPG_TwoHostsOneRunsList(t *testing.T) {
+func TestFleetPG_TwoHostsOneList(t *testing.T) {
 	dsn := pg.DB(t, requirePG)
 	hosts := newFleet(t, dsn, "host-a", "host-b")
 	// Each host's agent reports a checkpoint and writes its environment.

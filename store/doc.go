@@ -1,8 +1,10 @@
 // Package store owns cassetteproxy's on-disk state: the bbolt schema of the
 // store file, the interaction codec (a compact versioned binary encoding,
 // compressed with zstd from klauspost/compress), and the single-writer
-// group-commit Recorder. Run records will live in the same file under their
-// own top-level bucket (reserved name "runs") with a codec of their own.
+// group-commit Recorder. Run records, their events and fixture histories live
+// in the same file under top-level buckets of their own (runs.go, events.go,
+// fixtures.go), behind the Records interface that package store/pgstore also
+// implements, for a fleet keeping them in one PostgreSQL.
 //
 // # Schema
 //

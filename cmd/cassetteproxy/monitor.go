@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/cassetteproxy/cassetteproxy/fixtures"
 	"github.com/cassetteproxy/cassetteproxy/isolate"
 	"github.com/cassetteproxy/cassetteproxy/runner"
+	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
 func monitorCommand() *cli.Command {
@@ -133,7 +135,7 @@ func monitorAction(c *cli.Context) error {
 	}
 	results := fixtures.ReplayFixtures(ctx, sel, c.Int("jobs"), replay, progressLine(c.App.ErrWriter, len(sel), isTerminal(os.Stderr)))
 	rep, err := fixtures.Classify(results, fixtures.ClassifyOptions{Root: root, Tier: c.String("tier"), Shard: shard, MaxAge: maxAge,
-		AllowStale: c.Bool("allow-stale"), Histories: re.Records().FixtureHistories, Runs: re.Records().ListRuns}) // every host's, with --runs-db
+		AllowStale: c.Bool("allow-stale"), Histories: re.Records().FixtureHistories, Runs: runsOnce(c, re.Records())}) // every host's, with --runs-db
 	if otlp != nil {
 		closeTelemetry(c, otlp)
 		if rep != nil {
@@ -253,4 +255,21 @@ func copyLogs(from, to string) error {
 		}
 	}
 	return nil
+}
+
+// runsOnce reads the run records once for the report (the silent failure
+// windows and each fixture's recent replays), and says so on stderr when
+// they cannot be read: the report is then made without them.
+func runsOnce(c *cli.Context, rs store.Records) func() ([]store.Run, error) {
+	var once sync.Once
+	var runs []store.Run
+	var err error
+	return func() ([]store.Run, error) {
+		once.Do(func() {
+			if runs, err = rs.ListRuns(); err != nil {
+				fmt.Fprintln(c.App.ErrWriter, "cassetteproxy: warning: run records not read, the report leaves out silent_failure_window_minutes from production runs and recent replays: "+err.Error())
+			}
+		})
+		return runs, err
+	}
 }

@@ -58,8 +58,12 @@ func openRecords(c *cli.Context, st *store.Store) (*records, error) {
 
 // runsDBPassword is --runs-db's password, scrubbed like any other secret
 // from what runs keep.
-func runsDBPassword(c *cli.Context) string {
-	u, err := url.Parse(runsDB(c))
+func runsDBPassword(c *cli.Context) string { return dsnPassword(runsDB(c)) }
+
+// dsnPassword is a postgres:// URL's password: in its user info, or its
+// password parameter.
+func dsnPassword(dsn string) string {
+	u, err := url.Parse(dsn)
 	if err != nil {
 		return ""
 	}
