@@ -257,3 +257,52 @@ func TestReplaySharesRecordedHeadersReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// blockingConn holds its first Write until release is closed, after
+// telling entered; it is the wire a timed release writes to while the
+// body's first record arrives.
+type blockingConn struct {
+	net.Conn
+	entered, release chan struct{}
+	once             sync.Once
+	mu               sync.Mutex
+	out              bytes.Buffer
+}
+
+func (b *blockingConn) Write(p []byte) (int, error) {
+	first := false
+	b.once.Do(func() { first = true })
+	if first {
+		close(b.entered)
+		<-b.release
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.out.Write(p)
+}
+
+// TestTrackedConnFlushKeepsOrder: while held bytes are being written, the
+// connection still counts as holding, so a concurrent Write takes the lock
+// and goes out after them rather than straight to the wire ahead of them.
+func TestTrackedConnFlushKeepsOrder(t *testing.T) {
+	wire := &blockingConn{entered: make(chan struct{}), release: make(chan struct{})}
+	c := &trackedConn{Conn: wire}
+	gen := c.holdNextWrite()
+	if _, err := c.Write([]byte("head|")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { c.releaseHold(gen); close(done) }()
+	<-wire.entered
+	if !c.holding.Load() {
+		t.Fatal("the connection stopped holding before the held bytes were written: a concurrent Write would overtake them")
+	}
+	close(wire.release)
+	<-done
+	if _, err := c.Write([]byte("body")); err != nil {
+		t.Fatal(err)
+	}
+	if got := wire.out.String(); got != "head|body" {
+		t.Fatalf("wire %q, want head|body", got)
+	}
+}

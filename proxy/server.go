@@ -817,7 +817,11 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // The count returned is of p's bytes.
 func (c *trackedConn) flushLocked(p []byte) (int, error) {
 	c.armed = false
-	c.holding.Store(false)
+	// holding stays set until the held bytes and p are on the wire: a
+	// Write arriving meanwhile (a timed release races the body's first
+	// record) waits on wmu instead of overtaking them. TLS records sent
+	// out of order end the client's connection with "bad record MAC".
+	defer c.holding.Store(false)
 	held := c.held
 	c.held = c.held[:0]
 	if cap(c.held) > 64<<10 {
