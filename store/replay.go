@@ -1,8 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -93,55 +91,16 @@ func (r *Replay) Len() int { return r.count }
 // it read is not left resident. in is fn's to keep. An error from fn stops
 // the walk and is returned as it is.
 func (r *Replay) EachHead(fn func(seq uint64, in *Interaction) error) error {
-	s := r.s
-	var next uint64
-	for {
-		var fnErr error
-		more := false
-		err := s.view(func(tx *bolt.Tx) error {
-			c := cassetteBucket(tx, r.name)
-			if c == nil {
-				return &notFoundError{r.name}
+	return r.s.eachValue(r.name, func(*bolt.Bucket) (func(uint64, []byte) error, func() int) {
+		return func(seq uint64, v []byte) error {
+			in, err := decodeHead(v)
+			if err != nil {
+				return r.s.wrap(fmt.Errorf("cassette %q interaction %d: %w", r.name, seq, err))
 			}
-			items := c.Bucket(subInteractions)
-			if items == nil {
-				return nil
-			}
-			read := 0
-			cur := items.Cursor()
-			for k, v := cur.Seek(be64(next)); k != nil; k, v = cur.Next() {
-				if len(k) != 8 || v == nil {
-					continue
-				}
-				if read >= streamRelease {
-					more = true
-					return nil
-				}
-				read += len(v)
-				seq := binary.BigEndian.Uint64(k)
-				in, err := decodeHead(v)
-				if err != nil {
-					return fmt.Errorf("cassette %q interaction %d: %w", r.name, seq, err)
-				}
-				in.Seq, next = seq, seq+1
-				if err := fn(seq, &in); err != nil {
-					fnErr = err
-					return err
-				}
-			}
-			return nil
-		})
-		if fnErr != nil && errors.Is(err, fnErr) {
-			return fnErr
-		}
-		if err != nil {
-			return s.wrap(err)
-		}
-		_ = s.reopen() // what was read is decoded: give the pages back
-		if !more {
-			return nil
-		}
-	}
+			in.Seq = seq
+			return fn(seq, &in)
+		}, nil
+	})
 }
 
 // Interaction returns the interaction with seq, whole, from the cache or

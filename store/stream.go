@@ -39,9 +39,34 @@ const streamRelease = 8 << 20
 // from fn stops the walk and is returned as it is; a missing cassette is a
 // wrapped ErrNoCassette.
 func (s *Store) EachInteraction(name string, fn func(Interaction) error) error {
-	var next uint64 // the first Seq not handed to fn yet
+	return s.eachValue(name, func(c *bolt.Bucket) (func(uint64, []byte) error, func() int) {
+		bodies := newBodyCache(c)
+		bodies.limit = streamBodyCache
+		visit := func(seq uint64, v []byte) error {
+			in, err := decodeValue(v, bodies.body)
+			if err != nil {
+				return s.wrap(fmt.Errorf("cassette %q interaction %d: %w", name, seq, err))
+			}
+			in.Seq = seq
+			return fn(in)
+		}
+		return visit, func() int { return bodies.mapped }
+	})
+}
+
+// eachValue walks the stored values of the cassette's interactions in Seq
+// order, in read transactions of about streamRelease bytes of the file
+// each (what visit maps beside them, such as bodies, counted in), and
+// reopens the store between them so that what they mapped is given back;
+// a cassette written to meanwhile may show what was added. For each
+// transaction, perTx is given the cassette's bucket and returns the visit
+// for its values and how many bytes the visit has mapped so far (nil:
+// none). An error from visit stops the walk and is returned as it is; a
+// missing cassette is a wrapped ErrNoCassette.
+func (s *Store) eachValue(name string, perTx func(c *bolt.Bucket) (visit func(seq uint64, v []byte) error, mapped func() int)) error {
+	var next uint64 // the first Seq not visited yet
 	for {
-		var fnErr error
+		var visitErr error
 		more := false
 		err := s.view(func(tx *bolt.Tx) error {
 			c := cassetteBucket(tx, name)
@@ -52,34 +77,33 @@ func (s *Store) EachInteraction(name string, fn func(Interaction) error) error {
 			if items == nil {
 				return nil
 			}
-			bodies := newBodyCache(c)
-			bodies.limit = streamBodyCache
+			visit, mapped := perTx(c)
 			read := 0
 			cur := items.Cursor()
 			for k, v := cur.Seek(be64(next)); k != nil; k, v = cur.Next() {
 				if len(k) != 8 || v == nil {
 					continue
 				}
-				if read+bodies.mapped >= streamRelease {
+				beside := 0
+				if mapped != nil {
+					beside = mapped()
+				}
+				if read+beside >= streamRelease {
 					more = true // on in a fresh transaction, after a reopen
 					return nil
 				}
-				seq := binary.BigEndian.Uint64(k)
 				read += len(v)
-				in, err := decodeValue(v, bodies.body)
-				if err != nil {
-					return fmt.Errorf("cassette %q interaction %d: %w", name, seq, err)
-				}
-				in.Seq, next = seq, seq+1
-				if err := fn(in); err != nil {
-					fnErr = err
+				seq := binary.BigEndian.Uint64(k)
+				next = seq + 1
+				if err := visit(seq, v); err != nil {
+					visitErr = err
 					return err
 				}
 			}
 			return nil
 		})
-		if fnErr != nil && errors.Is(err, fnErr) {
-			return fnErr
+		if visitErr != nil && errors.Is(err, visitErr) {
+			return visitErr
 		}
 		if err != nil {
 			return s.wrap(err)

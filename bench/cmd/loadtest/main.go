@@ -737,6 +737,14 @@ func serveUpstream(dir, ready string) error {
 		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
 		w.Write(b)
 	})
+	return listenUpstreams(handler, dir, ready)
+}
+
+// listenUpstreams serves handler over HTTP and HTTPS (HTTP/1.1 only, like
+// nginx without "http2": every proxy then talks HTTP/1.1 upstream, whatever
+// its transport would negotiate) on two loopback ports, written to ready
+// as "HTTPADDR HTTPSADDR" once both listen.
+func listenUpstreams(handler http.Handler, dir, ready string) error {
 	ln1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -746,8 +754,6 @@ func serveUpstream(dir, ready string) error {
 		return err
 	}
 	srv1 := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
-	// HTTP/1.1 only, like nginx without "http2": every proxy then talks
-	// HTTP/1.1 upstream, whatever its transport would negotiate.
 	srv2 := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
 	errc := make(chan error, 2)
 	go func() { errc <- srv1.Serve(ln1) }()

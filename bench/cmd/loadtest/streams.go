@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cassetteproxy/cassetteproxy/bench/internal/benchutil"
 )
 
 // The many-streams scenario: -streams N clients each open one server-sent
@@ -81,25 +77,7 @@ func serveStreams(dir, ready string, events int, gap time.Duration) error {
 			http.NotFound(w, r)
 		}
 	})
-	ln1, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	ln2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	srv1 := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
-	srv2 := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
-	errc := make(chan error, 2)
-	go func() { errc <- srv1.Serve(ln1) }()
-	go func() {
-		errc <- srv2.ServeTLS(ln2, filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"))
-	}()
-	if err := benchutil.WriteFileAtomic(ready, []byte(ln1.Addr().String()+" "+ln2.Addr().String()+"\n")); err != nil {
-		return err
-	}
-	return <-errc
+	return listenUpstreams(handler, dir, ready)
 }
 
 // streamResult is one target's run of the scenario in one round.
