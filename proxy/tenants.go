@@ -70,12 +70,7 @@ func NewFront(cfg FrontConfig) (*Front, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	conns, err := New(Config{Mode: ModeReplay, Cassette: "", Rules: match.DefaultRules(), Redactor: cfg.Redactor, CA: cfg.CA, Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
-	}
-	f := &Front{log: cfg.Logger, red: cfg.Redactor, conns: conns}
-	conns.srv.Handler = f
+	f := &Front{log: cfg.Logger, red: cfg.Redactor}
 	seen := map[string]bool{}
 	gather := prometheus.Gatherers{}
 	for _, t := range cfg.Tenants {
@@ -93,6 +88,12 @@ func NewFront(cfg FrontConfig) (*Front, error) {
 		gather = append(gather, t.Server.metricsRegistry())
 	}
 	f.metrics = promhttp.HandlerFor(gather, promhttp.HandlerOpts{})
+	conns, err := New(Config{Mode: ModeReplay, Rules: match.DefaultRules(), Redactor: cfg.Redactor, CA: cfg.CA, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	conns.srv.Handler = f
+	f.conns = conns
 	return f, nil
 }
 

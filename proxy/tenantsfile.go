@@ -158,8 +158,11 @@ func parseTenant(n *yaml.Node, errAt func(int, string, ...any) error) (TenantSpe
 	}
 	str := func(key string) (string, int) {
 		v, ok := vals[key]
-		if !ok || v.Tag == "!!null" {
+		switch {
+		case !ok:
 			return "", n.Line
+		case v.Tag == "!!null":
+			return "", v.Line
 		}
 		return v.Value, v.Line
 	}

@@ -67,9 +67,9 @@ func serveTenants(c *cli.Context, sigs <-chan os.Signal) error {
 // store, builds each tenant's proxy as serve would build it alone, and
 // serves them behind one proxy.Front.
 func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
-	for _, name := range []string{"mode", "cassette", "rules", "proxy-auth"} {
-		if c.IsSet(name) {
-			return nil, fmt.Errorf("--tenants and --%s do not go together: the tenants file gives each tenant its credentials, cassette, mode and rules", name)
+	for _, f := range [][2]string{{"mode", "MODE"}, {"cassette", "CASSETTE"}, {"rules", "RULES"}, {"proxy-auth", "PROXY_AUTH"}} {
+		if c.IsSet(f[0]) {
+			return nil, fmt.Errorf("--tenants and --%s (or CASSETTEPROXY_%s) do not go together: the tenants file gives each tenant its credentials, cassette, mode and rules", f[0], f[1])
 		}
 	}
 	path := c.String("tenants")
