@@ -91,3 +91,20 @@ func TestLoadTenantsFile(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantsDocExample: the example in docs/tenants.md parses.
+func TestTenantsDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/tenants.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "```yaml\n")
+	example, _, _ := strings.Cut(rest, "```")
+	specs, err := ParseTenants("docs/tenants.md", []byte(example))
+	if err != nil || len(specs) != 2 || specs[1].Rules != "rules-b.yaml" {
+		t.Fatalf("%v %+v", err, specs)
+	}
+	if want := sha256.Sum256([]byte("e7a1c95b03d24f68")); specs[1].PasswordSum != want {
+		t.Errorf("the example's hash is not of the password the text uses")
+	}
+}
