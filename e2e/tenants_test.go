@@ -116,6 +116,10 @@ func TestTenantsNeverCross(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	// An agent that sends its own proxy password to a tool: scrubbed.
+	if a := do(t, tenantClient(e, p, "agent-a", passA), "GET", plain.URL+"/a/echo?note="+passA, ""); a.status != 200 {
+		t.Fatalf("agent a sending its password: %d %s", a.status, a.body)
+	}
 	// curl's own way of giving proxy credentials.
 	if out, code := curl(t, e, p, "--proxy-user", "agent-b:"+passB, secure.URL+"/b/curl"); code != 0 || !strings.Contains(out, `"path":"/b/curl"`) {
 		t.Fatalf("curl --proxy-user (exit %d):\n%s", code, out)
@@ -147,6 +151,9 @@ func TestTenantsNeverCross(t *testing.T) {
 		show, errOut, code := e.cli("cassettes", "show", "cas-"+ag.prefix, "--json")
 		if code != 0 {
 			t.Fatalf("cassettes show: %s", errOut)
+		}
+		if strings.Contains(show, passA) || strings.Contains(show, passB) {
+			t.Errorf("a tenant password is in cassette cas-%s", ag.prefix)
 		}
 		if strings.Contains(show, "/"+other+"/") {
 			t.Errorf("cassette cas-%s holds the other tenant's requests:\n%s", ag.prefix, show)

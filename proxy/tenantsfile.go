@@ -18,8 +18,12 @@ import (
 type TenantSpec struct {
 	User string
 	// PasswordSum is the SHA-256 of the password: the file gives either the
-	// password (hashed as it is read, never kept) or this sum.
+	// password or this sum.
 	PasswordSum [32]byte
+	// Password is the password when the file gives it in plaintext, for
+	// scrubbing wherever an agent sends it (a redaction value); "" when
+	// the file gives its sum. Credentials are checked against PasswordSum.
+	Password string
 	Cassette    string
 	Mode        Mode
 	// Rules is the tenant's rules file, resolved against the tenants file's
@@ -186,7 +190,7 @@ func parseTenant(n *yaml.Node, errAt func(int, string, ...any) error) (TenantSpe
 		if pw == "" {
 			return spec, errAt(line, "password: empty (tenant %q)", user)
 		}
-		spec.PasswordSum = sha256.Sum256([]byte(pw))
+		spec.PasswordSum, spec.Password = sha256.Sum256([]byte(pw)), pw
 	case hasSum:
 		h, line := str("password_sha256")
 		b, err := hex.DecodeString(h)

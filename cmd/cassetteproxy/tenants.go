@@ -180,6 +180,11 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 	if err != nil {
 		return fail(err)
 	}
+	for _, spec := range specs {
+		if spec.Password != "" { // an agent that sends its proxy URL somewhere must not get its password recorded
+			values = append(values, spec.Password)
+		}
+	}
 	var fresh []string // cassettes recorded afresh: emptied once everything else is in place
 	tenants := make([]proxy.Tenant, 0, len(specs))
 	counts := make([]int, len(specs))
