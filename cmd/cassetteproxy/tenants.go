@@ -195,25 +195,14 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 		if err != nil {
 			return fail(fmt.Errorf("tenant %s: rules %s: %w", spec.User, spec.Rules, err))
 		}
-		var interactions []store.Interaction
-		switch {
-		case !l.plan.Replays:
-			if c.Bool("append") {
-				err = st.CreateCassette(spec.Cassette)
-			} else {
-				fresh = append(fresh, spec.Cassette)
-			}
-		case spec.Mode == proxy.ModeRecord:
-			if err = st.CreateCassette(spec.Cassette); err == nil {
-				interactions, err = st.Interactions(spec.Cassette)
-			}
-		default:
-			interactions, err = loadCassette(st, dbPath, spec.Cassette)
-		}
+		index, afresh, err := prepareCassette(st, dbPath, spec.Cassette, spec.Mode, l.plan, l.rules, c.Bool("append"))
 		if err != nil {
 			return fail(fmt.Errorf("tenant %s: %w", spec.User, err))
 		}
-		counts[i] = len(interactions)
+		if afresh {
+			fresh = append(fresh, spec.Cassette)
+		}
+		counts[i] = index.Len()
 		tlog := logger.With("tenant", spec.User)
 		t := runningTenant{spec: spec}
 		if l.plan.Records {
@@ -225,7 +214,7 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 		t.srv, err = proxy.New(proxy.Config{
 			Mode:            spec.Mode,
 			Cassette:        spec.Cassette,
-			Interactions:    interactions,
+			Index:           index,
 			Recorder:        t.rec,
 			Rules:           l.rules,
 			Redactor:        redactor,
