@@ -141,18 +141,21 @@ func run(bin, h2load string, n, rounds, size int) error {
 			results[i] = append(results[i], res)
 		}
 	}
-	fmt.Printf("Machine: %d CPUs, %s/%s; h2load %s; %d requests per run, %d rounds (req/s and CPU the median round's); answer %d B JSON, replayed through a CONNECT tunnel (TLS, the proxy's MITM).\n\n",
+	fmt.Printf("Machine: %d CPUs, %s/%s; h2load %s; %d requests per run, %d rounds (req/s, latency and CPU the median round's; the ratio the median of each round's); answer %d B JSON, replayed through a CONNECT tunnel (TLS, the proxy's MITM).\n\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, h2loadVersion(h2load), n, rounds, len(body))
 	fmt.Println("| client shape | protocol | req/s | vs HTTP/1.1 × 100 | mean latency | failed | proxy CPU µs/req | forwarder CPU µs/req |")
 	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-	ref := median(results[2]).rps
+	const ref = 2 // HTTP/1.1, 100 connections: as many requests in flight as the h2 shapes
 	for i, s := range shapes {
 		m := median(results[i])
 		failed := 0
-		for _, r := range results[i] {
-			failed += r.failed
+		ratios := make([]float64, len(results[i]))
+		for r, res := range results[i] {
+			failed += res.failed
+			ratios[r] = res.rps / results[ref][r].rps // the same round: the same machine
 		}
-		fmt.Printf("| %s | %s | %.0f | %.2f× | %s | %d | %.0f | %.0f |\n", s.name, m.proto, m.rps, m.rps/ref, m.mean, failed, m.cpuPerReq, m.fwdPerReq)
+		slices.Sort(ratios)
+		fmt.Printf("| %s | %s | %.0f | %.2f× | %s | %d | %.0f | %.0f |\n", s.name, m.proto, m.rps, ratios[len(ratios)/2], m.mean, failed, m.cpuPerReq, m.fwdPerReq)
 	}
 	return nil
 }
