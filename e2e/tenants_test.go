@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -260,4 +261,26 @@ func TestTenantsBadInput(t *testing.T) {
 			t.Errorf("bad input created a cassette:\n%s", out)
 		}
 	}
+}
+
+// TestTenantsListenBeyondLoopback: every request needs a tenant's
+// credentials, so serve --tenants may listen on every address.
+func TestTenantsListenBeyondLoopback(t *testing.T) {
+	e := newEnv(t)
+	path := writeTenants(t, e.dir, "tenants.yaml", "tenants:\n  - {user: a, password: pw-a-0123456789, cassette: a, mode: record}\n")
+	p := e.serve("--tenants", path, "--listen", "0.0.0.0:0")
+	_, port, err := net.SplitHostPort(p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = "127.0.0.1:" + port
+	resp, err := tenantClient(e, p, "", "").Get("http://example.invalid/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Fatalf("no credentials: %d", resp.StatusCode)
+	}
+	p.stop()
 }
