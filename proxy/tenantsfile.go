@@ -24,8 +24,8 @@ type TenantSpec struct {
 	// scrubbing wherever an agent sends it (a redaction value); "" when
 	// the file gives its sum. Credentials are checked against PasswordSum.
 	Password string
-	Cassette    string
-	Mode        Mode
+	Cassette string
+	Mode     Mode
 	// Rules is the tenant's rules file, resolved against the tenants file's
 	// folder; "" for the default rules.
 	Rules string
