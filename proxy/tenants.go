@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -159,15 +160,9 @@ func (f *Front) tenantFor(r *http.Request) *frontTenant {
 	if !ok {
 		return nil
 	}
-	user, pass := raw, []byte(nil)
-	for i, b := range raw {
-		if b == ':' {
-			user, pass = raw[:i], raw[i+1:]
-			break
-		}
-	}
-	if pass == nil {
-		return nil // no colon: not USER:PASSWORD
+	user, pass, ok := bytes.Cut(raw, []byte{':'})
+	if !ok {
+		return nil // not USER:PASSWORD
 	}
 	us, ps := sha256.Sum256(user), sha256.Sum256(pass)
 	found := -1

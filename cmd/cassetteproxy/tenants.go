@@ -210,7 +210,6 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 				tlog.Error("recordings not committed: the cassette is incomplete", "err", err)
 			}})
 		}
-		p.tenants = append(p.tenants, t) // its recorder is closed by fail from here on
 		t.srv, err = proxy.New(proxy.Config{
 			Mode:            spec.Mode,
 			Cassette:        spec.Cassette,
@@ -229,10 +228,10 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 			AllowHosts:      l.allow,
 			BodyTimeout:     bodyTimeout,
 		})
+		p.tenants = append(p.tenants, t) // fail closes its recorder
 		if err != nil {
 			return fail(fmt.Errorf("tenant %s: %w", spec.User, err))
 		}
-		p.tenants[len(p.tenants)-1] = t
 		tenants = append(tenants, proxy.Tenant{User: spec.User, PasswordSum: spec.PasswordSum, Server: t.srv})
 	}
 	frontRedactor, err := redact.New(redact.Config{Secret: secret, Values: values})
