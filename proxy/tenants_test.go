@@ -216,3 +216,49 @@ func TestNewFrontRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontWrongCredentialsInALoop: a client retrying wrong credentials
+// as fast as it can shares nothing with the right ones (no lock, no delay
+// on a failure): every request of the tenant beside it is answered.
+func TestFrontWrongCredentialsInALoop(t *testing.T) {
+	addr, ca := startTestFront(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, user := range []*url.Userinfo{url.UserPassword("a", "guess"), url.UserPassword("nobody", "pw-a"), nil} {
+		c := frontClient(addr, ca, user)
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get("http://tool.test/a")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusProxyAuthRequired {
+					t.Errorf("wrong credentials answered %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	c := frontClient(addr, ca, url.UserPassword("a", "pw-a"))
+	for i := range 50 {
+		scheme := []string{"http", "https"}[i%2]
+		resp, err := c.Get(scheme + "://tool.test/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "tenant a" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
