@@ -137,8 +137,11 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 	}
 	// The garbage collector as serve sets it (see startProxyObserved).
 	gcPercent, unlimit := 200, func() {}
-	if records && os.Getenv("GOMEMLIMIT") == "" {
-		unlimit, gcPercent = memlimit.Start(memlimit.Default), 400
+	if os.Getenv("GOMEMLIMIT") == "" {
+		unlimit = memlimit.Start(memlimit.Default)
+		if records {
+			gcPercent = 400
+		}
 	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
@@ -188,6 +191,7 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 	var fresh []string // cassettes recorded afresh: emptied once everything else is in place
 	tenants := make([]proxy.Tenant, 0, len(specs))
 	counts := make([]int, len(specs))
+	indexed := false // some tenant replays: its cassette's index was read
 	for i, spec := range specs {
 		l := rulesOf[i]
 		l.redactCfg.Secret, l.redactCfg.Values = secret, values
@@ -203,6 +207,7 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 			fresh = append(fresh, spec.Cassette)
 		}
 		counts[i] = index.Len()
+		indexed = indexed || index != nil
 		tlog := logger.With("tenant", spec.User)
 		t := runningTenant{spec: spec}
 		if l.plan.Records {
@@ -233,6 +238,11 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 			return fail(fmt.Errorf("tenant %s: %w", spec.User, err))
 		}
 		tenants = append(tenants, proxy.Tenant{User: spec.User, PasswordSum: spec.PasswordSum, Server: t.srv})
+	}
+	if indexed {
+		// Reading the cassettes left garbage (their requests, decoded
+		// once): collect it and give the pages back before serving.
+		debug.FreeOSMemory()
 	}
 	frontRedactor, err := redact.New(redact.Config{Secret: secret, Values: values})
 	if err != nil {
