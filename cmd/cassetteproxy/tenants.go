@@ -7,14 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/cassetteproxy/cassetteproxy/internal/fsutil"
-	"github.com/cassetteproxy/cassetteproxy/internal/memlimit"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/redact"
@@ -95,7 +93,7 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 	if err != nil {
 		return nil, err
 	}
-	roots, err := upstreamRoots(c.StringSlice("upstream-ca"))
+	roots, err := proxy.LoadRoots(c.StringSlice("upstream-ca"))
 	if err != nil {
 		return nil, err
 	}
@@ -135,17 +133,7 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 		records = records || plan.Records
 		rulesOf[i] = loaded{rules, redactCfg, allow, plan}
 	}
-	// The garbage collector as serve sets it (see startProxyObserved).
-	gcPercent, unlimit := 200, func() {}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		unlimit = memlimit.Start(memlimit.Default)
-		if records {
-			gcPercent = 400
-		}
-	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
-	}
+	unlimit := proxy.TuneMemory(records, os.Getenv("GOGC") != "", os.Getenv("GOMEMLIMIT") != "")
 	defer func() {
 		if err != nil {
 			unlimit()
@@ -188,10 +176,9 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 			values = append(values, spec.Password)
 		}
 	}
-	var fresh []string // cassettes recorded afresh: emptied once everything else is in place
+	var starts []*proxy.CassetteStart // each begun (emptied when recorded afresh) once every tenant is built
 	tenants := make([]proxy.Tenant, 0, len(specs))
 	counts := make([]int, len(specs))
-	indexed := false // some tenant replays: its cassette's index was read
 	for i, spec := range specs {
 		l := rulesOf[i]
 		l.redactCfg.Secret, l.redactCfg.Values = secret, values
@@ -199,15 +186,12 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 		if err != nil {
 			return fail(fmt.Errorf("tenant %s: rules %s: %w", spec.User, spec.Rules, err))
 		}
-		index, afresh, err := prepareCassette(st, dbPath, spec.Cassette, spec.Mode, l.plan, l.rules, c.Bool("append"))
+		start, err := proxy.PrepareCassette(st, spec.Cassette, l.rules, l.plan, spec.Mode, c.Bool("append"))
 		if err != nil {
 			return fail(fmt.Errorf("tenant %s: %w", spec.User, err))
 		}
-		if afresh {
-			fresh = append(fresh, spec.Cassette)
-		}
-		counts[i] = index.Len()
-		indexed = indexed || index != nil
+		starts = append(starts, start)
+		counts[i] = start.Index.Len()
 		tlog := logger.With("tenant", spec.User)
 		t := runningTenant{spec: spec}
 		if l.plan.Records {
@@ -218,7 +202,7 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 		t.srv, err = proxy.New(proxy.Config{
 			Mode:            spec.Mode,
 			Cassette:        spec.Cassette,
-			Index:           index,
+			Index:           start.Index,
 			Recorder:        t.rec,
 			Rules:           l.rules,
 			Redactor:        redactor,
@@ -239,11 +223,6 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 		}
 		tenants = append(tenants, proxy.Tenant{User: spec.User, PasswordSum: spec.PasswordSum, Server: t.srv})
 	}
-	if indexed {
-		// Reading the cassettes left garbage (their requests, decoded
-		// once): collect it and give the pages back before serving.
-		debug.FreeOSMemory()
-	}
 	frontRedactor, err := redact.New(redact.Config{Secret: secret, Values: values})
 	if err != nil {
 		return fail(err)
@@ -252,8 +231,8 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 	if err != nil {
 		return fail(err)
 	}
-	for _, name := range fresh {
-		if err := st.ResetCassette(name); err != nil {
+	for _, start := range starts {
+		if err := start.Begin(st); err != nil {
 			return fail(err)
 		}
 	}
