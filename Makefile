@@ -33,3 +33,8 @@ bench:
 .PHONY: bench-quick
 bench-quick:
 	GO="$(GO)" bench/run.sh --quick
+
+# HTTP/2 replay throughput with h2load (nghttp2-client), quick mode (CI).
+.PHONY: bench-h2-quick
+bench-h2-quick:
+	GO="$(GO)" bench/h2.sh -n 5000 -rounds 1

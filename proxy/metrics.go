@@ -15,6 +15,12 @@ const MetricsPath = "/metrics"
 // metricsHandler serves the proxy's metrics, read at scrape time from the
 // counters the proxy keeps anyway: nothing is added to a request's path.
 func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metricsRegistry(), promhttp.HandlerOpts{})
+}
+
+// metricsRegistry holds the proxy's metrics, labelled with its cassette and
+// mode (tenants behind a Front are told apart by their cassettes).
+func (s *Server) metricsRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	labels := prometheus.Labels{"cassette": s.cfg.Cassette, "mode": string(s.cfg.Mode)}
 	reg.MustRegister(
@@ -25,5 +31,5 @@ func (s *Server) metricsHandler() http.Handler {
 			Help: "Interactions the cassette holds now: in record mode committed to the store, else in the index the proxy answers from (live mode adds to it)."},
 			func() float64 { return float64(s.liveCount()) }),
 	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return reg
 }

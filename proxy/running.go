@@ -76,8 +76,8 @@ func Start(l Launch) (_ *Running, err error) {
 	}
 	// Only now, with everything else in place, does a record-mode start
 	// empty the cassette: any earlier failure leaves it as it was.
-	if l.Cassette != nil && l.Cassette.fresh {
-		if err := l.RecordTo.ResetCassette(l.Cassette.name); err != nil {
+	if l.Cassette != nil {
+		if err := l.Cassette.Begin(l.RecordTo); err != nil {
 			return nil, err
 		}
 	}
@@ -116,6 +116,17 @@ type CassetteStart struct {
 	Index *match.Index
 	name  string
 	fresh bool
+}
+
+// Begin empties the cassette in st when it starts afresh (a recording
+// without appendTo), else does nothing. Start calls it once the proxy is
+// built; a caller building several proxies (serve --tenants) calls it once
+// all are, so that any failure leaves every cassette as it was.
+func (c *CassetteStart) Begin(st *store.Store) error {
+	if !c.fresh {
+		return nil
+	}
+	return st.ResetCassette(c.name)
 }
 
 // PrepareCassette reads or creates the cassette name of st as plan needs:

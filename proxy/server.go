@@ -441,16 +441,23 @@ func needsAuth(r *http.Request) bool {
 // credentials: Proxy-Authorization: Basic base64(USER:PASSWORD). The
 // comparison is of SHA-256 sums, in constant time.
 func (s *Server) authorized(r *http.Request) bool {
-	scheme, cred, ok := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Basic") {
-		return false
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
-	if err != nil {
+	raw, ok := basicCredentials(r)
+	if !ok {
 		return false
 	}
 	sum := sha256.Sum256(raw)
 	return subtle.ConstantTimeCompare(sum[:], s.authSum[:]) == 1
+}
+
+// basicCredentials is what a request's Proxy-Authorization: Basic carries,
+// decoded: USER:PASSWORD.
+func basicCredentials(r *http.Request) ([]byte, bool) {
+	scheme, cred, ok := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return nil, false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	return raw, err == nil
 }
 
 // proxyAuthRequired answers 407 with the challenge clients answer with
@@ -462,12 +469,18 @@ func (s *Server) proxyAuthRequired(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Warn("proxy authentication required", "method", r.Method, "url", target, "remote", r.RemoteAddr,
 		"credentials", r.Header.Get("Proxy-Authorization") != "")
+	writeProxyAuthRequired(w, `{"error":"proxy authentication required: send Proxy-Authorization: Basic with the USER:PASSWORD of --proxy-auth (e.g. HTTPS_PROXY=http://USER:PASSWORD@HOST:PORT)"}`)
+}
+
+// writeProxyAuthRequired writes a 407 with the Basic challenge and body, a
+// line of JSON.
+func writeProxyAuthRequired(w http.ResponseWriter, body string) {
 	h := w.Header()
 	h.Set("Proxy-Authenticate", `Basic realm="cassetteproxy"`)
 	h.Set("Content-Type", blockedContentTypeJSON)
 	h.Set("Connection", "close")
 	w.WriteHeader(http.StatusProxyAuthRequired)
-	_, _ = io.WriteString(w, `{"error":"proxy authentication required: send Proxy-Authorization: Basic with the USER:PASSWORD of --proxy-auth (e.g. HTTPS_PROXY=http://USER:PASSWORD@HOST:PORT)"}`+"\n")
+	_, _ = io.WriteString(w, body+"\n")
 }
 
 // writeResponse copies a response to a plain-HTTP client as it arrives,
@@ -568,15 +581,8 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz", "/_cassetteproxy/health":
 		w.Header().Set("Content-Type", "application/json")
-		h := health{Status: "ok", Mode: string(s.cfg.Mode), Cassette: s.cfg.Cassette, Interactions: s.liveCount()}
-		if s.cfg.Recorder != nil {
-			n := s.cfg.Recorder.Committed()
-			h.RecordingsCommitted = &n
-		}
-		if h.RecordingsLost, h.Error = s.RecordingLoss(); h.RecordingsLost > 0 {
-			// The recording a client believes exists does not: a health
-			// check must not call that healthy.
-			h.Status, h.Reason = "degraded", "recording_lost"
+		h := s.healthNow()
+		if h.RecordingsLost > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		b, _ := json.Marshal(h)
@@ -591,6 +597,21 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "cassetteproxy is a proxy: set HTTP_PROXY/HTTPS_PROXY to this address (GET /healthz, /metrics, /ca.pem)", http.StatusBadRequest)
 	}
+}
+
+// healthNow is the proxy's health as /healthz answers it.
+func (s *Server) healthNow() health {
+	h := health{Status: "ok", Mode: string(s.cfg.Mode), Cassette: s.cfg.Cassette, Interactions: s.liveCount()}
+	if s.cfg.Recorder != nil {
+		n := s.cfg.Recorder.Committed()
+		h.RecordingsCommitted = &n
+	}
+	if h.RecordingsLost, h.Error = s.RecordingLoss(); h.RecordingsLost > 0 {
+		// The recording a client believes exists does not: a health
+		// check must not call that healthy (answered 503).
+		h.Status, h.Reason = "degraded", "recording_lost"
+	}
+	return h
 }
 
 // health is the proxy's /healthz answer.

@@ -46,8 +46,8 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "run the proxy until interrupted",
-		UsageText: "cassetteproxy serve --mode record|replay|strict|live --cassette NAME [--listen 127.0.0.1:8080]",
-		Flags:     proxyFlags(),
+		UsageText: "cassetteproxy serve --mode record|replay|strict|live --cassette NAME [--listen 127.0.0.1:8080]\n   cassetteproxy serve --tenants FILE [--listen 127.0.0.1:8080]",
+		Flags:     append(proxyFlags(), tenantsFlag()),
 		Action: func(c *cli.Context) error {
 			// Signals first: one that arrives once the ready file is written
 			// (a script's Ctrl-C right after start) must stop the proxy
@@ -55,6 +55,9 @@ func serveCommand() *cli.Command {
 			sigs := make(chan os.Signal, 1)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(sigs)
+			if c.String("tenants") != "" {
+				return serveTenants(c, sigs)
+			}
 			p, err := startProxy(c, "")
 			if err != nil {
 				return err
