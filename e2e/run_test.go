@@ -283,7 +283,9 @@ func TestRunVerdictsFromChildren(t *testing.T) {
 		{"artifact glob", []string{"--artifact", "out/*.md", "--", "sh", "-c", "mkdir out && echo x > out/a.md"}, 0, "passed", ""},
 		{"artifact outside the folder", []string{"--artifact", outside, "--", "sh", "-c", "echo x > " + outside}, 0, "passed", ""},
 		{"timeout", []string{"--timeout", "300ms", "--", "sh", "-c", "exec sleep 30"}, 128 + 15, "failed", "timeout"},
-		{"timeout, SIGTERM ignored", []string{"--timeout", "200ms", "--kill-grace", "200ms", "--", "sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"}, 128 + 9, "failed", "timeout"},
+		// a SIGTERM before sh has set its trap ends it (143): the timeout
+		// leaves a loaded machine time to start sh
+		{"timeout, SIGTERM ignored", []string{"--timeout", "2s", "--kill-grace", "200ms", "--", "sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"}, 128 + 9, "failed", "timeout"},
 		{"command not found", []string{"--", "no-such-command-xyz", "arg"}, 127, "failed", "nonzero_exit"},
 		{"not executable", []string{"--", "./plain.txt"}, 126, "failed", "nonzero_exit"},
 	}

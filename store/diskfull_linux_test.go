@@ -4,11 +4,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // mountTmpfs mounts a tmpfs of the given size (e.g. "1m") on a fresh
@@ -105,5 +107,73 @@ func TestCommitFailsOnFullDisk(t *testing.T) {
 	defer s2.Close()
 	if ins, err := s2.Interactions("c"); err != nil || len(ins) != committed {
 		t.Fatalf("after reopen: %d interactions, %v", len(ins), err)
+	}
+}
+
+// TestReserveClosesRunOnFullDisk: on a disk with no free byte left, a
+// write of an open run record fails and leaves the reserve alone, and the
+// write that closes it removes the reserve and succeeds.
+func TestReserveClosesRunOnFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, "1m")
+	path := filepath.Join(dir, "cassettes.db")
+	s, err := Open(path, Options{Reserve: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if fi, err := os.Stat(reservePath(path)); err != nil || fi.Size() != reserveSize {
+		t.Fatalf("reserve file: %v", err)
+	}
+	// Fill every byte the store did not take with a file of another writer.
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filler.Close()
+	for {
+		if _, err := filler.Write(make([]byte, 4096)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	run := Run{RunID: "r1", Status: RunStatusRunning, Command: []string{"true"}}
+	for i := range 200 { // a few pages of record, more than a full disk has
+		run.Reasons = append(run.Reasons, RunReason{Status: "degraded", Class: "recording_lost", Reason: fmt.Sprintf("reason %d %0200d", i, i)})
+	}
+	if err := s.PutRun(run); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("an open run record on a full disk: %v, want ENOSPC", err)
+	}
+	if _, err := os.Stat(reservePath(path)); err != nil {
+		t.Fatalf("an open run record spent the reserve: %v", err)
+	}
+	closed := time.Now().UTC()
+	run.Status, run.ClosedAt = "degraded", &closed
+	if err := s.PutRun(run); err != nil {
+		t.Fatalf("the closing write failed with the reserve to spend: %v", err)
+	}
+	if _, err := os.Stat(reservePath(path)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the reserve is still there after the closing write: %v", err)
+	}
+	got, err := s.GetRun("r1")
+	if err != nil || got.Open() || got.Status != "degraded" {
+		t.Fatalf("read back: %+v %v", got, err)
+	}
+	// A later open on a disk with room makes a new reserve.
+	filler.Close()
+	if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path, Options{Reserve: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if fi, err := os.Stat(reservePath(path)); err != nil || fi.Size() != reserveSize {
+		t.Fatalf("no reserve after reopening with room: %v", err)
 	}
 }

@@ -110,7 +110,9 @@ type RunRequest struct {
 // Open reports whether the run has not been closed.
 func (r *Run) Open() bool { return r.ClosedAt == nil }
 
-// PutRun writes (creates or replaces) a run record in one transaction.
+// PutRun writes (creates or replaces) a run record in one transaction. A
+// write that closes the record (ClosedAt set) and fails on a full disk
+// removes the store's reserve file (see makeReserve) and tries once more.
 func (s *Store) PutRun(r Run) error {
 	if err := s.writable(); err != nil {
 		return s.wrap(err)
@@ -122,13 +124,20 @@ func (s *Store) PutRun(r Run) error {
 	if err != nil {
 		return s.wrap(fmt.Errorf("run %s: %w", r.RunID, err))
 	}
-	return s.wrap(s.update(func(tx *bolt.Tx) error {
+	put := func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketRuns)
 		if err != nil {
 			return err
 		}
 		return b.Put([]byte(r.RunID), val)
-	}))
+	}
+	err = s.update(put)
+	// A record that closes a run may spend the reserve: a run left
+	// "running" on a full disk would hide the verdict that says why.
+	if err != nil && isNoSpace(err) && !r.Open() && releaseReserve(s.path) {
+		err = s.update(put)
+	}
+	return s.wrap(err)
 }
 
 // GetRun reads one run record, with its events; an unknown id matches

@@ -47,6 +47,9 @@ var ErrReadOnly = errors.New("store opened read-only")
 type Options struct {
 	ReadOnly    bool
 	LockTimeout time.Duration // 0 means 1s
+	// Reserve keeps a reserve file next to a writable store (PATH.reserve)
+	// that PutRun removes to close a run record on a full disk.
+	Reserve bool
 }
 
 // CassetteInfo summarizes one cassette for `cassettes ls`.
@@ -192,6 +195,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, d
 		}
 		return nil, fail(err)
+	}
+	if opts.Reserve && !opts.ReadOnly {
+		makeReserve(path)
 	}
 	return s, nil
 }

@@ -203,7 +203,7 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 		return nil, fmt.Errorf("--listen %s accepts connections from other machines: add --proxy-auth USER:PASS (or set CASSETTEPROXY_PROXY_AUTH), or listen on 127.0.0.1", c.String("listen"))
 	}
 	dbPath := globalString(c, "db")
-	st, err := store.Open(dbPath, store.Options{})
+	st, err := store.Open(dbPath, store.Options{Reserve: runID != ""}) // run closes a run record
 	if err != nil {
 		ln.Close()
 		return nil, err
