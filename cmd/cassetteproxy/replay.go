@@ -137,7 +137,7 @@ func openReplayer(c *cli.Context) (*fixtures.Replayer, func(), error) {
 			return nil, nil, err
 		}
 	}
-	st, err := store.Open(globalString(c, "db"), store.Options{})
+	st, err := store.Open(globalString(c, "db"), store.Options{Reserve: true}) // replay and monitor close run records
 	if err != nil {
 		if shared != nil {
 			shared.close()
