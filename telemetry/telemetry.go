@@ -23,6 +23,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -31,7 +32,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -122,22 +123,19 @@ func New(cfg Config) (*Exporter, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	retry := otlptracehttp.RetryConfig{Enabled: true, InitialInterval: 250 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: cfg.MaxRetry}
+	maxRetry := cfg.MaxRetry
 	switch {
-	case cfg.MaxRetry == 0:
-		retry.MaxElapsedTime = DefaultMaxRetry
-	case cfg.MaxRetry < 0:
-		retry = otlptracehttp.RetryConfig{Enabled: false}
+	case maxRetry == 0:
+		maxRetry = DefaultMaxRetry
+	case maxRetry < 0:
+		maxRetry = 0
 	}
 	headers := cfg.Headers
 	if headers == nil {
 		headers = map[string]string{}
 	}
-	client, err := otlptracehttp.New(context.Background(),
-		otlptracehttp.WithEndpointURL(endpoint),
-		otlptracehttp.WithHeaders(headers),
-		otlptracehttp.WithTimeout(timeout),
-		otlptracehttp.WithRetry(retry))
+	client, err := otlptrace.New(context.Background(), &otlpHTTP{url: endpoint, headers: headers,
+		timeout: timeout, maxRetry: maxRetry, client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}})
 	if err != nil {
 		return nil, fmt.Errorf("OTLP exporter: %s", scrubErr(err, endpoint))
 	}
