@@ -5,8 +5,10 @@
 // recorder without holding up the client.
 //
 // Files, one concern each:
-//   - server.go:    the listener, goproxy wiring, shutdown of hijacked connections,
-//     and the client connection that sends a tunnelled head with its body in one write
+//   - server.go:    the listener, goproxy wiring, the proxy's own endpoints, shutdown
+//   - conn.go:      each accepted connection: remembered until closed (hijacked tunnels
+//     included), idle and head bounds, and the held write that sends a tunnelled
+//     head with its body in one write
 //   - policy.go:    the mode policy, one table: what each mode does in each situation
 //   - handle.go:    one request's whole path, top to bottom
 //   - recording.go: a forwarded answer's way from the end of its body to the recorder,
