@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -138,22 +140,11 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	if cassette == "" {
 		return nil, errors.New("--cassette NAME is required")
 	}
-	logger, err := newLogger(globalString(c, "log-format"), logs)
+	f, err := readProxyFlags(c, logs)
 	if err != nil {
 		return nil, err
 	}
-	status := c.Int("blocked-status")
-	if status < 100 || status > 599 {
-		return nil, fmt.Errorf("--blocked-status %d is not an HTTP status (100-599)", status)
-	}
-	ca, err := proxy.LoadOrCreateCA(globalString(c, "home"))
-	if err != nil {
-		return nil, err
-	}
-	roots, err := proxy.LoadRoots(c.StringSlice("upstream-ca"))
-	if err != nil {
-		return nil, err
-	}
+	logger := f.logger
 	rules, redactCfg, err := loadRules(c.String("rules"))
 	if err != nil {
 		return nil, err
@@ -161,21 +152,6 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	allowHosts, err := match.ParseHostPatterns(append(rules.AllowHosts(), c.StringSlice("allow-host")...))
 	if err != nil {
 		return nil, fmt.Errorf("--allow-host: %w", err)
-	}
-	replayTiming, err := proxy.ParseReplayTiming(c.String("replay-timing"))
-	if err != nil {
-		return nil, err
-	}
-	maxAge, expiredBlock, err := expiry(c)
-	if err != nil {
-		return nil, err
-	}
-	bodyTimeout, err := parseSeconds("--body-timeout", c.String("body-timeout"))
-	if err != nil {
-		return nil, err
-	}
-	if bodyTimeout == 0 {
-		return nil, errors.New("--body-timeout 0: give how long a request body may make no progress, e.g. 60s")
 	}
 	auth := c.String("proxy-auth")
 	if u, _, ok := strings.Cut(auth, ":"); auth != "" && (!ok || u == "") {
@@ -237,28 +213,28 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 			Cassette:        cassette,
 			Rules:           rules,
 			Redactor:        redactor,
-			CA:              ca,
-			UpstreamRoots:   roots,
-			BlockedStatus:   status,
+			CA:              f.ca,
+			UpstreamRoots:   f.roots,
+			BlockedStatus:   f.blockedStatus,
 			MaxBody:         c.Int64("max-body"),
-			ReplayTiming:    replayTiming,
-			MaxRecordingAge: maxAge,
-			ExpiredBlock:    expiredBlock,
+			ReplayTiming:    f.replayTiming,
+			MaxRecordingAge: f.maxAge,
+			ExpiredBlock:    f.expiredBlock,
 			Logger:          logger,
 			RunID:           runID,
 			Observe:         observe,
 			Events:          events,
 			AllowHosts:      allowHosts,
-			BodyTimeout:     bodyTimeout,
+			BodyTimeout:     f.bodyTimeout,
 			ProxyAuth:       auth,
 		}})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	p := &runningProxy{Running: running, addr: running.Addr, srv: running.Server, st: st, ca: ca, redactor: redactor,
+	p := &runningProxy{Running: running, addr: running.Addr, srv: running.Server, st: st, ca: f.ca, redactor: redactor,
 		allowHosts: allowHosts.List(), logs: logs, log: logger, unlimit: unlimit, auth: auth}
-	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", start.Index.Len(), "db", dbPath, "ca", ca.CertPath)
+	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", start.Index.Len(), "db", dbPath, "ca", f.ca.CertPath)
 	if rf := c.String("ready-file"); rf != "" {
 		if err := fsutil.WriteFileAtomic(rf, []byte(p.addr+"\n"), 0o644); err != nil {
 			p.stop()
@@ -330,4 +306,48 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, nil)), nil
 	}
 	return nil, fmt.Errorf("unknown --log-format %q: use text or json", format)
+}
+
+// sharedProxyFlags are the flags serve and serve --tenants read alike.
+type sharedProxyFlags struct {
+	logger        *slog.Logger
+	blockedStatus int
+	ca            *proxy.CA
+	roots         *x509.CertPool
+	replayTiming  float64
+	maxAge        time.Duration
+	expiredBlock  bool
+	bodyTimeout   time.Duration
+}
+
+// readProxyFlags reads and checks them; logs is where the logger writes.
+func readProxyFlags(c *cli.Context, logs io.Writer) (sharedProxyFlags, error) {
+	var f sharedProxyFlags
+	var err error
+	if f.logger, err = newLogger(globalString(c, "log-format"), logs); err != nil {
+		return f, err
+	}
+	f.blockedStatus = c.Int("blocked-status")
+	if f.blockedStatus < 100 || f.blockedStatus > 599 {
+		return f, fmt.Errorf("--blocked-status %d is not an HTTP status (100-599)", f.blockedStatus)
+	}
+	if f.ca, err = proxy.LoadOrCreateCA(globalString(c, "home")); err != nil {
+		return f, err
+	}
+	if f.roots, err = proxy.LoadRoots(c.StringSlice("upstream-ca")); err != nil {
+		return f, err
+	}
+	if f.replayTiming, err = proxy.ParseReplayTiming(c.String("replay-timing")); err != nil {
+		return f, err
+	}
+	if f.maxAge, f.expiredBlock, err = expiry(c); err != nil {
+		return f, err
+	}
+	if f.bodyTimeout, err = parseSeconds("--body-timeout", c.String("body-timeout")); err != nil {
+		return f, err
+	}
+	if f.bodyTimeout == 0 {
+		return f, errors.New("--body-timeout 0: give how long a request body may make no progress, e.g. 60s")
+	}
+	return f, nil
 }

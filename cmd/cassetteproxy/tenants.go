@@ -81,37 +81,11 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 			logs.Close()
 		}
 	}()
-	logger, err := newLogger(globalString(c, "log-format"), logs)
+	f, err := readProxyFlags(c, logs)
 	if err != nil {
 		return nil, err
 	}
-	status := c.Int("blocked-status")
-	if status < 100 || status > 599 {
-		return nil, fmt.Errorf("--blocked-status %d is not an HTTP status (100-599)", status)
-	}
-	ca, err := proxy.LoadOrCreateCA(globalString(c, "home"))
-	if err != nil {
-		return nil, err
-	}
-	roots, err := proxy.LoadRoots(c.StringSlice("upstream-ca"))
-	if err != nil {
-		return nil, err
-	}
-	replayTiming, err := proxy.ParseReplayTiming(c.String("replay-timing"))
-	if err != nil {
-		return nil, err
-	}
-	maxAge, expiredBlock, err := expiry(c)
-	if err != nil {
-		return nil, err
-	}
-	bodyTimeout, err := parseSeconds("--body-timeout", c.String("body-timeout"))
-	if err != nil {
-		return nil, err
-	}
-	if bodyTimeout == 0 {
-		return nil, errors.New("--body-timeout 0: give how long a request body may make no progress, e.g. 60s")
-	}
+	logger := f.logger
 	type loaded struct {
 		rules     *match.Rules
 		redactCfg redact.Config
@@ -206,16 +180,16 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 			Recorder:        t.rec,
 			Rules:           l.rules,
 			Redactor:        redactor,
-			CA:              ca,
-			UpstreamRoots:   roots,
-			BlockedStatus:   status,
+			CA:              f.ca,
+			UpstreamRoots:   f.roots,
+			BlockedStatus:   f.blockedStatus,
 			MaxBody:         c.Int64("max-body"),
-			ReplayTiming:    replayTiming,
-			MaxRecordingAge: maxAge,
-			ExpiredBlock:    expiredBlock,
+			ReplayTiming:    f.replayTiming,
+			MaxRecordingAge: f.maxAge,
+			ExpiredBlock:    f.expiredBlock,
 			Logger:          tlog,
 			AllowHosts:      l.allow,
-			BodyTimeout:     bodyTimeout,
+			BodyTimeout:     f.bodyTimeout,
 		})
 		p.tenants = append(p.tenants, t) // fail closes its recorder
 		if err != nil {
@@ -227,7 +201,7 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 	if err != nil {
 		return fail(err)
 	}
-	p.front, err = proxy.NewFront(proxy.FrontConfig{Tenants: tenants, CA: ca, Redactor: frontRedactor, Logger: logger})
+	p.front, err = proxy.NewFront(proxy.FrontConfig{Tenants: tenants, CA: f.ca, Redactor: frontRedactor, Logger: logger})
 	if err != nil {
 		return fail(err)
 	}
@@ -238,7 +212,7 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 	}
 	p.addr = ln.Addr().String()
 	go func() { p.served <- p.front.Serve(ln) }()
-	logger.Info("listening", "addr", p.addr, "tenants", len(specs), "db", dbPath, "ca", ca.CertPath)
+	logger.Info("listening", "addr", p.addr, "tenants", len(specs), "db", dbPath, "ca", f.ca.CertPath)
 	for i, t := range p.tenants {
 		logger.Info("tenant", "tenant", t.spec.User, "mode", string(t.spec.Mode), "cassette", t.spec.Cassette, "interactions", counts[i])
 	}
