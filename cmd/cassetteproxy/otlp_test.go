@@ -1,7 +1,7 @@
 package main
 
 import (
-	"reflect"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -29,7 +29,7 @@ func TestParseOTLPHeaders(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || !reflect.DeepEqual(got, tc.want) {
+		if err != nil || (got == nil) != (tc.want == nil) || !maps.Equal(got, tc.want) {
 			t.Errorf("%q: %v %v, want %v", tc.in, got, err, tc.want)
 		}
 	}
