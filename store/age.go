@@ -13,13 +13,9 @@ import (
 func (s *Store) OldestRecording(name string) (time.Time, error) {
 	var oldest time.Time
 	err := s.view(func(tx *bolt.Tx) error {
-		c := cassetteBucket(tx, name)
-		if c == nil {
-			return &notFoundError{name}
-		}
-		items := c.Bucket(subInteractions)
-		if items == nil {
-			return nil
+		_, items, err := interactionsOf(tx, name)
+		if err != nil || items == nil {
+			return err
 		}
 		return items.ForEach(func(k, v []byte) error {
 			if len(k) != 8 || v == nil {

@@ -172,16 +172,9 @@ func (r *Replay) Request(seq uint64) (*Request, error) {
 // gives back what the reads mapped once there is enough of it.
 func (r *Replay) read(seq uint64, fn func(c *bolt.Bucket, raw []byte) error) error {
 	err := r.s.view(func(tx *bolt.Tx) error {
-		c := cassetteBucket(tx, r.name)
-		if c == nil {
-			return &notFoundError{r.name}
-		}
-		var raw []byte
-		if items := c.Bucket(subInteractions); items != nil {
-			raw = items.Get(be64(seq))
-		}
-		if raw == nil {
-			return fmt.Errorf("cassette %q interaction %d: %w", r.name, seq, ErrNoInteraction)
+		c, raw, err := storedValue(tx, r.name, seq)
+		if err != nil {
+			return err
 		}
 		r.mapped.Add(int64(len(raw) + 64<<10))
 		if err := fn(c, raw); err != nil {

@@ -456,6 +456,34 @@ func cassetteBucket(tx *bolt.Tx, name string) *bolt.Bucket {
 	return root.Bucket([]byte(name))
 }
 
+// interactionsOf finds a cassette for a read: its bucket and the bucket of
+// its stored interactions (nil while it has none). A missing cassette is a
+// wrapped ErrNoCassette, so every reader reports it the same way.
+func interactionsOf(tx *bolt.Tx, name string) (c, items *bolt.Bucket, err error) {
+	c = cassetteBucket(tx, name)
+	if c == nil {
+		return nil, nil, &notFoundError{name}
+	}
+	return c, c.Bucket(subInteractions), nil
+}
+
+// storedValue finds the stored value of one interaction for a read, with
+// its cassette's bucket (where bodies stored apart are): a missing
+// cassette is a wrapped ErrNoCassette, a missing Seq ErrNoInteraction.
+func storedValue(tx *bolt.Tx, name string, seq uint64) (c *bolt.Bucket, raw []byte, err error) {
+	c, items, err := interactionsOf(tx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if items != nil {
+		raw = items.Get(be64(seq))
+	}
+	if raw == nil {
+		return nil, nil, fmt.Errorf("cassette %q interaction %d: %w", name, seq, ErrNoInteraction)
+	}
+	return c, raw, nil
+}
+
 // cassetteTx holds one cassette's buckets inside a write transaction.
 type cassetteTx struct {
 	meta, items, index, bodies *bolt.Bucket
@@ -746,17 +774,13 @@ type rawValue struct {
 func (s *Store) Interactions(name string) ([]Interaction, error) {
 	var out []Interaction
 	err := s.view(func(tx *bolt.Tx) error {
-		c := cassetteBucket(tx, name)
-		if c == nil {
-			return &notFoundError{name}
+		c, items, err := interactionsOf(tx, name)
+		if err != nil || items == nil {
+			return err
 		}
 		var raws []rawValue
 		if m := c.Bucket(subMeta); m != nil {
 			raws = make([]rawValue, 0, getUint(m.Get(keyCount)))
-		}
-		items := c.Bucket(subInteractions)
-		if items == nil {
-			return nil
 		}
 		cur := items.Cursor()
 		for k, v := cur.First(); k != nil; k, v = cur.Next() {
@@ -765,7 +789,6 @@ func (s *Store) Interactions(name string) ([]Interaction, error) {
 			}
 			raws = append(raws, rawValue{binary.BigEndian.Uint64(k), v})
 		}
-		var err error
 		out, err = decodeRaw(name, raws, newBodyCache(c))
 		return err
 	})
@@ -841,18 +864,10 @@ func seqsTx(c *bolt.Bucket, key string) []uint64 {
 func (s *Store) Interaction(cassette string, seq uint64) (Interaction, error) {
 	var in Interaction
 	err := s.view(func(tx *bolt.Tx) error {
-		c := cassetteBucket(tx, cassette)
-		if c == nil {
-			return &notFoundError{cassette}
+		c, raw, err := storedValue(tx, cassette, seq)
+		if err != nil {
+			return err
 		}
-		var raw []byte
-		if items := c.Bucket(subInteractions); items != nil {
-			raw = items.Get(be64(seq))
-		}
-		if raw == nil {
-			return fmt.Errorf("cassette %q interaction %d: %w", cassette, seq, ErrNoInteraction)
-		}
-		var err error
 		if in, err = decodeValue(raw, newBodyCache(c).body); err != nil {
 			return fmt.Errorf("cassette %q interaction %d: %w", cassette, seq, err)
 		}

@@ -69,13 +69,9 @@ func (s *Store) eachValue(name string, perTx func(c *bolt.Bucket) (visit func(se
 		var visitErr error
 		more := false
 		err := s.view(func(tx *bolt.Tx) error {
-			c := cassetteBucket(tx, name)
-			if c == nil {
-				return &notFoundError{name}
-			}
-			items := c.Bucket(subInteractions)
-			if items == nil {
-				return nil
+			c, items, err := interactionsOf(tx, name)
+			if err != nil || items == nil {
+				return err
 			}
 			visit, mapped := perTx(c)
 			read := 0
