@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -93,9 +91,8 @@ func replayAction(c *cli.Context) error {
 		return err
 	}
 	defer closeTelemetry(c, otlp)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+	sigs, stopCatching := catchInterrupts(4)
+	defer stopCatching()
 
 	re, closeStore, err := openReplayer(c)
 	if err != nil {

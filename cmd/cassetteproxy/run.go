@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -135,9 +133,8 @@ func runAction(c *cli.Context) error {
 
 	// Signals first: one arriving while the proxy starts is forwarded to
 	// the child as soon as it exists, and never leaves a record open.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+	sigs, stopCatching := catchInterrupts(4)
+	defer stopCatching()
 
 	obs := runner.NewObserver()
 	runID := runner.NewRunID(time.Now())

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -54,9 +53,8 @@ func serveCommand() *cli.Command {
 			// Signals first: one that arrives once the ready file is written
 			// (a script's Ctrl-C right after start) must stop the proxy
 			// cleanly, not kill it with its recordings unflushed.
-			sigs := make(chan os.Signal, 1)
-			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-			defer signal.Stop(sigs)
+			sigs, stopCatching := catchInterrupts(1)
+			defer stopCatching()
 			if c.String("tenants") != "" {
 				return serveTenants(c, sigs)
 			}
@@ -161,18 +159,14 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	// replay/strict ones: the cassette is then both loaded and written, so
 	// a record-mode run with such rules appends instead of starting fresh.
 	plan := proxy.PlanFor(mode, rules)
-	unlimit := proxy.TuneMemory(plan.Records, os.Getenv("GOGC") != "", os.Getenv("GOMEMLIMIT") != "")
-	defer func() {
-		if err != nil {
-			unlimit()
-		}
-	}()
+	unlimit := tuneMemory(plan.Records)
+	defer undoIfFailed(&err, unlimit)
 
 	// Listen before the store is touched: a port in use must fail before a
 	// record-mode start has emptied the cassette.
-	ln, err := net.Listen("tcp", c.String("listen"))
+	ln, err := listen(c.String("listen"))
 	if err != nil {
-		return nil, listenError(c.String("listen"), err)
+		return nil, err
 	}
 	if auth == "" && !isLoopback(ln.Addr()) {
 		ln.Close()
@@ -205,29 +199,22 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	if err != nil {
 		return fail(err)
 	}
+	cfg := f.proxyConfig()
+	cfg.Mode = mode
+	cfg.Cassette = cassette
+	cfg.Rules = rules
+	cfg.Redactor = redactor
+	cfg.Logger = logger
+	cfg.RunID = runID
+	cfg.Observe = observe
+	cfg.Events = events
+	cfg.AllowHosts = allowHosts
+	cfg.ProxyAuth = auth
 	running, err := proxy.Start(proxy.Launch{
 		Listener: ln, RecordTo: st, Cassette: start,
 		OnRecordError: func(err error) { logger.Error("recordings not committed: the cassette is incomplete", "err", err) },
-		Config: proxy.Config{
-			Mode:            mode,
-			Cassette:        cassette,
-			Rules:           rules,
-			Redactor:        redactor,
-			CA:              f.ca,
-			UpstreamRoots:   f.roots,
-			BlockedStatus:   f.blockedStatus,
-			MaxBody:         c.Int64("max-body"),
-			ReplayTiming:    f.replayTiming,
-			MaxRecordingAge: f.maxAge,
-			ExpiredBlock:    f.expiredBlock,
-			Logger:          logger,
-			RunID:           runID,
-			Observe:         observe,
-			Events:          events,
-			AllowHosts:      allowHosts,
-			BodyTimeout:     f.bodyTimeout,
-			ProxyAuth:       auth,
-		}})
+		Config:        cfg,
+	})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -235,11 +222,9 @@ func startProxyObserved(c *cli.Context, runID string, observe func(proxy.Outcome
 	p := &runningProxy{Running: running, addr: running.Addr, srv: running.Server, st: st, ca: f.ca, redactor: redactor,
 		allowHosts: allowHosts.List(), logs: logs, log: logger, unlimit: unlimit, auth: auth}
 	logger.Info("listening", "addr", p.addr, "mode", string(mode), "cassette", cassette, "interactions", start.Index.Len(), "db", dbPath, "ca", f.ca.CertPath)
-	if rf := c.String("ready-file"); rf != "" {
-		if err := fsutil.WriteFileAtomic(rf, []byte(p.addr+"\n"), 0o644); err != nil {
-			p.stop()
-			return nil, fmt.Errorf("write ready file %s: %w", rf, err)
-		}
+	if err := writeReadyFile(c.String("ready-file"), p.addr); err != nil {
+		p.stop()
+		return nil, err
 	}
 	return p, nil
 }
@@ -291,11 +276,47 @@ func (p *runningProxy) proxyURL(addr string) string {
 	return u.String()
 }
 
-func listenError(addr string, err error) error {
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("listen on %s: address already in use (another cassetteproxy? pick another with --listen, or --listen 127.0.0.1:0 for a free port)", addr)
+// tuneMemory is proxy.TuneMemory for this process: a GOGC or GOMEMLIMIT
+// the user set wins over the proxy's own tuning. The returned func undoes
+// the tuning.
+func tuneMemory(records bool) (undo func()) {
+	return proxy.TuneMemory(records, os.Getenv("GOGC") != "", os.Getenv("GOMEMLIMIT") != "")
+}
+
+// undoIfFailed runs undo when *err is set: deferred by a start that has
+// to give back what it took (such as the memory tuning) when a later step
+// fails, and keep it when the start succeeds.
+func undoIfFailed(err *error, undo func()) {
+	if *err != nil {
+		undo()
 	}
-	return fmt.Errorf("listen on %s: %w", addr, err)
+}
+
+// listen opens the proxy's TCP listener on addr (--listen); the error for a
+// port already in use says how to pick another.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen on %s: address already in use (another cassetteproxy? pick another with --listen, or --listen 127.0.0.1:0 for a free port)", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// writeReadyFile writes addr, the address the proxy accepts connections
+// on, to --ready-file's path (nothing when it is ""): a script waits for
+// the file instead of polling the port. The write is atomic, so a reader
+// never sees half an address.
+func writeReadyFile(path, addr string) error {
+	if path == "" {
+		return nil
+	}
+	if err := fsutil.WriteFileAtomic(path, []byte(addr+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write ready file %s: %w", path, err)
+	}
+	return nil
 }
 
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
@@ -318,6 +339,23 @@ type sharedProxyFlags struct {
 	maxAge        time.Duration
 	expiredBlock  bool
 	bodyTimeout   time.Duration
+	maxBody       int64
+}
+
+// proxyConfig is a proxy.Config with what these flags set filled in; serve
+// and each tenant of serve --tenants add their own mode, cassette, rules,
+// redactor and logger.
+func (f sharedProxyFlags) proxyConfig() proxy.Config {
+	return proxy.Config{
+		CA:              f.ca,
+		UpstreamRoots:   f.roots,
+		BlockedStatus:   f.blockedStatus,
+		MaxBody:         f.maxBody,
+		ReplayTiming:    f.replayTiming,
+		MaxRecordingAge: f.maxAge,
+		ExpiredBlock:    f.expiredBlock,
+		BodyTimeout:     f.bodyTimeout,
+	}
 }
 
 // readProxyFlags reads and checks them; logs is where the logger writes.
@@ -349,5 +387,6 @@ func readProxyFlags(c *cli.Context, logs io.Writer) (sharedProxyFlags, error) {
 	if f.bodyTimeout == 0 {
 		return f, errors.New("--body-timeout 0: give how long a request body may make no progress, e.g. 60s")
 	}
+	f.maxBody = c.Int64("max-body")
 	return f, nil
 }

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cassetteproxy/cassetteproxy/internal/fsutil"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/redact"
@@ -107,18 +105,14 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 		records = records || plan.Records
 		rulesOf[i] = loaded{rules, redactCfg, allow, plan}
 	}
-	unlimit := proxy.TuneMemory(records, os.Getenv("GOGC") != "", os.Getenv("GOMEMLIMIT") != "")
-	defer func() {
-		if err != nil {
-			unlimit()
-		}
-	}()
+	unlimit := tuneMemory(records)
+	defer undoIfFailed(&err, unlimit)
 
 	// Listen before the store is touched, as serve does. Every request needs
 	// a tenant's credentials, so any address may be listened on.
-	ln, err := net.Listen("tcp", c.String("listen"))
+	ln, err := listen(c.String("listen"))
 	if err != nil {
-		return nil, listenError(c.String("listen"), err)
+		return nil, err
 	}
 	dbPath := globalString(c, "db")
 	st, err := store.Open(dbPath, store.Options{})
@@ -173,24 +167,16 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 				tlog.Error("recordings not committed: the cassette is incomplete", "err", err)
 			}})
 		}
-		t.srv, err = proxy.New(proxy.Config{
-			Mode:            spec.Mode,
-			Cassette:        spec.Cassette,
-			Index:           start.Index,
-			Recorder:        t.rec,
-			Rules:           l.rules,
-			Redactor:        redactor,
-			CA:              f.ca,
-			UpstreamRoots:   f.roots,
-			BlockedStatus:   f.blockedStatus,
-			MaxBody:         c.Int64("max-body"),
-			ReplayTiming:    f.replayTiming,
-			MaxRecordingAge: f.maxAge,
-			ExpiredBlock:    f.expiredBlock,
-			Logger:          tlog,
-			AllowHosts:      l.allow,
-			BodyTimeout:     f.bodyTimeout,
-		})
+		cfg := f.proxyConfig()
+		cfg.Mode = spec.Mode
+		cfg.Cassette = spec.Cassette
+		cfg.Index = start.Index
+		cfg.Recorder = t.rec
+		cfg.Rules = l.rules
+		cfg.Redactor = redactor
+		cfg.Logger = tlog
+		cfg.AllowHosts = l.allow
+		t.srv, err = proxy.New(cfg)
 		p.tenants = append(p.tenants, t) // fail closes its recorder
 		if err != nil {
 			return fail(fmt.Errorf("tenant %s: %w", spec.User, err))
@@ -216,11 +202,9 @@ func startTenants(c *cli.Context) (_ *tenantsProxy, err error) {
 	for i, t := range p.tenants {
 		logger.Info("tenant", "tenant", t.spec.User, "mode", string(t.spec.Mode), "cassette", t.spec.Cassette, "interactions", counts[i])
 	}
-	if rf := c.String("ready-file"); rf != "" {
-		if err := fsutil.WriteFileAtomic(rf, []byte(p.addr+"\n"), 0o644); err != nil {
-			p.stop()
-			return nil, fmt.Errorf("write ready file %s: %w", rf, err)
-		}
+	if err := writeReadyFile(c.String("ready-file"), p.addr); err != nil {
+		p.stop()
+		return nil, err
 	}
 	return p, nil
 }
