@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	_ "github.com/lib/pq" // the "postgres" database/sql driver
 
 	"github.com/cassetteproxy/cassetteproxy/internal/pgtest"
 )
@@ -97,16 +98,16 @@ func (h *fleetHost) show(id string) fleetRun {
 	return r
 }
 
-func pgExec(t *testing.T, dsn, sql string, args ...any) {
+func pgExec(t *testing.T, dsn, query string, args ...any) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
+	conn, err := sql.Open("postgres", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
 	}
 }
 
@@ -114,13 +115,13 @@ func pgExec(t *testing.T, dsn, sql string, args ...any) {
 func pgText(t *testing.T, dsn string) string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
+	conn, err := sql.Open("postgres", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	defer conn.Close()
 	var s string
-	err = conn.QueryRow(ctx, `SELECT coalesce((SELECT string_agg(record::text, ' ') FROM cassetteproxy_runs), '') ||
+	err = conn.QueryRowContext(ctx, `SELECT coalesce((SELECT string_agg(record::text, ' ') FROM cassetteproxy_runs), '') ||
 		coalesce((SELECT string_agg(event::text, ' ') FROM cassetteproxy_run_events), '') ||
 		coalesce((SELECT string_agg(history::text, ' ') FROM cassetteproxy_fixtures), '')`).Scan(&s)
 	if err != nil {

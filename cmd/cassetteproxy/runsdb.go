@@ -35,8 +35,9 @@ func (r *records) close() {
 // runsDB is --runs-db as given ("" when unset).
 func runsDB(c *cli.Context) string { return strings.TrimSpace(globalString(c, "runs-db")) }
 
-// openRecords opens --runs-db, or falls back to st. pgx reads the PG*
-// variables (PGPASSWORD, PGSSLMODE, ...) for what the URL leaves out.
+// openRecords opens --runs-db, or falls back to st. pgstore.ParseConfig
+// reads the PG* variables (PGPASSWORD, PGSSLMODE, ...) and ~/.pgpass for
+// what the URL leaves out.
 func openRecords(c *cli.Context, st *store.Store) (*records, error) {
 	dsn := runsDB(c)
 	if dsn == "" {

@@ -7,6 +7,7 @@ package pgtest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -24,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/lib/pq"
 )
 
 // Password is the superuser's password (user postgres); tests check that
@@ -189,10 +190,10 @@ func (s *Server) waitReady(within time.Duration) error {
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+		db, err := open(s.DSN("postgres"))
 		if err == nil {
-			err = conn.Ping(ctx)
-			conn.Close(ctx)
+			err = db.PingContext(ctx)
+			db.Close()
 		}
 		cancel()
 		if err == nil {
@@ -221,15 +222,26 @@ func (s *Server) CreateDB(prefix string) (string, error) {
 	name := fmt.Sprintf("%s_%d_%d", sanitize(prefix), os.Getpid(), s.n.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+	db, err := open(s.DSN("postgres"))
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return "", err
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
 	}
 	return s.DSN(name), nil
+}
+
+// open is a one-connection pool to dsn (connecting on first use).
+func open(dsn string) (*sql.DB, error) {
+	c, err := pq.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(c)
+	db.SetMaxOpenConns(1)
+	return db, nil
 }
 
 func sanitize(s string) string {

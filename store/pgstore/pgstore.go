@@ -26,18 +26,20 @@ package pgstore
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/lib/pq"
 
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
@@ -96,7 +98,9 @@ type Options struct {
 // Store is a PostgreSQL database holding run records. It is safe for
 // concurrent use by many goroutines and many processes.
 type Store struct {
-	pool      *pgxpool.Pool
+	db        *sql.DB
+	upsert    *sql.Stmt // upsertRun, prepared on each connection once
+	addEvent  *sql.Stmt // insertEvent, likewise
 	name      string
 	opTimeout time.Duration
 	migrated  []int // versions this Open applied
@@ -104,49 +108,150 @@ type Store struct {
 
 var _ store.Records = (*Store)(nil)
 
-// ParseConfig reads a postgres:// or postgresql:// URL. Like libpq, pgx
+// Config is a parsed --runs-db: the connection settings and the pool's.
+type Config struct {
+	// Conn is the connection: the URL's settings over the PG* environment
+	// variables, over the defaults.
+	Conn pq.Config
+	// MaxConns caps the open connections (pool_max_conns; default
+	// max(4, CPUs)); the pool keeps as many idle.
+	MaxConns int
+	// MaxConnLifetime retires a connection this old (pool_max_conn_lifetime;
+	// default 1h); MaxConnIdleTime one idle this long
+	// (pool_max_conn_idle_time; default 30m).
+	MaxConnLifetime, MaxConnIdleTime time.Duration
+}
+
+// ParseConfig reads a postgres:// or postgresql:// URL. Like libpq, it
 // fills what the URL leaves out from the PG* environment variables
-// (PGPASSWORD, PGSSLMODE, ...): call it where the environment may be read.
-// Its errors never hold the password.
-func ParseConfig(dsn string) (*pgxpool.Config, error) {
+// (PGPASSWORD, PGSSLMODE, PGHOST, ...) and ~/.pgpass (or PGPASSFILE), with
+// sslmode prefer when neither sets one: call it where the environment may
+// be read. The URL's pool_max_conns, pool_max_conn_lifetime and
+// pool_max_conn_idle_time size the pool. Its errors never hold the
+// password.
+func ParseConfig(dsn string) (*Config, error) {
 	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
 		return nil, fmt.Errorf("%q is not a postgres:// or postgresql:// URL", Redact(dsn))
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
+	u, err := url.Parse(dsn)
 	if err != nil {
-		return nil, errors.New(oneLine(err, dsn))
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which holds the password
+		}
+		return nil, fmt.Errorf("cannot parse %s: %s", Redact(dsn), oneLine(err, dsn))
+	}
+	cfg := &Config{MaxConns: max(4, runtime.NumCPU()), MaxConnLifetime: time.Hour, MaxConnIdleTime: 30 * time.Minute}
+	q := u.Query()
+	for k, vs := range q {
+		if !strings.HasPrefix(k, "pool_") {
+			if k == "sslpassword" {
+				return nil, fmt.Errorf("cannot use %s: sslpassword (an encrypted client key) is not supported: decrypt the key, or drop sslpassword", Redact(dsn))
+			}
+			continue
+		}
+		v := vs[len(vs)-1]
+		var err error
+		switch k {
+		case "pool_max_conns":
+			cfg.MaxConns, err = strconv.Atoi(v)
+			if err == nil && cfg.MaxConns < 1 {
+				err = errors.New("below 1")
+			}
+		case "pool_max_conn_lifetime":
+			cfg.MaxConnLifetime, err = time.ParseDuration(v)
+		case "pool_max_conn_idle_time":
+			cfg.MaxConnIdleTime, err = time.ParseDuration(v)
+		default:
+			err = errors.New("unknown pool setting (known: pool_max_conns, pool_max_conn_lifetime, pool_max_conn_idle_time)")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot use %s: %s=%s: %v", Redact(dsn), k, v, err)
+		}
+		q.Del(k)
+	}
+	conn := dsn // the URL as given, without the pool settings
+	if len(q) != len(u.Query()) {
+		conn, _, _ = strings.Cut(dsn, "?")
+		if len(q) > 0 {
+			conn += "?" + q.Encode()
+		}
+	}
+	cfg.Conn, err = pq.NewConfig(conn)
+	if err != nil {
+		return nil, fmt.Errorf("cannot use %s: %s", Redact(dsn), strings.TrimPrefix(oneLine(err, dsn), "pq: "))
+	}
+	if cfg.Conn.SSLMode == "" { // neither the URL nor PGSSLMODE: libpq's default
+		cfg.Conn.SSLMode = pq.SSLModePrefer
 	}
 	return cfg, nil
 }
 
 // Open connects, then creates or migrates the schema. Every error is one
 // line naming the database without its password.
-func Open(ctx context.Context, cfg *pgxpool.Config, o Options) (*Store, error) {
-	cfg = cfg.Copy()
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
-		if cfg.ConnConfig.ConnectTimeout <= 0 {
-			cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+func Open(ctx context.Context, cfg *Config, o Options) (*Store, error) {
+	conn := cfg.Conn.Clone()
+	if conn.ConnectTimeout == 0 {
+		conn.ConnectTimeout = o.ConnectTimeout
+		if conn.ConnectTimeout <= 0 {
+			conn.ConnectTimeout = 10 * time.Second
 		}
 	}
 	s := &Store{name: NameOf(cfg), opTimeout: o.OpTimeout}
 	if s.opTimeout <= 0 {
 		s.opTimeout = 30 * time.Second
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pc, err := pq.NewConnectorConfig(conn)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	s.pool = pool
+	db := sql.OpenDB(connector{pc})
+	db.SetMaxOpenConns(cfg.MaxConns)
+	db.SetMaxIdleConns(cfg.MaxConns)
+	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
+	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
+	s.db = db
 	if err := s.migrate(ctx); err != nil {
-		pool.Close()
+		db.Close()
 		return nil, err
+	}
+	// The statements a run repeats are prepared: one round trip each
+	// instead of two.
+	pctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	if s.upsert, err = db.PrepareContext(pctx, upsertRun); err == nil {
+		s.addEvent, err = db.PrepareContext(pctx, insertEvent)
+	}
+	if err != nil {
+		db.Close()
+		return nil, s.wrap(err)
 	}
 	return s, nil
 }
 
+// connector marks the errors of opening a connection, wherever the pool
+// opens one, so that they read "cannot connect: ...".
+type connector struct{ *pq.Connector }
+
+func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
+	cn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, &connectError{err}
+	}
+	return cn, nil
+}
+
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
 // Close closes the connections.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.upsert.Close()
+	s.addEvent.Close()
+	s.db.Close()
+}
 
 // Name is the database as user@host:port/dbname, without a password.
 func (s *Store) Name() string { return s.name }
@@ -156,8 +261,8 @@ func (s *Store) Name() string { return s.name }
 func (s *Store) Migrated() []int { return s.migrated }
 
 // NameOf is cfg's database as postgres://user@host:port/dbname.
-func NameOf(cfg *pgxpool.Config) string {
-	c := cfg.ConnConfig
+func NameOf(cfg *Config) string {
+	c := cfg.Conn
 	return fmt.Sprintf("postgres://%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
 }
 
@@ -199,21 +304,34 @@ func oneLine(err error, dsn string) string {
 	}
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	if u, perr := url.Parse(dsn); perr == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		for _, pw := range []string{passwordOf(u), u.Query().Get("password")} {
+			if pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			}
 		}
 	}
 	return msg
+}
+
+func passwordOf(u *url.URL) string {
+	pw, _ := u.User.Password()
+	return pw
+}
+
+// message is err as one line, without the driver's "pq: " prefixes.
+func message(err error) string {
+	return strings.ReplaceAll(strings.Join(strings.Fields(err.Error()), " "), "pq: ", "")
 }
 
 func (s *Store) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ce *pgconn.ConnectError
+	var ce *connectError
 	if errors.As(err, &ce) {
-		// pgx tells every address it tried, one a line: the last reason is enough.
-		inner := ce.Unwrap()
+		// With several hosts the driver tells every one it tried, one a
+		// line: the last reason is enough.
+		inner := ce.err
 		for {
 			if j, ok := inner.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
 				errs := j.Unwrap()
@@ -227,9 +345,9 @@ func (s *Store) wrap(err error) error {
 			}
 			inner = next
 		}
-		return &Error{name: s.name, msg: "cannot connect: " + strings.Join(strings.Fields(inner.Error()), " "), err: err}
+		return &Error{name: s.name, msg: "cannot connect: " + message(inner), err: err}
 	}
-	return &Error{name: s.name, msg: strings.Join(strings.Fields(err.Error()), " "), err: err}
+	return &Error{name: s.name, msg: message(err), err: err}
 }
 
 // Error is any error of the runs database: one line naming it.
@@ -247,17 +365,17 @@ func (s *Store) ctx() (context.Context, context.CancelFunc) {
 
 // version reads the schema version (0: no schema yet).
 func version(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
+	QueryRowContext(context.Context, string, ...any) *sql.Row
 }) (int, error) {
 	var exists bool
-	if err := q.QueryRow(ctx, `SELECT to_regclass('cassetteproxy_schema') IS NOT NULL`).Scan(&exists); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT to_regclass('cassetteproxy_schema') IS NOT NULL`).Scan(&exists); err != nil {
 		return 0, err
 	}
 	if !exists {
 		return 0, nil
 	}
 	var v int
-	err := q.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM cassetteproxy_schema`).Scan(&v)
+	err := q.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM cassetteproxy_schema`).Scan(&v)
 	return v, err
 }
 
@@ -271,7 +389,7 @@ func (s *Store) newer(v int) error {
 func (s *Store) migrate(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
-	v, err := version(ctx, s.pool)
+	v, err := version(ctx, s.db)
 	if err != nil {
 		return s.wrap(err)
 	}
@@ -281,11 +399,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v == len(migrations) {
 		return nil
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS cassetteproxy_schema (
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS cassetteproxy_schema (
 			version    integer PRIMARY KEY,
 			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 			return err
@@ -298,10 +416,10 @@ func (s *Store) migrate(ctx context.Context) error {
 			return s.newer(v)
 		}
 		for i := v; i < len(migrations); i++ {
-			if _, err := tx.Exec(ctx, migrations[i]); err != nil {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO cassetteproxy_schema (version) VALUES ($1)`, i+1); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO cassetteproxy_schema (version) VALUES ($1)`, i+1); err != nil {
 				return err
 			}
 			s.migrated = append(s.migrated, i+1)
@@ -313,6 +431,38 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	return s.wrap(err)
+}
+
+// inTx runs fn in a transaction: committed if fn returns nil, else rolled
+// back (and fn's error returned).
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// eachRow scans every row of rows into dest and calls fn after each; it
+// closes rows, and returns fn's first error or the iteration's.
+func eachRow(rows *sql.Rows, dest []any, fn func() error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 // recordJSON is the record as stored: without its events (their own table).
@@ -337,6 +487,8 @@ const upsertRun = `INSERT INTO cassetteproxy_runs
 	ON CONFLICT (run_id) DO UPDATE SET host = $2, run_type = $3, cassette = $4, fixture_id = $5,
 	status = $6, failure_class = $7, started_at = $8, closed_at = $9, record = $10`
 
+const insertEvent = `INSERT INTO cassetteproxy_run_events (run_id, seq, event) VALUES ($1, $2, $3)`
+
 func runArgs(r *store.Run, js []byte) []any {
 	return []any{r.RunID, r.Host, r.RunType, r.Cassette, r.FixtureID, r.Status, r.FailureClass, r.StartedAt.UTC(), closedAt(r), js}
 }
@@ -352,7 +504,7 @@ func (s *Store) PutRun(r store.Run) error {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	_, err = s.pool.Exec(ctx, upsertRun, runArgs(&r, js)...)
+	_, err = s.upsert.ExecContext(ctx, runArgs(&r, js)...)
 	return s.wrap(err)
 }
 
@@ -363,8 +515,8 @@ func (s *Store) GetRun(id string) (store.Run, error) {
 	defer cancel()
 	var r store.Run
 	var js []byte
-	err := s.pool.QueryRow(ctx, `SELECT record FROM cassetteproxy_runs WHERE run_id = $1`, id).Scan(&js)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err := s.db.QueryRowContext(ctx, `SELECT record FROM cassetteproxy_runs WHERE run_id = $1`, id).Scan(&js)
+	if errors.Is(err, sql.ErrNoRows) {
 		return r, s.wrap(&notFound{id})
 	}
 	if err != nil {
@@ -380,14 +532,14 @@ func (s *Store) GetRun(id string) (store.Run, error) {
 }
 
 func (s *Store) events(ctx context.Context, id string) ([]store.RunEvent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, event FROM cassetteproxy_run_events WHERE run_id = $1 ORDER BY seq`, id)
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, event FROM cassetteproxy_run_events WHERE run_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return nil, err
 	}
 	var out []store.RunEvent
 	var seq int
 	var js []byte
-	_, err = pgx.ForEachRow(rows, []any{&seq, &js}, func() error {
+	err = eachRow(rows, []any{&seq, &js}, func() error {
 		var ev store.RunEvent
 		if err := json.Unmarshal(js, &ev); err != nil {
 			return fmt.Errorf("run %s event %d: %w", id, seq, err)
@@ -402,14 +554,14 @@ func (s *Store) events(ctx context.Context, id string) ([]store.RunEvent, error)
 func (s *Store) ListRuns() ([]store.Run, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT run_id, record FROM cassetteproxy_runs ORDER BY started_at, run_id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT run_id, record FROM cassetteproxy_runs ORDER BY started_at, run_id`)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	out := []store.Run{}
 	var id string
 	var js []byte
-	_, err = pgx.ForEachRow(rows, []any{&id, &js}, func() error {
+	err = eachRow(rows, []any{&id, &js}, func() error {
 		var r store.Run
 		if err := json.Unmarshal(js, &r); err != nil {
 			return fmt.Errorf("run %s: %w", id, err)
@@ -428,10 +580,10 @@ func (s *Store) ListRuns() ([]store.Run, error) {
 func (s *Store) UpdateRun(id string, fn func(*store.Run) error) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	return s.wrap(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.wrap(s.inTx(ctx, func(tx *sql.Tx) error {
 		var js []byte
-		err := tx.QueryRow(ctx, `SELECT record FROM cassetteproxy_runs WHERE run_id = $1 FOR UPDATE`, id).Scan(&js)
-		if errors.Is(err, pgx.ErrNoRows) {
+		err := tx.QueryRowContext(ctx, `SELECT record FROM cassetteproxy_runs WHERE run_id = $1 FOR UPDATE`, id).Scan(&js)
+		if errors.Is(err, sql.ErrNoRows) {
 			return &notFound{id}
 		}
 		if err != nil {
@@ -448,7 +600,7 @@ func (s *Store) UpdateRun(id string, fn func(*store.Run) error) error {
 		if js, err = recordJSON(&r); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, upsertRun, runArgs(&r, js)...)
+		_, err = tx.StmtContext(ctx, s.upsert).ExecContext(ctx, runArgs(&r, js)...)
 		return err
 	}))
 }
@@ -465,8 +617,8 @@ func (s *Store) AppendRunEvent(runID string, ev store.RunEvent) error {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO cassetteproxy_run_events (run_id, seq, event) VALUES ($1, $2, $3)`, runID, ev.Seq, js)
-	var pe *pgconn.PgError
+	_, err = s.addEvent.ExecContext(ctx, runID, ev.Seq, js)
+	var pe *pq.Error
 	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
 		return s.wrap(fmt.Errorf("run %s already has event %d", runID, ev.Seq))
 	}
@@ -483,13 +635,13 @@ func (s *Store) RecordFixtureReplay(id, protects string, ev store.FixtureEvent) 
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		h = store.FixtureHistory{}
-		if _, err := tx.Exec(ctx, `INSERT INTO cassetteproxy_fixtures (fixture_id, history) VALUES ($1, '{}') ON CONFLICT DO NOTHING`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO cassetteproxy_fixtures (fixture_id, history) VALUES ($1, '{}') ON CONFLICT DO NOTHING`, id); err != nil {
 			return err
 		}
 		var js []byte
-		if err := tx.QueryRow(ctx, `SELECT history FROM cassetteproxy_fixtures WHERE fixture_id = $1 FOR UPDATE`, id).Scan(&js); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT history FROM cassetteproxy_fixtures WHERE fixture_id = $1 FOR UPDATE`, id).Scan(&js); err != nil {
 			return err
 		}
 		if err := json.Unmarshal(js, &h); err != nil {
@@ -500,7 +652,7 @@ func (s *Store) RecordFixtureReplay(id, protects string, ev store.FixtureEvent) 
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE cassetteproxy_fixtures SET history = $2, updated_at = now() WHERE fixture_id = $1`, id, js)
+		_, err = tx.ExecContext(ctx, `UPDATE cassetteproxy_fixtures SET history = $2, updated_at = now() WHERE fixture_id = $1`, id, js)
 		return err
 	})
 	if err != nil {
@@ -513,14 +665,14 @@ func (s *Store) RecordFixtureReplay(id, protects string, ev store.FixtureEvent) 
 func (s *Store) FixtureHistories() (map[string]store.FixtureHistory, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT fixture_id, history FROM cassetteproxy_fixtures`)
+	rows, err := s.db.QueryContext(ctx, `SELECT fixture_id, history FROM cassetteproxy_fixtures`)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	out := map[string]store.FixtureHistory{}
 	var id string
 	var js []byte
-	_, err = pgx.ForEachRow(rows, []any{&id, &js}, func() error {
+	err = eachRow(rows, []any{&id, &js}, func() error {
 		var h store.FixtureHistory
 		if err := json.Unmarshal(js, &h); err != nil {
 			return fmt.Errorf("fixture %s: %w", id, err)

@@ -2,18 +2,20 @@ package pgstore_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cassetteproxy/cassetteproxy/internal/pgtest"
 	"github.com/cassetteproxy/cassetteproxy/runner"
@@ -53,31 +55,29 @@ func openDSN(t testing.TB, dsn string) *pgstore.Store {
 	return s
 }
 
-func query(t *testing.T, dsn, sql string, args ...any) int {
+func connect(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
+	db, err := sql.Open("postgres", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func query(t *testing.T, dsn, q string, args ...any) int {
+	t.Helper()
 	var n int
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	if err := connect(t, dsn).QueryRowContext(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
 	}
 	return n
 }
 
-func exec(t *testing.T, dsn, sql string) {
+func exec(t *testing.T, dsn, q string) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	if _, err := connect(t, dsn).ExecContext(context.Background(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
 	}
 }
 
@@ -419,7 +419,7 @@ func BenchmarkRunRecords(b *testing.B) {
 				b.Fatal(err)
 			}
 			if mode.syncCommit != "" {
-				cfg.ConnConfig.RuntimeParams["synchronous_commit"] = mode.syncCommit
+				cfg.Conn.Runtime["synchronous_commit"] = mode.syncCommit
 			}
 			cfg.MaxConns = 16
 			st, err := pgstore.Open(context.Background(), cfg, pgstore.Options{})
@@ -458,4 +458,92 @@ func benchRuns(b *testing.B, st *pgstore.Store) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
+}
+
+// TestEnvironmentAndPool: what the URL leaves out comes from the PG*
+// variables (and the password from PGPASSWORD or a password file), the
+// sslmode defaults to prefer (this server has no TLS), and the pool_*
+// settings size the pool without reaching the server.
+func TestEnvironmentAndPool(t *testing.T) {
+	dsn := pg.DB(t, requirePG)
+	srv, _ := pg.Get()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	t.Run("PGPASSWORD and the rest from the environment", func(t *testing.T) {
+		t.Setenv("PGPASSWORD", pgtest.Password)
+		t.Setenv("PGHOST", "127.0.0.1")
+		t.Setenv("PGPORT", strconv.Itoa(srv.Port))
+		t.Setenv("PGUSER", "postgres")
+		t.Setenv("PGDATABASE", db)
+		t.Setenv("PGSSLMODE", "disable")
+		s := openDSN(t, "postgres://")
+		if want := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s", srv.Port, db); s.Name() != want {
+			t.Fatalf("Name = %q, want %q", s.Name(), want)
+		}
+		if err := s.PutRun(store.Run{RunID: "env", StartedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("password file", func(t *testing.T) {
+		pass := filepath.Join(t.TempDir(), "pgpass")
+		if err := os.WriteFile(pass, []byte(fmt.Sprintf("127.0.0.1:%d:*:postgres:%s\n", srv.Port, pgtest.Password)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PGPASSFILE", pass)
+		openDSN(t, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", srv.Port, db))
+	})
+	t.Run("sslmode prefer by default", func(t *testing.T) {
+		cfg, err := pgstore.ParseConfig(fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s", pgtest.Password, srv.Port, db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Conn.SSLMode != "prefer" {
+			t.Fatalf("sslmode %q, want prefer", cfg.Conn.SSLMode)
+		}
+		s, err := pgstore.Open(context.Background(), cfg, pgstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	})
+	t.Run("pool settings", func(t *testing.T) {
+		s := openDSN(t, dsn+"&pool_max_conns=2&pool_max_conn_lifetime=5m&pool_max_conn_idle_time=1m")
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.PutRun(store.Run{RunID: fmt.Sprint("p", i), StartedAt: time.Now()}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		cfg, err := pgstore.ParseConfig(dsn + "&pool_max_conns=2&pool_max_conn_lifetime=5m&pool_max_conn_idle_time=1m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MaxConns != 2 || cfg.MaxConnLifetime != 5*time.Minute || cfg.MaxConnIdleTime != time.Minute {
+			t.Fatalf("pool %d %s %s", cfg.MaxConns, cfg.MaxConnLifetime, cfg.MaxConnIdleTime)
+		}
+		if _, ok := cfg.Conn.Runtime["pool_max_conns"]; ok {
+			t.Fatal("pool_max_conns would be sent to the server")
+		}
+		cfg, err = pgstore.ParseConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MaxConns != max(4, runtime.NumCPU()) {
+			t.Fatalf("default pool %d", cfg.MaxConns)
+		}
+		for _, bad := range []string{"pool_max_conns=0", "pool_max_conns=x", "pool_min_conns=1", "pool_max_conn_lifetime=soon"} {
+			_, err := pgstore.ParseConfig(dsn + "&" + bad)
+			if err == nil || strings.Contains(err.Error(), pgtest.Password) || !strings.Contains(err.Error(), bad) {
+				t.Errorf("%s: %v", bad, err)
+			}
+		}
+	})
 }
