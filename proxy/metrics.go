@@ -3,8 +3,7 @@ package proxy
 import (
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/cassetteproxy/cassetteproxy/internal/promtext"
 )
 
 // MetricsPath is where the proxy serves its own Prometheus metrics, on its
@@ -15,21 +14,20 @@ const MetricsPath = "/metrics"
 // metricsHandler serves the proxy's metrics, read at scrape time from the
 // counters the proxy keeps anyway: nothing is added to a request's path.
 func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.metricsRegistry(), promhttp.HandlerOpts{})
+	return promtext.Handler(s.metricFamilies)
 }
 
-// metricsRegistry holds the proxy's metrics, labelled with its cassette and
-// mode (tenants behind a Front are told apart by their cassettes).
-func (s *Server) metricsRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	labels := prometheus.Labels{"cassette": s.cfg.Cassette, "mode": string(s.cfg.Mode)}
-	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cassetteproxy_recordings_lost_total", ConstLabels: labels,
-			Help: "Recordings answered to the client but never committed to the store (disk full, I/O error)."},
-			func() float64 { n, _ := s.RecordingLoss(); return float64(n) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cassetteproxy_interactions", ConstLabels: labels,
-			Help: "Interactions the cassette holds now: in record mode committed to the store, else in the index the proxy answers from (live mode adds to it)."},
-			func() float64 { return float64(s.liveCount()) }),
-	)
-	return reg
+// metricFamilies are the proxy's metrics now, labelled with its cassette
+// and mode (tenants behind a Front are told apart by their cassettes).
+func (s *Server) metricFamilies() []promtext.Family {
+	labels := []promtext.Label{{Name: "cassette", Value: s.cfg.Cassette}, {Name: "mode", Value: string(s.cfg.Mode)}}
+	lost, _ := s.RecordingLoss()
+	return []promtext.Family{
+		{Name: "cassetteproxy_recordings_lost_total", Type: promtext.Counter,
+			Help:    "Recordings answered to the client but never committed to the store (disk full, I/O error).",
+			Samples: []promtext.Sample{{Labels: labels, Value: float64(lost)}}},
+		{Name: "cassetteproxy_interactions", Type: promtext.Gauge,
+			Help:    "Interactions the cassette holds now: in record mode committed to the store, else in the index the proxy answers from (live mode adds to it).",
+			Samples: []promtext.Sample{{Labels: labels, Value: float64(s.liveCount())}}},
+	}
 }

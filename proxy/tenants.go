@@ -12,9 +12,7 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/cassetteproxy/cassetteproxy/internal/promtext"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/redact"
 )
@@ -73,7 +71,6 @@ func NewFront(cfg FrontConfig) (*Front, error) {
 	}
 	f := &Front{log: cfg.Logger, red: cfg.Redactor}
 	seen := map[string]bool{}
-	gather := prometheus.Gatherers{}
 	for _, t := range cfg.Tenants {
 		if t.Server == nil || t.User == "" {
 			return nil, errors.New("proxy: a tenant needs a user and a Server")
@@ -86,9 +83,16 @@ func NewFront(cfg FrontConfig) (*Front, error) {
 			return nil, fmt.Errorf("proxy: tenant %q: the Front checks credentials, its Server must have no ProxyAuth", t.User)
 		}
 		f.tenants = append(f.tenants, frontTenant{user: t.User, userSum: sha256.Sum256([]byte(t.User)), passSum: t.PasswordSum, srv: t.Server})
-		gather = append(gather, t.Server.metricsRegistry())
 	}
-	f.metrics = promhttp.HandlerFor(gather, promhttp.HandlerOpts{})
+	// One family per metric, with every tenant's series (told apart by
+	// their cassettes): promtext merges the families of the same name.
+	f.metrics = promtext.Handler(func() []promtext.Family {
+		var fams []promtext.Family
+		for _, t := range f.tenants {
+			fams = append(fams, t.srv.metricFamilies()...)
+		}
+		return fams
+	})
 	conns, err := New(Config{Mode: ModeReplay, Rules: match.DefaultRules(), Redactor: cfg.Redactor, CA: cfg.CA, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
