@@ -32,7 +32,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -134,11 +133,8 @@ func New(cfg Config) (*Exporter, error) {
 	if headers == nil {
 		headers = map[string]string{}
 	}
-	client, err := otlptrace.New(context.Background(), &otlpHTTP{url: endpoint, headers: headers,
-		timeout: timeout, maxRetry: maxRetry, client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}})
-	if err != nil {
-		return nil, fmt.Errorf("OTLP exporter: %s", scrubErr(err, endpoint))
-	}
+	client := &otlpHTTP{url: endpoint, headers: headers, timeout: timeout, maxRetry: maxRetry,
+		client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
 	service := cfg.Service
 	if service == "" {
 		service = DefaultService
