@@ -44,6 +44,7 @@ func TestFollowerMakesRoomForTheLiveHeap(t *testing.T) {
 	}
 	runtime.GC()
 	if got := f.step(); got < 2*(64<<20) || got != debug.SetMemoryLimit(-1) {
+		// p has no Settle: the limit follows the first reading.
 		t.Fatalf("with 64 MiB live, step = %d (runtime has %d), want at least %d", got, debug.SetMemoryLimit(-1), 2*(64<<20))
 	}
 	runtime.KeepAlive(hold)
@@ -120,5 +121,30 @@ func TestFollowerGivesBackWhenQuiet(t *testing.T) {
 	live, _, objects, free := f.read()
 	if spare := free + objects - min(objects, live); spare >= 32<<20 {
 		t.Errorf("after the release %d bytes are still spare", spare)
+	}
+}
+
+// TestFollowerSettles: with Settle, a live heap that rises for fewer
+// readings than Settle spans leaves the limit where it was; one that stays
+// up gets its room once it has held for all of them; and the limit falls
+// with the first low reading.
+func TestFollowerSettles(t *testing.T) {
+	p := Policy{Floor: 24 << 20, Slack: 8 << 20, Every: 100 * time.Millisecond, Settle: 300 * time.Millisecond}
+	f := newFollower(p)
+	const mib = 1 << 20
+	for i, c := range []struct {
+		live uint64
+		want int64
+	}{
+		{4 * mib, 24 * mib},   // small: the floor
+		{64 * mib, 24 * mib},  // a spike: not yet
+		{64 * mib, 24 * mib},  // still not: the first small reading is within Settle
+		{64 * mib, 136 * mib}, // held for all three: room for it
+		{64 * mib, 136 * mib},
+		{10 * mib, 28 * mib}, // fallen: at once
+	} {
+		if got := p.Limit(f.settled(c.live)); got != c.want {
+			t.Errorf("reading %d (live %d MiB): limit %d MiB, want %d MiB", i, c.live/mib, got/mib, c.want/mib)
+		}
 	}
 }
