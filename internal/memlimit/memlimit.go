@@ -64,11 +64,12 @@ const releaseMin = 4 << 20
 // collector ran 25-50 times a second at 1 KB answers (~10% of the
 // process's CPU, and much of the record path's p99 over the forward
 // reference's). At 30 MiB it runs about half as often. The whole process
-// peaks at 43-44 MiB resident at 64 clients in the load harness, its code
+// peaks at ~46 MiB resident at 64 clients in the load harness, its code
 // and the store's mapped pages (~15 MiB) included.
 //
-// After a second without a collection, what a burst of load left is given
-// back (Release).
+// The limit rises only with a live heap that has held for a second
+// (Settle), and after a second without a collection, what a burst of load
+// left is given back (Release).
 var Default = Policy{Floor: 30 << 20, Slack: 6 << 20, Every: 100 * time.Millisecond, Release: time.Second, Settle: time.Second}
 
 // Limit is the soft memory limit for a live heap of live bytes.
