@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/testeq"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
@@ -250,7 +251,7 @@ func TestReplaySharesRecordedHeadersReadOnly(t *testing.T) {
 		t.Error(err)
 	}
 	for i := range ins {
-		if !equalHeader(ins[i].Response.Header, snapshot[i]) {
+		if !testeq.Header(ins[i].Response.Header, snapshot[i]) {
 			t.Errorf("%s %s: recorded header changed by serving it: %v, was %v",
 				ins[i].Request.Method, ins[i].Request.URL, ins[i].Response.Header, snapshot[i])
 		}

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cassetteproxy/cassetteproxy/internal/testeq"
 )
 
 // TestRecordedRequestHeader: the recorded header is the live one without
@@ -46,14 +46,14 @@ func TestRecordedRequestHeader(t *testing.T) {
 			req.Header = tc.in
 			before := tc.in.Clone()
 			rec, shared := recordedRequest(req, tc.body)
-			if !equalHeader(rec.Header, tc.want) {
+			if !testeq.Header(rec.Header, tc.want) {
 				t.Errorf("recorded header %v, want %v", rec.Header, tc.want)
 			}
-			same := sameMap(rec.Header, tc.in)
+			same := testeq.SameHeaderMap(rec.Header, tc.in)
 			if shared != tc.shared || tc.in != nil && same != shared {
 				t.Errorf("shared %v (the live map: %v), want %v", shared, same, tc.shared)
 			}
-			if !equalHeader(tc.in, before) {
+			if !testeq.Header(tc.in, before) {
 				t.Errorf("the live header changed: %v, was %v", tc.in, before)
 			}
 		})
@@ -94,10 +94,10 @@ func TestRecordedResponseHead(t *testing.T) {
 		resp := &http.Response{StatusCode: 200, Header: tc.in, Request: req}
 		before := tc.in.Clone()
 		got := recordedResponseHead(resp)
-		if !equalHeader(got.Header, tc.want) || got.Status != 200 {
+		if !testeq.Header(got.Header, tc.want) || got.Status != 200 {
 			t.Errorf("%s %v: recorded %d %v, want %v", tc.method, tc.in, got.Status, got.Header, tc.want)
 		}
-		if !equalHeader(tc.in, before) {
+		if !testeq.Header(tc.in, before) {
 			t.Errorf("the live header changed: %v", tc.in)
 		}
 	}
@@ -152,30 +152,9 @@ func TestForwardedRequestHeader(t *testing.T) {
 					t.Errorf("upstream got %s: %v", name, h)
 				}
 			}
-			if !equalHeader(req.Header, before) {
+			if !testeq.Header(req.Header, before) {
 				t.Errorf("the live header changed: %v, was %v", req.Header, before)
 			}
 		})
 	}
-}
-
-// sameMap reports whether a and b are the same map: a key written into
-// one shows in the other. The key is removed again.
-func sameMap(a, b http.Header) bool {
-	if a == nil || b == nil {
-		return false
-	}
-	const probe = "X-Same-Map-Probe"
-	a[probe] = nil
-	_, ok := b[probe]
-	delete(a, probe)
-	return ok
-}
-
-// equalHeader compares two headers as wholes, telling a nil header from an
-// empty one and a nil value from an empty one.
-func equalHeader(a, b http.Header) bool {
-	return (a == nil) == (b == nil) && maps.EqualFunc(a, b, func(x, y []string) bool {
-		return (x == nil) == (y == nil) && slices.Equal(x, y)
-	})
 }

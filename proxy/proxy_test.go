@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/testeq"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/redact"
 	"github.com/cassetteproxy/cassetteproxy/store"
@@ -201,7 +202,7 @@ func TestStripHop(t *testing.T) {
 	}
 	up := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Keep-Alive": {"5"}, "Te": {"trailers"}, "Sec-Websocket-Key": {"k"}}
 	stripHop(up, true)
-	if want := (http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Key": {"k"}}); !equalHeader(up, want) {
+	if want := (http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Key": {"k"}}); !testeq.Header(up, want) {
 		t.Fatalf("after stripHop keeping the upgrade: %v, want %v", up, want)
 	}
 }

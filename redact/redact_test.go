@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/testeq"
 	"github.com/cassetteproxy/cassetteproxy/store"
 )
 
@@ -916,37 +915,16 @@ func TestRequestShared(t *testing.T) {
 			r.RequestShared(&shared)
 			inPlace := store.Request{Method: "GET", URL: "https://x.example/v1", Header: tc.header.Clone()}
 			r.Request(&inPlace)
-			if !equalHeader(live, before) {
+			if !testeq.Header(live, before) {
 				t.Errorf("the shared map was written: %v, was %v", live, before)
 			}
-			if !equalHeader(shared.Header, inPlace.Header) {
+			if !testeq.Header(shared.Header, inPlace.Header) {
 				t.Errorf("scrubbed %v, Request gives %v", shared.Header, inPlace.Header)
 			}
-			same := live == nil && shared.Header == nil || sameMap(shared.Header, live)
+			same := live == nil && shared.Header == nil || testeq.SameHeaderMap(shared.Header, live)
 			if same == tc.copied {
 				t.Errorf("header copied: %v, want %v", !same, tc.copied)
 			}
 		})
 	}
-}
-
-// sameMap reports whether a and b are the same map: a key written into
-// one shows in the other. The key is removed again.
-func sameMap(a, b http.Header) bool {
-	if a == nil || b == nil {
-		return false
-	}
-	const probe = "X-Same-Map-Probe"
-	a[probe] = nil
-	_, ok := b[probe]
-	delete(a, probe)
-	return ok
-}
-
-// equalHeader compares two headers as wholes, telling a nil header from an
-// empty one and a nil value from an empty one.
-func equalHeader(a, b http.Header) bool {
-	return (a == nil) == (b == nil) && maps.EqualFunc(a, b, func(x, y []string) bool {
-		return (x == nil) == (y == nil) && slices.Equal(x, y)
-	})
 }

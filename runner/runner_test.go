@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"errors"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cassetteproxy/cassetteproxy/internal/testeq"
 	"github.com/cassetteproxy/cassetteproxy/match"
 	"github.com/cassetteproxy/cassetteproxy/proxy"
 	"github.com/cassetteproxy/cassetteproxy/store"
@@ -212,7 +212,7 @@ func TestRunVerdicts(t *testing.T) {
 			if first := st.puts[0]; first.Status != store.RunStatusRunning || first.ClosedAt != nil {
 				t.Fatalf("first write is not an open record: %+v", first)
 			}
-			if last := st.puts[len(st.puts)-1]; !equalRun(last, rec) {
+			if last := st.puts[len(st.puts)-1]; !testeq.Run(last, rec) {
 				t.Fatalf("last write differs from the result")
 			}
 			for _, a := range rec.ArtifactRefs {
@@ -498,44 +498,3 @@ func TestSweep(t *testing.T) {
 		t.Fatal("a closed run was swept")
 	}
 }
-
-// equalRun compares two run records field by field, nil and empty apart, as
-// the store's tests do (store/helpers_test.go, whose copy stops compiling
-// when a field is added to store.Run: add it here too).
-func equalRun(a, b store.Run) bool {
-	return a.RunID == b.RunID && a.RunType == b.RunType && a.Host == b.Host && a.FixtureID == b.FixtureID &&
-		a.TaskID == b.TaskID && a.Attempt == b.Attempt && a.AgentName == b.AgentName && a.StartedAt == b.StartedAt &&
-		a.CodeVersion == b.CodeVersion && a.Model == b.Model && a.PromptVersion == b.PromptVersion &&
-		equalSlice(a.ToolAllowlist, b.ToolAllowlist) && a.TimeoutSeconds == b.TimeoutSeconds &&
-		a.InputSHA256 == b.InputSHA256 && a.InputFile == b.InputFile && equalSlice(a.StateRefs, b.StateRefs) &&
-		equalSlice(a.ArtifactRefs, b.ArtifactRefs) && a.Status == b.Status && a.FailureClass == b.FailureClass &&
-		a.FailureReason == b.FailureReason && equalPtr(a.ClosedAt, b.ClosedAt) &&
-		a.Cassette == b.Cassette && a.Mode == b.Mode && equalSlice(a.Command, b.Command) &&
-		(a.Env == nil) == (b.Env == nil) && maps.Equal(a.Env, b.Env) && a.Dir == b.Dir && a.PID == b.PID &&
-		equalPtr(a.ExitCode, b.ExitCode) && a.Signal == b.Signal && equalSlice(a.Reasons, b.Reasons) &&
-		a.Isolated == b.Isolated && a.Interactions == b.Interactions && equalSlice(a.Misses, b.Misses) &&
-		equalSlice(a.Blocked, b.Blocked) && a.Errors == b.Errors && a.RecordingsLost == b.RecordingsLost &&
-		a.ReplayedIncomplete == b.ReplayedIncomplete && equalSlice(a.Hosts, b.Hosts) && equalSlice(a.Models, b.Models) &&
-		equalSlice(a.Calls, b.Calls) && a.CallsOmitted == b.CallsOmitted && equalSideEffects(a.SideEffects, b.SideEffects) &&
-		(a.Events == nil) == (b.Events == nil) && slices.EqualFunc(a.Events, b.Events, equalRunEvent) &&
-		a.UpdatedAt == b.UpdatedAt
-}
-
-func equalRunEvent(a, b store.RunEvent) bool {
-	return a.Seq == b.Seq && a.At == b.At && a.Kind == b.Kind && a.Name == b.Name &&
-		(a.Data == nil) == (b.Data == nil) && string(a.Data) == string(b.Data) &&
-		a.Path == b.Path && a.Ref == b.Ref && a.Status == b.Status && equalSlice(a.ArtifactRefs, b.ArtifactRefs) &&
-		equalSideEffects(a.SideEffects, b.SideEffects)
-}
-
-func equalSideEffects(a, b []store.SideEffect) bool {
-	return (a == nil) == (b == nil) && slices.EqualFunc(a, b, func(a, b store.SideEffect) bool {
-		return a.Method == b.Method && a.URL == b.URL && a.Status == b.Status && equalPtr(a.Min, b.Min) && equalPtr(a.Max, b.Max)
-	})
-}
-
-// equalSlice is slices.Equal that tells nil and empty apart.
-func equalSlice[T comparable](a, b []T) bool { return (a == nil) == (b == nil) && slices.Equal(a, b) }
-
-// equalPtr: both nil, or both set to equal values.
-func equalPtr[T comparable](a, b *T) bool { return a == b || a != nil && b != nil && *a == *b }

@@ -110,8 +110,9 @@ func sample(writer, i int, key string) Interaction {
 // and empty apart (the codecs must give back exactly what they were given:
 // TestCodecNilEmptyAreDistinct), and time.Time with ==. Each one lists its
 // type's fields in an unkeyed literal first, so a field added to the type
-// stops this file compiling until it is compared too. The fixtures and
-// runner tests hold copies of some of them.
+// stops this file compiling until it is compared too. Other packages' tests use
+// internal/testeq, which holds the same comparisons: add a new field there
+// too.
 
 // equalBytes is bytes.Equal that tells nil and empty apart.
 func equalBytes(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equal(a, b) }
